@@ -1,0 +1,51 @@
+"""python -m connector --name NAME --connector VENUE --config FILE.toml"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from connector.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m connector",
+        description=(
+            "Run one hftlive connector: it talks to one venue account, keeps the books, "
+            "routes the orders of every bot attached to it and publishes everything to "
+            "shared memory under /dev/shm/hftlive.NAME.*"
+        ),
+    )
+    p.add_argument("--name", required=True,
+                   help="connector name that bots register instruments under, e.g. 'bf' "
+                        "(letters, digits, '_' or '-'); one running connector per name")  # fmt: skip
+    p.add_argument("--connector", required=True, metavar="VENUE",
+                   help="venue adapter: 'sim' (simulated venue, offline) or 'binancefutures'")  # fmt: skip
+    p.add_argument("--config", required=True, metavar="FILE.toml",
+                   help="TOML config: [[instruments]], [connector], [risk], and the venue's "
+                        "section (see examples/*.toml)")  # fmt: skip
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from connector.app import run
+    from connector.config import load_config
+    from hftlive.shm import SharedMemoryError
+
+    try:
+        cfg = load_config(args.config, args.connector)
+        run(args.name, args.connector, cfg)
+    except (ConfigError, SharedMemoryError, ValueError) as e:
+        print(f"connector: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The connector process: shared memory + router + one venue, on one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+
+from connector.config import Config
+from connector.errors import ConfigError
+from connector.router import Router
+from connector.shmserver import ShmServer
+from hftlive.layout import CONN_STOPPING
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEP_S = 0.002
+SLOTS_EVERY_S = 0.02
+HEARTBEAT_EVERY_S = 0.1
+FORGET_EVERY_S = 5.0
+SHUTDOWN_GRACE_S = 0.3
+VENUES = ("sim", "binancefutures")
+
+
+def make_venue(venue: str, cfg: Config, shm: ShmServer, router: Router):
+    if venue == "sim":
+        from connector.sim.venue import SimVenue
+
+        return SimVenue(cfg, shm, router)
+    raise ConfigError(f"venue {venue!r} is not available yet (available: sim)")
+
+
+class Connector:
+    def __init__(self, name: str, venue: str, cfg: Config):
+        self.name = name
+        self.venue_name = venue
+        self.cfg = cfg
+        self.shm = ShmServer(name, venue, cfg.instruments, cfg.connector)
+        self.router = Router(self.shm, cfg, cfg.instruments)
+        self.venue = make_venue(venue, cfg, self.shm, self.router)
+        self.router.venue = self.venue
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _on_bell(self) -> None:
+        self.shm.drain_bell()
+        self.router.poll_slots()
+        self.router.drain()
+
+    async def _housekeep(self) -> None:
+        last_slots = last_hb = last_forget = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self.router.drain()
+            if now - last_slots >= SLOTS_EVERY_S:
+                last_slots = now
+                self.router.poll_slots()
+            if now - last_hb >= HEARTBEAT_EVERY_S:
+                last_hb = now
+                self.shm.heartbeat()
+                for i in range(len(self.cfg.instruments)):
+                    self.shm.ctl.instruments[i]["account_position"] = self.router.position(i)
+            if now - last_forget >= FORGET_EVERY_S:
+                last_forget = now
+                self.router.forget_final()
+            await asyncio.sleep(HOUSEKEEP_S)
+
+    async def _run_venue(self) -> None:
+        await self.venue.run()
+        log.info("venue %s finished (end of data); stopping", self.venue_name)
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(s, self.stop)
+        loop.add_reader(self.shm.bell_fd, self._on_bell)
+        self.shm.heartbeat()
+        self.shm.running()
+        log.info(
+            "connector %r (%s, pid %d) serving %s",
+            self.name, self.venue_name, os.getpid(), ", ".join(i.symbol for i in self.cfg.instruments),
+        )  # fmt: skip
+        try:
+            venue_task = asyncio.create_task(self._run_venue(), name="venue")
+            house_task = asyncio.create_task(self._housekeep(), name="housekeeping")
+            stop_task = asyncio.create_task(self._stop.wait(), name="stop")
+            done, _ = await asyncio.wait(
+                {venue_task, house_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in done:
+                if t is not stop_task and t.exception() is not None:
+                    raise t.exception()
+            await self._shutdown()
+            for t in (venue_task, house_task, stop_task):
+                t.cancel()
+            await asyncio.gather(venue_task, house_task, stop_task, return_exceptions=True)
+        finally:
+            loop.remove_reader(self.shm.bell_fd)
+            for s in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(s)
+            self.shm.close()
+            log.info("connector %r stopped", self.name)
+
+    async def _shutdown(self) -> None:
+        """Tell bots, cancel what is open, give bots a moment to read it all."""
+        self.venue.stop()
+        self.router.drain()
+        self.router.shutdown_notice()
+        if self.cfg.connector.cancel_on_shutdown:
+            n = self.router.cancel_all()
+            if n:
+                log.info("cancelled %d open order(s) on shutdown", n)
+        self.shm.set_state(CONN_STOPPING)
+        await asyncio.sleep(SHUTDOWN_GRACE_S)
+
+
+def run(name: str, venue: str, cfg: Config) -> None:
+    if venue not in VENUES:
+        raise ConfigError(f"unknown venue {venue!r} (known: {', '.join(VENUES)})")
+    asyncio.run(_main(name, venue, cfg))
+
+
+async def _main(name: str, venue: str, cfg: Config) -> None:
+    await Connector(name, venue, cfg).run()

@@ -1,0 +1,400 @@
+"""Venue-independent order routing: which bot owns which order, risk limits, fills into
+state values, and the bots' registration and departure.
+
+Each order is tracked by the connector under a `key`, and per bot under
+(bot_id, instrument, order_id): bots sharing a connector never see each other's orders.
+State values (position, balance, fee, num_trades, trading_volume, trading_value) are
+kept per (bot, instrument) from that bot's own fills, so a recording of a live run gives
+hftbacktest.stats a real equity curve.
+
+Risk limits are checked here, before anything reaches the venue, so that a runaway jitted
+loop cannot bypass them. A refused request comes back to the bot as an order record
+(status EXPIRED for a new order, else only `req` reset) plus an ERR_ORDER error with one
+of the codes below.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from connector.venue import OrderReport
+from hftlive.shm import pid_alive as _pid_alive
+from hftlive.constants import (
+    CANCELED,
+    ERR_CONNECTOR,
+    ERR_ORDER,
+    EXPIRED,
+    FILLED,
+    LIMIT,
+    NEW,
+    NONE,
+    REPLACED,
+)
+from hftlive.layout import (
+    REQ_CANCEL,
+    REQ_MODIFY,
+    REQ_SUBMIT,
+    RESP_ERROR,
+    RESP_ORDER,
+    RESP_READY,
+    RESP_STATE,
+    order_dtype,
+    response_dtype,
+    state_values_dtype,
+)
+
+log = logging.getLogger(__name__)
+
+RISK_MAX_POSITION = -9001
+RISK_MAX_NOTIONAL = -9002
+RISK_ORDER_RATE = -9003
+DUPLICATE_ORDER_ID = -9004
+CONNECTOR_STOPPING = -9005
+UNKNOWN_ORDER = -2011  # Binance's "Unknown order sent." (the sim uses the same code)
+FINAL_KEEP_S = 60.0  # final orders are forgotten this long after they ended
+
+
+def _final(status: int) -> bool:
+    return status in (FILLED, CANCELED, EXPIRED)
+
+
+@dataclass
+class Tracked:
+    bot_id: int
+    inst: int
+    order_id: int
+    rec: np.ndarray  # 1-element order_dtype: the connector's copy, as bots see it
+    final_at: float = 0.0
+
+
+@dataclass
+class BotState:
+    slot: int
+    generation: int
+    pid: int
+    tokens: float = 0.0
+    last_refill: float = field(default_factory=time.monotonic)
+
+
+class Router:
+    def __init__(self, shm, cfg, instruments):
+        self.shm = shm
+        self.cfg = cfg
+        self.instruments = instruments
+        self.venue = None
+        self.orders: dict[int, Tracked] = {}
+        self.by_id: dict[tuple[int, int, int], int] = {}
+        self.states: dict[tuple[int, int], np.ndarray] = {}
+        self.bots: dict[int, BotState] = {}
+        self._next_key = 1
+        self._resp = np.zeros(1, response_dtype)
+        self.stopping = False
+        self.n_dropped_responses = 0
+
+    # ------------------------------------------------------------------ bots
+
+    def poll_slots(self) -> None:
+        """Register bots that claimed a slot; forget bots that left or died."""
+        seen = set()
+        for k, bot_id, pid, gen, acked in self.shm.active_slots():
+            if acked != gen:
+                self._register(k, bot_id, pid, gen)
+            b = self.bots.get(bot_id)
+            if b is not None and b.slot == k:
+                if not _pid_alive(pid):
+                    log.warning("bot %d (pid %d) died; freeing its slot %d", bot_id, pid, k)
+                    self.shm.free_slot(k)
+                    continue
+                seen.add(bot_id)
+        for bot_id in [b for b in self.bots if b not in seen]:
+            self._unregister(bot_id)
+
+    def _register(self, k: int, bot_id: int, pid: int, gen: int) -> None:
+        old = self.bots.get(bot_id)
+        if old is not None and old.slot != k:
+            self.shm.free_slot(old.slot)
+        self.shm.reset_rings(k)
+        rate = self.cfg.risk.max_orders_per_second
+        self.bots[bot_id] = BotState(k, gen, pid, tokens=rate)
+        # replay what the connector holds for this bot id: state values, open orders
+        for (b, inst), st in self.states.items():
+            if b == bot_id:
+                self._send_state(bot_id, inst)
+        for key, t in self.orders.items():
+            if t.bot_id == bot_id and not _final(int(t.rec[0]["status"])):
+                self._send_order(key)
+        r = self._resp
+        r[:] = 0
+        r["kind"] = RESP_READY
+        self.shm.send(k, r)
+        self.shm.ack(k, gen)
+        log.info("bot %d (pid %d) registered in slot %d", bot_id, pid, k)
+
+    def _unregister(self, bot_id: int) -> None:
+        self.bots.pop(bot_id, None)
+        log.info("bot %d left", bot_id)
+        if self.cfg.connector.cancel_on_bot_exit:
+            self.cancel_all(bot_id)
+
+    def cancel_all(self, bot_id: int | None = None) -> int:
+        n = 0
+        for key, t in list(self.orders.items()):
+            if (bot_id is None or t.bot_id == bot_id) and not _final(int(t.rec[0]["status"])):
+                o = t.rec[0]
+                if o["req"] == CANCELED or o["status"] == NONE:
+                    continue
+                o["req"] = CANCELED
+                self.venue.cancel(key, t.inst)
+                n += 1
+        return n
+
+    # ------------------------------------------------------------------ requests
+
+    def drain(self) -> None:
+        for bot_id, b in list(self.bots.items()):
+            reqs = self.shm.take_requests(b.slot)
+            for i in range(len(reqs)):
+                self._handle(bot_id, b, reqs[i])
+
+    def _handle(self, bot_id: int, b: BotState, req) -> None:
+        kind = int(req["kind"])
+        inst = int(req["inst"])
+        o = req["order"]
+        oid = int(o["order_id"])
+        if not 0 <= inst < len(self.instruments):
+            log.error("bot %d sent a request for unknown instrument %d", bot_id, inst)
+            return
+        if kind == REQ_SUBMIT:
+            self._submit(bot_id, b, inst, o)
+        elif kind in (REQ_CANCEL, REQ_MODIFY):
+            key = self.by_id.get((bot_id, inst, oid))
+            t = self.orders.get(key) if key is not None else None
+            if t is None or _final(int(t.rec[0]["status"])):
+                self._refuse_existing(bot_id, inst, o, UNKNOWN_ORDER, "Unknown order sent.")
+                return
+            if kind == REQ_CANCEL:
+                t.rec[0]["req"] = CANCELED
+                t.rec[0]["local_timestamp"] = o["local_timestamp"]
+                self.venue.cancel(key, inst)
+            else:
+                err = self._risk_rate(b) or self._risk_notional(inst, o, int(o["price_tick"]))
+                if err:
+                    self._refuse_existing(bot_id, inst, t.rec[0], *err)
+                    return
+                t.rec[0]["req"] = REPLACED
+                t.rec[0]["local_timestamp"] = o["local_timestamp"]
+                self.venue.modify(key, inst, int(o["price_tick"]), float(o["qty"]))
+        else:
+            log.error("bot %d sent an unknown request kind %d", bot_id, kind)
+
+    def _submit(self, bot_id: int, b: BotState, inst: int, o) -> None:
+        oid = int(o["order_id"])
+        idk = (bot_id, inst, oid)
+        old = self.by_id.get(idk)
+        if old is not None and not _final(int(self.orders[old].rec[0]["status"])):
+            self._refuse_new(bot_id, inst, o, DUPLICATE_ORDER_ID, f"order id {oid} is still open")
+            return
+        rec = np.zeros(1, order_dtype)
+        rec[0] = o
+        rec[0]["status"] = NONE
+        rec[0]["req"] = NEW
+        if self.stopping:
+            self._refuse_new(bot_id, inst, o, CONNECTOR_STOPPING, "the connector is shutting down")
+            return
+        err = (
+            self._risk_rate(b)
+            or self._risk_notional(inst, o, int(o["price_tick"]))
+            or self._risk_position(bot_id, inst, o)
+        )
+        if err:
+            self._refuse_new(bot_id, inst, o, *err)
+            return
+        key = self._next_key
+        self._next_key += 1
+        self.orders[key] = Tracked(bot_id, inst, oid, rec)
+        self.by_id[idk] = key
+        self.venue.submit(
+            key, inst, int(o["side"]), int(o["price_tick"]), float(o["qty"]),
+            int(o["time_in_force"]), int(o["order_type"]),
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ risk
+
+    def _risk_rate(self, b: BotState):
+        rate = self.cfg.risk.max_orders_per_second
+        if rate <= 0:
+            return None
+        now = time.monotonic()
+        b.tokens = min(rate, b.tokens + (now - b.last_refill) * rate)
+        b.last_refill = now
+        if b.tokens < 1.0:
+            return RISK_ORDER_RATE, f"more than {rate:g} orders per second"
+        b.tokens -= 1.0
+        return None
+
+    def _risk_notional(self, inst: int, o, price_tick: int):
+        cap = self.cfg.risk.max_order_notional
+        if cap <= 0:
+            return None
+        tick = self.instruments[inst].tick_size
+        px = price_tick * tick if o["order_type"] == LIMIT else self.venue.reference_price(inst)
+        notional = px * float(o["qty"])
+        if not math.isfinite(notional) or notional > cap:
+            return RISK_MAX_NOTIONAL, f"order notional {notional:.2f} exceeds max_order_notional {cap:g}"
+        return None
+
+    def _risk_position(self, bot_id: int, inst: int, o):
+        cap = self.instruments[inst].max_position or self.cfg.risk.max_position
+        if cap <= 0:
+            return None
+        side = int(o["side"])
+        pos = float(self._state(bot_id, inst)[0]["position"])
+        open_same = sum(
+            float(t.rec[0]["leaves_qty"])
+            for t in self.orders.values()
+            if t.bot_id == bot_id and t.inst == inst and int(t.rec[0]["side"]) == side
+            and not _final(int(t.rec[0]["status"]))
+        )  # fmt: skip
+        worst = pos + side * (open_same + float(o["qty"]))
+        if abs(worst) > cap + 1e-12:
+            return RISK_MAX_POSITION, f"position could reach {worst:g}, beyond max_position {cap:g}"
+        return None
+
+    def _refuse_new(self, bot_id: int, inst: int, o, code: int, msg: str) -> None:
+        rec = np.zeros(1, order_dtype)
+        rec[0] = o
+        rec[0]["status"] = EXPIRED
+        rec[0]["req"] = NONE
+        rec[0]["exch_timestamp"] = time.time_ns()
+        self._send_rec(bot_id, inst, rec[0])
+        self.send_error(bot_id, ERR_ORDER, code, msg, inst, int(o["order_id"]))
+
+    def _refuse_existing(self, bot_id: int, inst: int, o, code: int, msg: str) -> None:
+        rec = np.zeros(1, order_dtype)
+        rec[0] = o
+        rec[0]["req"] = NONE
+        self._send_rec(bot_id, inst, rec[0])
+        self.send_error(bot_id, ERR_ORDER, code, msg, inst, int(o["order_id"]))
+
+    # ------------------------------------------------------------------ venue reports
+
+    def on_report(self, rep: OrderReport) -> None:
+        t = self.orders.get(rep.key)
+        if t is None:
+            log.warning("report for unknown order key %d ignored", rep.key)
+            return
+        o = t.rec[0]
+        was_final = _final(int(o["status"]))
+        refused = rep.reject_code != 0 and rep.completes in (REQ_CANCEL, REQ_MODIFY)
+        if was_final and not rep.completes:
+            return  # nothing changes an order after it ended
+        if not refused and not was_final:
+            o["status"] = rep.status
+            o["qty"] = rep.qty
+            o["leaves_qty"] = rep.leaves_qty
+            o["price_tick"] = rep.price_tick
+        if rep.exec_qty > 0 and not was_final:
+            o["exec_qty"] = rep.exec_qty
+            o["exec_price_tick"] = rep.exec_price_tick
+            o["maker"] = rep.maker
+            self._fill(t, rep)
+        if rep.exch_ts > 0:
+            o["exch_timestamp"] = max(int(o["exch_timestamp"]), rep.exch_ts)
+        if rep.completes:
+            o["req"] = NONE
+        if _final(int(o["status"])) and not t.final_at:
+            t.final_at = time.monotonic()
+        self._send_order(rep.key)
+        if rep.reject_code:
+            self.send_error(t.bot_id, ERR_ORDER, rep.reject_code, rep.reject_msg, t.inst, t.order_id)
+
+    def _fill(self, t: Tracked, rep: OrderReport) -> None:
+        st = self._state(t.bot_id, t.inst)[0]
+        side = int(t.rec[0]["side"])
+        px = rep.exec_price_tick * self.instruments[t.inst].tick_size
+        qty = rep.exec_qty
+        st["position"] += side * qty
+        st["balance"] -= side * qty * px
+        st["fee"] += rep.fee
+        st["num_trades"] += 1
+        st["trading_volume"] += qty
+        st["trading_value"] += qty * px
+
+    def _state(self, bot_id: int, inst: int) -> np.ndarray:
+        k = (bot_id, inst)
+        st = self.states.get(k)
+        if st is None:
+            st = self.states[k] = np.zeros(1, state_values_dtype)
+        return st
+
+    def position(self, inst: int) -> float:
+        return float(sum(st[0]["position"] for (b, i), st in self.states.items() if i == inst))
+
+    # ------------------------------------------------------------------ responses
+
+    def _send_order(self, key: int) -> None:
+        t = self.orders[key]
+        self._send_rec(t.bot_id, t.inst, t.rec[0])
+
+    def _send_rec(self, bot_id: int, inst: int, rec) -> None:
+        b = self.bots.get(bot_id)
+        if b is None:
+            return
+        r = self._resp
+        r[:] = 0
+        r["kind"] = RESP_ORDER
+        r["inst"] = inst
+        r["ts"] = time.time_ns()
+        r["order"] = rec
+        r["state"] = self._state(bot_id, inst)[0]
+        if not self.shm.send(b.slot, r):
+            self.n_dropped_responses += 1
+            log.error("bot %d is not reading its responses: dropped an order update", bot_id)
+
+    def _send_state(self, bot_id: int, inst: int) -> None:
+        b = self.bots.get(bot_id)
+        if b is None:
+            return
+        r = self._resp
+        r[:] = 0
+        r["kind"] = RESP_STATE
+        r["inst"] = inst
+        r["state"] = self._state(bot_id, inst)[0]
+        self.shm.send(b.slot, r)
+
+    def send_error(self, bot_id: int, kind: int, code: int, msg: str, inst: int = -1,
+                   order_id: int = 0) -> None:  # fmt: skip
+        b = self.bots.get(bot_id)
+        if b is None:
+            return
+        r = self._resp
+        r[:] = 0
+        r["kind"] = RESP_ERROR
+        r["err_kind"] = kind
+        r["inst"] = inst
+        r["code"] = code
+        r["ts"] = time.time_ns()
+        r["order"]["order_id"] = order_id
+        r["msg"] = msg.encode()[:80]
+        if not self.shm.send(b.slot, r):
+            self.n_dropped_responses += 1
+
+    def broadcast_error(self, kind: int, code: int, msg: str, inst: int = -1) -> None:
+        for bot_id in list(self.bots):
+            self.send_error(bot_id, kind, code, msg, inst)
+
+    def shutdown_notice(self) -> None:
+        self.stopping = True
+        self.broadcast_error(ERR_CONNECTOR, CONNECTOR_STOPPING, "connector shutting down")
+
+    def forget_final(self) -> None:
+        cutoff = time.monotonic() - FINAL_KEEP_S
+        for key in [k for k, t in self.orders.items() if t.final_at and t.final_at < cutoff]:
+            t = self.orders.pop(key)
+            if self.by_id.get((t.bot_id, t.inst, t.order_id)) == key:
+                del self.by_id[(t.bot_id, t.inst, t.order_id)]

@@ -1,0 +1,479 @@
+"""Building a LiveBot: attach to connectors, claim a bot slot, map the rings.
+
+Two ways, as the seed docs and hftbacktest's own live binding show::
+
+    hbt = (LiveBot.builder()
+           .register(Instrument("bf", "btcusdt", 0.1, 0.001))
+           .id(12345).error_handler(on_error).order_recv_hook(on_order)
+           .build())
+    hbt = HashMapMarketDepthLiveBot([LiveInstrument().connector("bf").symbol("btcusdt")
+                                     .tick_size(0.1).lot_size(0.001)])
+
+Callbacks: `error_handler(err)` and `order_recv_hook(prev, new)` are Python functions. The
+jitted wait loop queues the events that concern them and, when there are any, briefly
+re-enters the interpreter (numba objmode) to call them, in order, on the strategy's own
+thread, inside the `elapse`/`wait_*` call that received the events. If a handler raises,
+that call returns 19 (CUSTOM_ERROR). A bot with no handlers never leaves nopython mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hftlive import signals
+from hftlive._sys import calibrate_tsc
+from hftlive.botcore import (
+    _CB_HANDLERS,
+    _SESSIONS,
+    _close_session,
+    C_HAS_CB,
+    C_POLICY,
+    C_WORDS,
+    C_CB_N,
+    make_livebot_class,
+)
+from hftlive.constants import WAIT_SLEEP, WAIT_SPIN, WAIT_YIELD
+from hftlive.depth import HashMapMarketDepth, depth_init
+from hftlive.ipc import CtlViews, MdViews, load_word, slot_claim, store_word
+from hftlive.layout import (
+    CONN_RUNNING,
+    CONN_STOPPING,
+    LAYOUT_VERSION,
+    MAGIC,
+    RESP_ERROR,
+    RESP_ORDER,
+    SLOT_ACTIVE,
+    SLOT_CLAIMED,
+    SLOT_FREE,
+    bot_layout,
+    bot_name,
+    ctl_name,
+    event_dtype,
+    md_name,
+    order_dtype,
+    response_dtype,
+)
+from hftlive.orders import OrderDict, StateValues
+from hftlive.shm import Segment, SharedMemoryError, check_name, path_of, pid_alive
+
+log = logging.getLogger(__name__)
+
+
+class BotError(RuntimeError):
+    """A bot could not be built: connector absent or dead, unknown symbol, bad sizes, ..."""
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """An instrument a bot trades: (connector name, symbol) plus the sizes it expects.
+
+    tick_size and lot_size must equal the connector's (which come from the venue); a
+    mismatch is an error at build time rather than a silently mis-priced book.
+    """
+
+    connector: str
+    symbol: str
+    tick_size: float
+    lot_size: float
+    last_trades_capacity: int = 0
+
+
+class LiveInstrument:
+    """hftbacktest's `LiveInstrument` builder (reference §6.1)."""
+
+    def __init__(self):
+        self._c = ""
+        self._s = ""
+        self._tick = 0.0
+        self._lot = 0.0
+        self._ltc = 0
+
+    def connector(self, name: str) -> LiveInstrument:
+        self._c = name
+        return self
+
+    def symbol(self, symbol: str) -> LiveInstrument:
+        self._s = symbol
+        return self
+
+    def tick_size(self, tick_size: float) -> LiveInstrument:
+        self._tick = float(tick_size)
+        return self
+
+    def lot_size(self, lot_size: float) -> LiveInstrument:
+        self._lot = float(lot_size)
+        return self
+
+    def last_trades_capacity(self, n: int) -> LiveInstrument:
+        self._ltc = int(n)
+        return self
+
+    def roi_lb(self, px: float) -> LiveInstrument:
+        return self  # accepted for compatibility; the HashMap depth has no ROI
+
+    def roi_ub(self, px: float) -> LiveInstrument:
+        return self
+
+    def to_instrument(self) -> Instrument:
+        return Instrument(self._c, self._s, self._tick, self._lot, self._ltc)
+
+
+@dataclass(frozen=True)
+class LiveError:
+    """What an error_handler receives.
+
+    kind: one of hftlive.ERR_* (ERR_ORDER, ERR_CONNECTION, ERR_BOOK_RESYNC, ERR_CONNECTOR).
+    code: the venue's or connector's code (e.g. -2019), 0 when there is none.
+    asset_no: the bot's asset number, or -1 when the error is not about one asset.
+    msg: a human-readable message.
+    order_id: the order concerned, if any.
+    """
+
+    kind: int
+    code: int
+    asset_no: int
+    msg: str
+    order_id: int = 0
+
+
+class _Session:
+    """The Python side of one bot: its segments, its handlers, and its cleanup."""
+
+    def __init__(self, key, ctrl, cbq, cbq_prev, error_handler, order_recv_hook):
+        self.key = key
+        self.ctrl = ctrl
+        self.cbq = cbq
+        self.cbq_prev = cbq_prev
+        self.error_handler = error_handler
+        self.order_recv_hook = order_recv_hook
+        self.segments: list[Segment] = []
+        self.slots: list[tuple[CtlViews, int, int]] = []  # (ctl, slot index, generation)
+        self.view: Segment | None = None
+        self.closed = False
+
+    def run(self) -> int:
+        n = int(self.ctrl[C_CB_N])
+        self.ctrl[C_CB_N] = 0
+        rc = 0
+        for k in range(n):
+            r = self.cbq[k]
+            try:
+                if r["kind"] == RESP_ORDER and self.order_recv_hook is not None:
+                    res = self.order_recv_hook(self.cbq_prev[k].copy(), r["order"].copy())
+                elif r["kind"] == RESP_ERROR and self.error_handler is not None:
+                    err = LiveError(
+                        int(r["err_kind"]),
+                        int(r["code"]),
+                        int(r["inst"]),
+                        r["msg"].decode(errors="replace"),
+                        int(r["order"]["order_id"]),
+                    )
+                    res = self.error_handler(err)
+                else:
+                    res = None
+            except Exception:
+                log.exception("a LiveBot callback raised; the waiting call returns 19")
+                rc = 19
+                continue
+            if res is False:
+                rc = 19
+        return rc
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for ctl, k, gen in self.slots:
+            words = ctl.slot_words
+            if int(words[k, 3]) == gen:
+                store_word(words[k], 0, SLOT_FREE)
+        if self.view is not None:
+            self.view.unlink()
+        _CB_HANDLERS.pop(self.key, None)
+        signals.release()
+
+
+def _attach_connector(name: str, wait_s: float) -> tuple[Segment, CtlViews]:
+    check_name(name)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            seg = Segment.attach(ctl_name(name))
+        except SharedMemoryError as e:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise BotError(
+                f"connector {name!r} is not running ({e}); start it with "
+                f"`python -m connector --name {name} --connector sim --config <file>.toml`"
+            ) from None
+        ctl = CtlViews(seg.buf)
+        h = ctl.header[0]
+        pid = int(h["pid"])
+        if not pid_alive(pid):
+            seg.close()
+            raise BotError(f"connector {name!r} is dead: its pid {pid} is gone (stale {path_of(ctl_name(name))})")
+        state = int(load_word(ctl.words, 3))
+        if state == CONN_RUNNING:
+            return seg, ctl
+        if state >= CONN_STOPPING:
+            seg.close()
+            raise BotError(f"connector {name!r} is shutting down")
+        seg.close()
+        if time.monotonic() > deadline:
+            raise BotError(f"connector {name!r} did not finish starting within {wait_s} s")
+        time.sleep(0.05)
+
+
+class LiveBotBuilder:
+    """Collects instruments, id and callbacks; `build()` returns the jitted LiveBot."""
+
+    def __init__(self):
+        self._instruments: list[Instrument] = []
+        self._id: int | None = None
+        self._error_handler = None
+        self._order_recv_hook = None
+        self._policy = WAIT_SLEEP
+        self._order_capacity = 1024
+        self._depth_capacity = 1 << 14
+        self._connect_timeout = 10.0
+
+    def register(self, instrument) -> LiveBotBuilder:
+        if isinstance(instrument, LiveInstrument):
+            instrument = instrument.to_instrument()
+        if not isinstance(instrument, Instrument):
+            raise TypeError(f"register() takes an Instrument or LiveInstrument, got {instrument!r}")
+        self._instruments.append(instrument)
+        return self
+
+    def id(self, bot_id: int) -> LiveBotBuilder:
+        if not 0 < int(bot_id) < 2**63:
+            raise ValueError(f"bot id must be in 1..2**63-1, got {bot_id}")
+        self._id = int(bot_id)
+        return self
+
+    def error_handler(self, fn) -> LiveBotBuilder:
+        self._error_handler = fn
+        return self
+
+    def order_recv_hook(self, fn) -> LiveBotBuilder:
+        self._order_recv_hook = fn
+        return self
+
+    def wait_policy(self, policy: int) -> LiveBotBuilder:
+        if policy not in (WAIT_SPIN, WAIT_YIELD, WAIT_SLEEP):
+            raise ValueError(f"unknown wait policy {policy}: use WAIT_SPIN, WAIT_YIELD or WAIT_SLEEP")
+        self._policy = policy
+        return self
+
+    def order_capacity(self, n: int) -> LiveBotBuilder:
+        self._order_capacity = int(n)
+        return self
+
+    def connect_timeout(self, seconds: float) -> LiveBotBuilder:
+        self._connect_timeout = float(seconds)
+        return self
+
+    def build(self):
+        if not self._instruments:
+            raise BotError("register at least one instrument before build()")
+        return _build(self)
+
+
+class LiveBot:
+    """Namespace for `LiveBot.builder()`, as in the seed docs."""
+
+    @staticmethod
+    def builder() -> LiveBotBuilder:
+        return LiveBotBuilder()
+
+
+def HashMapMarketDepthLiveBot(instruments, **kwargs):  # noqa: N802 (hftbacktest's name)
+    """hftbacktest's factory: a LiveBot with a HashMap depth over these instruments."""
+    b = LiveBotBuilder()
+    for inst in instruments:
+        b.register(inst)
+    for k, v in kwargs.items():
+        getattr(b, k)(v)
+    return b.build()
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+
+
+def _build(b: LiveBotBuilder):
+    insts = b._instruments
+    conn_names: list[str] = []
+    for i in insts:
+        if i.connector not in conn_names:
+            conn_names.append(i.connector)
+    seen = set()
+    for i in insts:
+        if (i.connector, i.symbol) in seen:
+            raise BotError(f"instrument {i.connector}/{i.symbol} registered twice")
+        seen.add((i.connector, i.symbol))
+    n, nc = len(insts), len(conn_names)
+    bot_id = b._id if b._id is not None else random.getrandbits(62) + 1
+    key = bot_id
+    pid = os.getpid()
+    segs: list[Segment] = []
+    ctls: list[CtlViews] = []
+    try:
+        for name in conn_names:
+            seg, ctl = _attach_connector(name, b._connect_timeout)
+            segs.append(seg)
+            ctls.append(ctl)
+        # instruments: symbol must exist, sizes must match
+        asset_conn = np.zeros(n, np.int64)
+        asset_inst = np.zeros(n, np.int64)
+        max_inst = max(int(c.header[0]["n_instruments"]) for c in ctls)
+        inst_asset = np.full((nc, max(max_inst, 1)), -1, np.int64)
+        mds: list[MdViews] = []
+        for a, inst in enumerate(insts):
+            c = conn_names.index(inst.connector)
+            syms = ctls[c].symbols()
+            if inst.symbol not in syms:
+                hint = ""
+                if inst.symbol.lower() in syms or inst.symbol.upper() in syms:
+                    hint = " (symbols are case-sensitive)"
+                raise BotError(
+                    f"connector {inst.connector!r} does not serve {inst.symbol!r}{hint}; "
+                    f"it serves: {', '.join(syms)}"
+                )
+            j = syms.index(inst.symbol)
+            rec = ctls[c].instruments[j]
+            tick, lot = float(rec["tick_size"]), float(rec["lot_size"])
+            if not _same(tick, inst.tick_size) or not _same(lot, inst.lot_size):
+                raise BotError(
+                    f"{inst.connector}/{inst.symbol}: the bot registered tick_size={inst.tick_size} "
+                    f"lot_size={inst.lot_size} but the venue's are tick_size={tick} lot_size={lot}"
+                )
+            asset_conn[a], asset_inst[a] = c, j
+            inst_asset[c, j] = a
+            mseg = Segment.attach(md_name(inst.connector, inst.symbol))
+            segs.append(mseg)
+            mds.append(MdViews(mseg.buf))
+        # the bot's own view segment
+        lay = bot_layout(n, b._depth_capacity, b._order_capacity, max(i.last_trades_capacity for i in insts))
+        view = Segment.create(bot_name(conn_names[0], bot_id), lay.size)
+        v = lay.views(view.buf)
+        h = v["header"]
+        h["version"] = LAYOUT_VERSION
+        h["pid"] = pid
+        h["bot_id"] = bot_id
+        h["n_assets"] = n
+        h["depth_capacity"] = b._depth_capacity
+        h["order_capacity"] = b._order_capacity
+        h["trade_capacity"] = max(i.last_trades_capacity for i in insts)
+        h["magic"] = MAGIC
+        view_hdr = np.frombuffer(view.buf, np.int64, count=16)
+        for a, inst in enumerate(insts):
+            depth_init(v["depth_i"][a], v["depth_f"][a], v["bid_keys"][a], v["bid_vals"][a],
+                       v["ask_keys"][a], v["ask_vals"][a], inst.tick_size, inst.lot_size)  # fmt: skip
+            v["trade_n"][a, 1] = inst.last_trades_capacity
+        depths = tuple(
+            HashMapMarketDepth(v["depth_i"][a], v["depth_f"][a], v["bid_keys"][a], v["bid_vals"][a],
+                               v["ask_keys"][a], v["ask_vals"][a])  # fmt: skip
+            for a in range(n)
+        )
+        order_dicts = tuple(OrderDict(v["orders"][a], v["order_n"][a]) for a in range(n))
+        states = tuple(StateValues(v["state"][a : a + 1]) for a in range(n))
+        ctrl = np.zeros(C_WORDS, np.int64)
+        ctrl[C_POLICY] = b._policy
+        has_cb = b._error_handler is not None or b._order_recv_hook is not None
+        ctrl[C_HAS_CB] = 1 if has_cb else 0
+        resp_cap = max(int(c.header[0]["resp_capacity"]) for c in ctls)
+        cbq = np.zeros(resp_cap + 64, response_dtype)
+        cbq_prev = np.zeros(resp_cap + 64, order_dtype)
+        session = _Session(key, ctrl, cbq, cbq_prev, b._error_handler, b._order_recv_hook)
+        session.segments = segs
+        session.view = view
+        # claim a slot on every connector
+        slot_idx = []
+        for c, ctl in enumerate(ctls):
+            k, gen = _claim_slot(ctl, conn_names[c], bot_id, pid)
+            session.slots.append((ctl, k, gen))
+            slot_idx.append(k)
+        for c, ctl in enumerate(ctls):
+            _wait_ack(ctl, slot_idx[c], session.slots[c][2], conn_names[c], b._connect_timeout)
+        bell_fd = np.array([_open_bell(nm) for nm in conn_names], np.int64)
+        tsc = np.array([calibrate_tsc(), 0.0])
+        cls = make_livebot_class(n, nc)
+        signals.acquire()
+        _SESSIONS[key] = session
+        if has_cb:
+            _CB_HANDLERS[key] = session
+        hbt = cls(
+            depths, order_dicts, states, v["orders"], v["order_n"], v["state"], v["trades"],
+            v["trade_n"], v["latency"],
+            tuple(m.words for m in mds), tuple(m.ring for m in mds), tuple(m.snapshot for m in mds),
+            np.zeros(n, np.int64), asset_conn, asset_inst, inst_asset,
+            tuple(c.words for c in ctls),
+            tuple(ctls[c].slot_words[slot_idx[c]] for c in range(nc)),
+            tuple(ctls[c].req_hdr[slot_idx[c]] for c in range(nc)),
+            tuple(ctls[c].req[slot_idx[c]] for c in range(nc)),
+            tuple(ctls[c].resp_hdr[slot_idx[c]] for c in range(nc)),
+            tuple(ctls[c].resp[slot_idx[c]] for c in range(nc)),
+            np.array([int(c.header[0]["pid"]) for c in ctls], np.int64),
+            np.array([int(c.header[0]["epoch"]) for c in ctls], np.int64),
+            bell_fd, ctrl, signals.FLAG, tsc, np.zeros(2, np.int64),
+            np.zeros(256, event_dtype),
+            np.zeros(max(len(m.snapshot) for m in mds), event_dtype),
+            cbq, cbq_prev, np.ones(1, np.uint8), view_hdr, np.uint64(bot_id), key,
+        )  # fmt: skip
+    except BaseException:
+        s = _SESSIONS.pop(key, None)
+        if s is not None:
+            s.close()
+        raise
+    rc = hbt._startup(int(b._connect_timeout * 1e9))
+    if rc != 0:
+        _close_session(key)
+        raise BotError(f"connector(s) {conn_names} did not replay the bot's state (code {rc})")
+    return hbt
+
+
+def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, int]:
+    words = ctl.slot_words
+    nslots = words.shape[0]
+    for k in range(nslots):
+        if int(words[k, 0]) != SLOT_FREE and np.uint64(words[k, 1]) == np.uint64(bot_id):
+            other = int(words[k, 2])
+            if pid_alive(other) and other != pid:
+                raise BotError(f"bot id {bot_id} is already in use on connector {name!r} by pid {other}")
+    for k in range(nslots):
+        if int(words[k, 0]) == SLOT_FREE and slot_claim(words, k, SLOT_FREE, SLOT_CLAIMED):
+            gen = int(words[k, 3]) + 1
+            words[k, 1] = np.int64(np.uint64(bot_id).astype(np.int64))
+            words[k, 2] = pid
+            words[k, 3] = gen
+            words[k, 5] = 0
+            store_word(words[k], 0, SLOT_ACTIVE)
+            return k, gen
+    raise BotError(f"connector {name!r} has no free bot slot ({nslots} in use); raise max_bots")
+
+
+def _wait_ack(ctl: CtlViews, k: int, gen: int, name: str, timeout: float) -> None:
+    words = ctl.slot_words
+    deadline = time.monotonic() + timeout
+    while int(load_word(words[k], 4)) != gen:
+        if int(words[k, 5]) != 0:
+            raise BotError(f"connector {name!r} refused the bot (code {int(words[k, 5])})")
+        if time.monotonic() > deadline:
+            store_word(words[k], 0, SLOT_FREE)
+            raise BotError(f"connector {name!r} did not answer the registration within {timeout} s")
+        time.sleep(0.001)
+
+
+def _open_bell(name: str) -> int:
+    try:
+        return os.open(path_of(f"hftlive.{name}.bell"), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return -1  # the connector also polls its request rings every few ms

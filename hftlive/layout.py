@@ -1,0 +1,361 @@
+"""The shared-memory layout: every dtype and every segment's shape, defined once.
+
+Three kinds of segment, all named after the connector (``hftlive.<connector>.*``) and
+created owner-only (0600) under ``/dev/shm``:
+
+``hftlive.<c>.ctl`` (written by the connector, except each bot slot's request ring)
+    control header | instrument table | bot slot table | per slot: request ring, response ring
+``hftlive.<c>.md.<symbol>`` (written by the connector only)
+    market header | broadcast event ring | book snapshot (seqlock) for late or slow readers
+``hftlive.<c>.bot.<bot_id>`` (written by that bot only)
+    the bot's own view: depth, order table, state values, last trades, latencies
+
+Market events, orders and state values use hftbacktest's own dtypes (reference §3.1, §4.3),
+byte for byte. Every region is 64-byte aligned so that a writer's hot words never share a
+cache line with a reader's. ``tests/test_layout.py`` pins every size and offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MAGIC = 0x314556494C544648  # b"HFTLIVE1" little-endian
+LAYOUT_VERSION = 1
+ALIGN = 64
+
+# hftbacktest.types.event_dtype: Rust #[repr(C, align(64))] struct Event
+event_dtype = np.dtype(
+    [
+        ("ev", "<u8"),
+        ("exch_ts", "<i8"),
+        ("local_ts", "<i8"),
+        ("px", "<f8"),
+        ("qty", "<f8"),
+        ("order_id", "<u8"),
+        ("ival", "<i8"),
+        ("fval", "<f8"),
+    ],
+    align=True,
+)
+
+# hftbacktest.types.order_dtype: Rust #[repr(C)] struct Order (96 bytes, 2 of tail padding)
+order_dtype = np.dtype(
+    [
+        ("qty", "<f8"),
+        ("leaves_qty", "<f8"),
+        ("exec_qty", "<f8"),
+        ("exec_price_tick", "<i8"),
+        ("price_tick", "<i8"),
+        ("tick_size", "<f8"),
+        ("exch_timestamp", "<i8"),
+        ("local_timestamp", "<i8"),
+        ("order_id", "<u8"),
+        ("_q1", "<u8"),
+        ("_q2", "<u8"),
+        ("maker", "?"),
+        ("order_type", "u1"),
+        ("req", "u1"),
+        ("status", "u1"),
+        ("side", "i1"),
+        ("time_in_force", "u1"),
+    ],
+    align=True,
+)
+
+# hftbacktest.types.state_values_dtype
+state_values_dtype = np.dtype(
+    [
+        ("position", "<f8"),
+        ("balance", "<f8"),
+        ("fee", "<f8"),
+        ("num_trades", "<i8"),
+        ("trading_volume", "<f8"),
+        ("trading_value", "<f8"),
+    ],
+    align=True,
+)
+
+
+def _struct(fields: list[tuple[str, str | np.dtype, int]], itemsize: int) -> np.dtype:
+    """A dtype with explicit offsets: fields are (name, format, offset)."""
+    return np.dtype(
+        {
+            "names": [f[0] for f in fields],
+            "formats": [f[1] for f in fields],
+            "offsets": [f[2] for f in fields],
+            "itemsize": itemsize,
+        }
+    )
+
+
+# Connector states (ctl header `state`)
+CONN_STARTING = 0
+CONN_RUNNING = 1
+CONN_STOPPING = 2
+CONN_STOPPED = 3
+
+ctl_header_dtype = _struct(
+    [
+        ("magic", "<u8", 0),
+        ("version", "<u8", 8),
+        ("pid", "<i8", 16),
+        ("state", "<i8", 24),
+        ("epoch", "<i8", 32),  # start time in ns: tells a restarted connector apart
+        ("n_instruments", "<i8", 40),
+        ("max_bots", "<i8", 48),
+        ("md_capacity", "<i8", 56),
+        ("snap_capacity", "<i8", 64),
+        ("req_capacity", "<i8", 72),
+        ("resp_capacity", "<i8", 80),
+        ("heartbeat_ns", "<i8", 128),  # its own cache line: written every 100 ms
+        ("venue", "S32", 192),
+    ],
+    256,
+)
+
+instrument_dtype = _struct(
+    [
+        ("symbol", "S32", 0),
+        ("tick_size", "<f8", 32),
+        ("lot_size", "<f8", 40),
+        ("account_position", "<f8", 48),  # the venue's position for the whole account
+        ("n_events", "<i8", 56),
+        ("n_resyncs", "<i8", 64),
+        ("n_bad_messages", "<i8", 72),
+        ("connected", "<i8", 80),
+    ],
+    128,
+)
+
+# Bot slot states
+SLOT_FREE = 0
+SLOT_CLAIMED = 1  # a bot won the slot and is filling it in
+SLOT_ACTIVE = 2  # the bot is ready; the connector acknowledges by setting `ack = generation`
+
+slot_dtype = _struct(
+    [
+        ("state", "<i8", 0),
+        ("bot_id", "<u8", 8),
+        ("pid", "<i8", 16),
+        ("generation", "<i8", 24),
+        ("ack", "<i8", 32),
+        ("reject", "<i8", 40),  # non-zero: the connector refused the registration
+        ("heartbeat_ns", "<i8", 64),
+    ],
+    128,
+)
+
+# Single-producer single-consumer ring header: the two counters on separate lines.
+spsc_header_dtype = _struct([("write_seq", "<i8", 0), ("read_seq", "<i8", 64)], 128)
+
+# Broadcast market ring header (one writer, any number of readers with their own cursor).
+#   write_seq: events [0, write_seq) are published; batches are published whole.
+#   writing_end: the end of the batch being written; a reader that copied event r checks
+#       r >= writing_end - capacity afterwards, else the copy may be torn (overrun).
+#   snap_lock: a seqlock over the snapshot (odd while it is rewritten).
+#   snap_seq: the ring position the snapshot is consistent with.
+md_header_dtype = _struct(
+    [
+        ("write_seq", "<i8", 0),
+        ("writing_end", "<i8", 8),
+        ("snap_lock", "<i8", 64),
+        ("snap_seq", "<i8", 72),
+        ("snap_n", "<i8", 80),
+        ("capacity", "<i8", 128),
+        ("snap_capacity", "<i8", 136),
+        ("tick_size", "<f8", 144),
+        ("lot_size", "<f8", 152),
+    ],
+    192,
+)
+MD_WRITE_SEQ = 0  # int64 word indexes into the header viewed as int64
+MD_WRITING_END = 1
+MD_SNAP_LOCK = 8
+MD_SNAP_SEQ = 9
+MD_SNAP_N = 10
+SPSC_WRITE = 0
+SPSC_READ = 8
+
+# Request kinds (bot -> connector)
+REQ_SUBMIT = 1
+REQ_CANCEL = 2
+REQ_MODIFY = 3
+
+request_dtype = _struct(
+    [
+        ("kind", "<i8", 0),
+        ("inst", "<i8", 8),  # the connector's instrument index
+        ("ts", "<i8", 16),
+        ("order", order_dtype, 32),
+    ],
+    128,
+)
+
+# Response kinds (connector -> bot)
+RESP_ORDER = 1  # order update, with the bot's state values for that instrument
+RESP_STATE = 2  # state values only
+RESP_ERROR = 3  # an error for the bot's error_handler
+RESP_READY = 4  # registration replay finished
+
+response_dtype = _struct(
+    [
+        ("kind", "<i4", 0),
+        ("err_kind", "<i4", 4),
+        ("inst", "<i8", 8),
+        ("code", "<i8", 16),
+        ("ts", "<i8", 24),
+        ("order", order_dtype, 32),
+        ("state", state_values_dtype, 128),
+        ("msg", "S80", 176),
+    ],
+    256,
+)
+
+bot_header_dtype = _struct(
+    [
+        ("magic", "<u8", 0),
+        ("version", "<u8", 8),
+        ("pid", "<i8", 16),
+        ("bot_id", "<u8", 24),
+        ("n_assets", "<i8", 32),
+        ("depth_capacity", "<i8", 40),
+        ("order_capacity", "<i8", 48),
+        ("trade_capacity", "<i8", 56),
+        ("heartbeat_ns", "<i8", 64),
+    ],
+    128,
+)
+
+# Depth header words (int64 row per asset)
+D_BEST_BID = 0
+D_BEST_ASK = 1
+D_LOW_BID = 2
+D_HIGH_ASK = 3
+D_N_BID = 4
+D_N_ASK = 5
+D_TS = 6
+D_DROPPED = 7  # levels dropped because a side's table was full (see depth.py)
+D_WORDS = 8
+# Depth float words
+DF_TICK = 0
+DF_LOT = 1
+DF_WORDS = 2
+# Latency words (int64 row per asset)
+L_FEED_EXCH = 0
+L_FEED_LOCAL = 1
+L_HAS_FEED = 2
+L_ORDER_REQ = 3
+L_ORDER_EXCH = 4
+L_ORDER_RESP = 5
+L_HAS_ORDER = 6
+L_WORDS = 8
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    offset: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+
+class SegmentLayout:
+    """An ordered list of 64-byte-aligned regions; `views(buf)` maps them onto a buffer."""
+
+    def __init__(self, regions: list[tuple[str, np.dtype, tuple[int, ...]]]):
+        self.regions: dict[str, Region] = {}
+        off = 0
+        for name, dt, shape in regions:
+            r = Region(name, np.dtype(dt), tuple(shape), off)
+            self.regions[name] = r
+            off = _align(off + r.nbytes)
+        self.size = off
+
+    def views(self, buf) -> dict[str, np.ndarray]:
+        out = {}
+        for r in self.regions.values():
+            count = int(np.prod(r.shape))
+            a = np.frombuffer(buf, dtype=r.dtype, count=count, offset=r.offset)
+            out[r.name] = a.reshape(r.shape)
+        return out
+
+
+def _pow2(n: int, what: str) -> int:
+    if n <= 0 or n & (n - 1):
+        raise ValueError(f"{what} must be a power of two, got {n}")
+    return n
+
+
+def ctl_layout(n_instruments: int, max_bots: int, req_cap: int, resp_cap: int) -> SegmentLayout:
+    _pow2(req_cap, "request ring capacity")
+    _pow2(resp_cap, "response ring capacity")
+    return SegmentLayout(
+        [
+            ("header", ctl_header_dtype, (1,)),
+            ("instruments", instrument_dtype, (max(n_instruments, 1),)),
+            ("slots", slot_dtype, (max_bots,)),
+            ("req_hdr", np.dtype("<i8"), (max_bots, 16)),
+            ("req", request_dtype, (max_bots, req_cap)),
+            ("resp_hdr", np.dtype("<i8"), (max_bots, 16)),
+            ("resp", response_dtype, (max_bots, resp_cap)),
+        ]
+    )
+
+
+seg_header_dtype = _struct([("magic", "<u8", 0), ("version", "<u8", 8), ("pid", "<i8", 16)], 64)
+
+
+def md_layout(capacity: int, snap_capacity: int) -> SegmentLayout:
+    _pow2(capacity, "market ring capacity")
+    return SegmentLayout(
+        [
+            ("seg", seg_header_dtype, (1,)),
+            ("header", md_header_dtype, (1,)),
+            ("ring", event_dtype, (capacity,)),
+            ("snapshot", event_dtype, (snap_capacity,)),
+        ]
+    )
+
+
+def bot_layout(n_assets: int, depth_cap: int, order_cap: int, trade_cap: int) -> SegmentLayout:
+    _pow2(depth_cap, "depth table capacity")
+    n = n_assets
+    return SegmentLayout(
+        [
+            ("header", bot_header_dtype, (1,)),
+            ("depth_i", np.dtype("<i8"), (n, D_WORDS)),
+            ("depth_f", np.dtype("<f8"), (n, DF_WORDS)),
+            ("bid_keys", np.dtype("<i8"), (n, depth_cap)),
+            ("bid_vals", np.dtype("<f8"), (n, depth_cap)),
+            ("ask_keys", np.dtype("<i8"), (n, depth_cap)),
+            ("ask_vals", np.dtype("<f8"), (n, depth_cap)),
+            ("orders", order_dtype, (n, order_cap)),
+            ("order_n", np.dtype("<i8"), (n, 8)),
+            ("state", state_values_dtype, (n,)),
+            ("trades", event_dtype, (n, max(trade_cap, 1))),
+            ("trade_n", np.dtype("<i8"), (n, 8)),
+            ("latency", np.dtype("<i8"), (n, L_WORDS)),
+        ]
+    )
+
+
+def ctl_name(connector: str) -> str:
+    return f"hftlive.{connector}.ctl"
+
+
+def md_name(connector: str, symbol: str) -> str:
+    return f"hftlive.{connector}.md.{symbol}"
+
+
+def bot_name(connector: str, bot_id: int) -> str:
+    return f"hftlive.{connector}.bot.{bot_id}"
