@@ -32,12 +32,9 @@ from hftlive.botcore import (
     _CB_HANDLERS,
     _SESSIONS,
     _close_session,
-    C_HAS_CB,
-    C_POLICY,
-    C_WORDS,
-    C_CB_N,
     make_livebot_class,
 )
+from hftlive.botfn import C_CB_N, C_HAS_CB, C_POLICY, C_READY, C_WORDS, md_resync, resp_consume
 from hftlive.constants import WAIT_SLEEP, WAIT_SPIN, WAIT_YIELD
 from hftlive.depth import HashMapMarketDepth, depth_init
 from hftlive.ipc import CtlViews, MdViews, load_word, slot_claim, store_word
@@ -405,16 +402,16 @@ def _build(b: LiveBotBuilder):
             _wait_ack(ctl, slot_idx[c], session.slots[c][2], conn_names[c], b._connect_timeout)
         bell_fd = np.array([_open_bell(nm) for nm in conn_names], np.int64)
         tsc = np.array([calibrate_tsc(), 0.0])
-        cls = make_livebot_class(n, nc)
+        cursor = np.zeros(n, np.int64)
         signals.acquire()
         _SESSIONS[key] = session
         if has_cb:
             _CB_HANDLERS[key] = session
-        hbt = cls(
-            depths, order_dicts, states, v["orders"], v["order_n"], v["state"], v["trades"],
-            v["trade_n"], v["latency"],
+        hbt = make_livebot_class(n, nc)(
+            depths, order_dicts, states,
+            v["orders"], v["order_n"], v["state"], v["trades"], v["trade_n"], v["latency"],
             tuple(m.words for m in mds), tuple(m.ring for m in mds), tuple(m.snapshot for m in mds),
-            np.zeros(n, np.int64), asset_conn, asset_inst, inst_asset,
+            cursor, asset_conn, asset_inst, inst_asset,
             tuple(c.words for c in ctls),
             tuple(ctls[c].slot_words[slot_idx[c]] for c in range(nc)),
             tuple(ctls[c].req_hdr[slot_idx[c]] for c in range(nc)),
@@ -433,11 +430,32 @@ def _build(b: LiveBotBuilder):
         if s is not None:
             s.close()
         raise
-    rc = hbt._startup(int(b._connect_timeout * 1e9))
-    if rc != 0:
+    if not _startup(v, mds, ctls, slot_idx, inst_asset, cursor, ctrl, cbq, cbq_prev,
+                    b._connect_timeout):  # fmt: skip
         _close_session(key)
-        raise BotError(f"connector(s) {conn_names} did not replay the bot's state (code {rc})")
+        raise BotError(f"connector(s) {conn_names} did not replay the bot's state in time")
     return hbt
+
+
+def _startup(v, mds, ctls, slot_idx, inst_asset, cursor, ctrl, cbq, cbq_prev, timeout: float) -> bool:
+    """Sync every book from its snapshot, then apply each connector's replay (open orders,
+    state values) until it said READY."""
+    scratch = np.zeros(max(len(m.snapshot) for m in mds), event_dtype)
+    for a, m in enumerate(mds):
+        md_resync(m.words, m.snapshot, cursor, a, v["depth_i"][a], v["depth_f"][a],
+                  v["bid_keys"][a], v["bid_vals"][a], v["ask_keys"][a], v["ask_vals"][a],
+                  scratch, ctrl, cbq, False)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    ts = np.zeros(2, np.int64)
+    while int(ctrl[C_READY]) < len(ctls):
+        for c, ctl in enumerate(ctls):
+            k = slot_idx[c]
+            resp_consume(ctl.resp_hdr[k], ctl.resp[k], inst_asset[c], v["state"], v["orders"],
+                         v["order_n"], v["latency"], ctrl, cbq, cbq_prev, ts)  # fmt: skip
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.0005)
+    return True
 
 
 def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, int]:

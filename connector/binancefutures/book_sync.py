@@ -18,31 +18,32 @@ applied diff; "held" is a snapshot newer than every buffered diff, kept until th
 that bridges it arrives (the REST reply can beat that diff, or, as in the captures, come
 after it).
 
-    state          input     condition                       actions                        next
-    -------------  --------  ------------------------------  -----------------------------  -------------
-    WAIT_SNAPSHOT  diff      nothing held                    buffer it (step 1);            WAIT_SNAPSHOT
-                                                             NeedSnapshot if not yet asked
-    WAIT_SNAPSHOT  diff      buffer full                     drop the oldest; NeedSnapshot  WAIT_SNAPSHOT
-                                                             (once per snapshot asked for)
-    WAIT_SNAPSHOT  snapshot  after dropping u < L (step 3)   NeedSnapshot                   WAIT_SNAPSHOT
-                             the first kept has U > L
-    WAIT_SNAPSHOT  snapshot  first kept has U <= L <= u      Cleared, SnapshotApplied,      SYNCED
-                             (step 4)                        Applied per buffered diff
-    WAIT_SNAPSHOT  snapshot  no diff kept                    hold it                        WAIT_SNAPSHOT
-    WAIT_SNAPSHOT  diff      held, u < L                     drop it (step 3)               WAIT_SNAPSHOT
-    WAIT_SNAPSHOT  diff      held, U <= L <= u               Cleared, SnapshotApplied,      SYNCED
-                                                             Applied
-    WAIT_SNAPSHOT  diff      held, U > L                     forget the snapshot, buffer    WAIT_SNAPSHOT
-                                                             the diff, NeedSnapshot
-    SYNCED         diff      pu == prev_u (step 5)           apply, Applied                 SYNCED
-    SYNCED         diff      u <= prev_u                     ignore (duplicate or old)      SYNCED
-    SYNCED         diff      otherwise (gap)                 clear; Gap, Cleared,           WAIT_SNAPSHOT
-                                                             NeedSnapshot; buffer the diff
-    SYNCED         snapshot  -                               ignore (a late reply)          SYNCED
-    any            reset()   -                               clear; Cleared                 WAIT_SNAPSHOT
+    state   input     condition                       actions                             next
+    ------  --------  ------------------------------  ----------------------------------  ------
+    WAIT    diff      nothing held                    buffer it (step 1); NeedSnapshot    WAIT
+                                                      unless already asked
+    WAIT    diff      buffer full                     drop the oldest; NeedSnapshot       WAIT
+                                                      (once per snapshot asked for)
+    WAIT    snapshot  after dropping u < L (step 3),  NeedSnapshot                        WAIT
+                      the first kept has U > L
+    WAIT    snapshot  first kept has U <= L <= u      Cleared, SnapshotApplied, then      SYNCED
+                      (step 4)                        Applied per buffered diff
+    WAIT    snapshot  no diff kept                    hold it                             WAIT
+    WAIT    diff      held, u < L                     drop it (step 3)                    WAIT
+    WAIT    diff      held, U <= L <= u               Cleared, SnapshotApplied, Applied   SYNCED
+    WAIT    diff      held, U > L                     forget the snapshot, buffer the     WAIT
+                                                      diff, NeedSnapshot
+    SYNCED  diff      pu == prev_u (step 5)           apply; Applied                      SYNCED
+    SYNCED  diff      u <= prev_u                     ignore (duplicate or old)           SYNCED
+    SYNCED  diff      otherwise: a gap                clear; Gap, Cleared, NeedSnapshot;  WAIT
+                                                      buffer the diff
+    SYNCED  snapshot  -                               ignore (a late reply)               SYNCED
+    any     reset()   -                               clear; Cleared                      WAIT
 
-A gap met while replaying the buffer after a snapshot is handled like a gap in SYNCED: the
-diffs from the gap on stay buffered for the next snapshot.
+WAIT is WAIT_SNAPSHOT. A gap met while replaying the buffer after a snapshot is handled
+like a gap in SYNCED: the diffs from the gap on stay buffered for the next snapshot.
+SYNCED ignores u <= prev_u rather than calling it a gap: such a diff is already in the
+book, and nothing is missing.
 """
 
 from __future__ import annotations

@@ -19,15 +19,21 @@ Malformed input (bad or truncated JSON, a missing or wrongly typed field, an out
 status/side) raises `VenueProtocolError` naming the event and field, never anything else.
 
 Speed. Depth diffs dominate the cost: an ETHUSDT diff averages 65 levels and 1.5 kB, some
-hold ~900 levels. Measured over the 6,586 diffs of ethusdt_20240808.gz (this machine, one
-core, whole message parsed to a DepthUpdate):
+hold ~900. Measured on ethusdt_20240808.gz (6,586 diffs; one core of this 2-vCPU Xeon
+box; best of 5; each row ends in a DepthUpdate):
 
-    orjson.loads alone (levels left as lists of str)       126k msgs/s   7.9 us
-    orjson + np.array(levels, dtype=float64)                 35k msgs/s  28.3 us
-    orjson + per-level float() loop                          31k msgs/s  32.0 us
-    orjson + np.array(levels).astype(float64)                15k msgs/s  66.6 us
-    orjson + flat list of float() then reshape               38k msgs/s  26.2 us
-    numba byte scanner for levels + orjson for the rest     ~100k msgs/s  ~9 us  (kept)
+    orjson.loads alone, levels left as lists of str (no DepthUpdate)   114k msgs/s   8.8 us
+    orjson + np.array(levels, dtype=float64)                            31k msgs/s  32.2 us
+    orjson + per-level float() list, then np.array                      28k msgs/s  36.0 us
+    orjson + np.array(levels).astype(float64)                           14k msgs/s  71.7 us
+    orjson + checked per-level float() (the fallback path below)        21k msgs/s  47.8 us
+    numba byte scanner for levels + orjson for the header (kept)        98k msgs/s  10.2 us
+
+    parse_stream on bookTicker 245k/s (4.1 us), trade 264k/s (3.8 us), and the whole
+    mixed capture (54k bookTicker, 14k trade, 6.6k depth) 212k msgs/s (4.7 us).
+
+About 1.1 us of a bookTicker or trade is the frozen dataclass's __init__ (8 fields through
+object.__setattr__; a plain slots class takes 0.23 us).
 
 The kept fast path (`_scan_book`) walks the raw bytes once, parses the level arrays
 straight into one float64 block, and splices them out of the text (`"b":[]`) so orjson
@@ -35,8 +41,8 @@ only parses the small header, which keeps every header check below. A level stri
 parsed as mantissa / 10**frac only when it has <= 15 digits and no sign or exponent; then
 both operands are exact doubles and IEEE division rounds once, so the value is bit-equal
 to float(str). Anything else (whitespace, exponents, escapes, truncation, odd shapes) falls
-back to the orjson + float() path, which is also where errors are reported. Mixed capture
-throughput (bookTicker, trade, depth): see tests/test_bf_protocol.py::test_throughput.
+back to the orjson + float() path, which is also where errors are reported. The scanner
+only runs when `"depthUpdate"` is within the first 128 bytes (Binance sends `e` first).
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import numba as nb
 import numpy as np
 import orjson
 
-from connector.errors import VenueProtocolError, VenueRejected
+from connector.errors import UsageError, VenueProtocolError, VenueRejected
 
 # hftbacktest constants (reference hftbacktest_api.md §4.2); to be centralised by the lead.
 BUY = 1
@@ -136,12 +142,10 @@ def order_type_code(order_type: str) -> int:
 
 
 # ---------------------------------------------------------------------------- messages
-_DC = {"frozen": True, "slots": True}
-_DC_ARR = {"frozen": True, "slots": True, "eq": False}  # array fields: identity equality
-_DC_KW = {"frozen": True, "slots": True, "kw_only": True}
+# Messages holding arrays compare by identity (eq=False): == on arrays is elementwise.
 
 
-@dataclass(**_DC_ARR)
+@dataclass(frozen=True, slots=True, eq=False)
 class DepthUpdate:
     """`depthUpdate` diff (§1.3). Levels are (n, 2) float64 [px, qty], absolute qty, 0 = remove."""
 
@@ -155,7 +159,7 @@ class DepthUpdate:
     asks: np.ndarray
 
 
-@dataclass(**_DC_ARR)
+@dataclass(frozen=True, slots=True, eq=False)
 class DepthSnapshot:
     """REST `GET /fapi/v1/depth` body (§1.4): bids descending, asks ascending."""
 
@@ -166,7 +170,7 @@ class DepthSnapshot:
     asks: np.ndarray
 
 
-@dataclass(**_DC)
+@dataclass(frozen=True, slots=True)
 class BookTicker:
     """`bookTicker` (§1.3); `update_id` shares the depth stream's id space."""
 
@@ -180,7 +184,7 @@ class BookTicker:
     ask_qty: float
 
 
-@dataclass(**_DC)
+@dataclass(frozen=True, slots=True)
 class Trade:
     """Raw `trade` (§1.3). hftbacktest keeps only trade_type == "MARKET"."""
 
@@ -199,7 +203,7 @@ class Trade:
         return SELL if self.buyer_is_maker else BUY
 
 
-@dataclass(**_DC)
+@dataclass(frozen=True, slots=True)
 class AggTrade:
     """`aggTrade` (§1.3). `qty_no_rpi` is `nq`, None when absent."""
 
@@ -215,7 +219,7 @@ class AggTrade:
     qty_no_rpi: float | None
 
 
-@dataclass(**_DC_KW)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderTradeUpdate:
     """`ORDER_TRADE_UPDATE` (§1.5). Enum fields keep the venue strings; map with
     `order_status`, `side_code`, `tif_code`, `order_type_code`, `is_fill`."""
@@ -250,7 +254,7 @@ class OrderTradeUpdate:
     modify_id: int | None  # M, AMENDMENT only
 
 
-@dataclass(**_DC_KW)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TradeLite:
     """`TRADE_LITE` (§1.5): a fill without status or cumulative qty."""
 
@@ -268,7 +272,7 @@ class TradeLite:
     maker: bool
 
 
-@dataclass(**_DC_KW)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Balance:
     """`ACCOUNT_UPDATE.a.B[]` entry."""
 
@@ -278,7 +282,7 @@ class Balance:
     balance_change: float | None  # bc
 
 
-@dataclass(**_DC_KW)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Position:
     """`ACCOUNT_UPDATE.a.P[]` entry; `position_amt` is signed."""
 
@@ -293,7 +297,7 @@ class Position:
     isolated_wallet: float | None  # iw
 
 
-@dataclass(**_DC_KW)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccountUpdate:
     """`ACCOUNT_UPDATE` (§1.5); `funding_symbol` is `a.S` (FUNDING_FEE only)."""
 
@@ -305,7 +309,7 @@ class AccountUpdate:
     funding_symbol: str | None
 
 
-@dataclass(**_DC)
+@dataclass(frozen=True, slots=True)
 class ListenKeyExpired:
     """`listenKeyExpired` (§1.5); `E` arrives as a number or a string (§0.6)."""
 
@@ -313,7 +317,7 @@ class ListenKeyExpired:
     listen_key: str | None
 
 
-@dataclass(**_DC_KW)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderResponse:
     """Order body of POST/PUT/DELETE /fapi/v1/order and WS-API order.* results (§1.6).
 
@@ -340,7 +344,7 @@ class OrderResponse:
     request_id: int | str | None = None
 
 
-@dataclass(**_DC)
+@dataclass(frozen=True, slots=True)
 class ErrorReply:
     """`{"code":-2019,"msg":".."}` (§1.8). Code 200 is allOpenOrders' success body."""
 
@@ -353,7 +357,7 @@ class ErrorReply:
         return VenueRejected(self.code, self.msg)
 
 
-@dataclass(**_DC)
+@dataclass(frozen=True, slots=True)
 class CommandReply:
     """Reply to SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS/..: `{"result":..,"id":..}` (§1.2)."""
 
@@ -361,7 +365,7 @@ class CommandReply:
     result: object
 
 
-@dataclass(**_DC)
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A well-formed event whose `e` this module does not parse."""
 
@@ -426,10 +430,23 @@ def _int_or_str(m: dict, key: str, ev: str) -> int:
     raise _bad(ev, key, "an integer or a digit string", v)
 
 
+def _as_bytes(raw: bytes | str) -> bytes:
+    if type(raw) is bytes:
+        return raw
+    if type(raw) is str:
+        try:
+            return raw.encode()
+        except UnicodeEncodeError:  # lone surrogates
+            raise VenueProtocolError("frame is not valid UTF-8 text") from None
+    if isinstance(raw, (bytearray, memoryview)):
+        return bytes(raw)
+    raise UsageError(f"expected a text or bytes frame, got {type(raw).__name__}")
+
+
 def _loads(raw: bytes | str) -> dict:
     try:
         m = orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError) as e:
+    except orjson.JSONDecodeError as e:
         raise VenueProtocolError(f"malformed JSON: {e}") from None
     if type(m) is not dict:
         raise VenueProtocolError(f"expected a JSON object, got {type(m).__name__}")
@@ -842,11 +859,9 @@ def parse_stream(raw: bytes | str):
 
     Raises:
         VenueProtocolError: malformed frame; the message names the event and field.
+        UsageError: `raw` is neither text nor bytes.
     """
-    if type(raw) is str:
-        raw = raw.encode()
-    elif type(raw) is not bytes:
-        raw = bytes(raw)
+    raw = _as_bytes(raw)
     # Binance sends "e" first; an event placed later still parses, on the slow path.
     if raw.find(b'"depthUpdate"', 0, 128) >= 0:
         upd = _depth_fast(raw)
@@ -875,8 +890,7 @@ def parse_depth_snapshot(raw: bytes | str | dict) -> DepthSnapshot:
     """Parses a `GET /fapi/v1/depth` body (bytes/str use the fast level scanner)."""
     if type(raw) is dict:
         return _snapshot(raw)
-    if type(raw) is str:
-        raw = raw.encode()
+    raw = _as_bytes(raw)
     r = _fast_book(raw, _scan_snapshot)
     if r is not None:
         m, bids, asks = r

@@ -1,0 +1,65 @@
+"""Make numba build the Python-side accessors of our jitclasses lazily.
+
+When a jitclass instance first crosses into Python, numba (0.5x-0.6x) compiles a getter
+for every field and property of the class, eagerly (numba/experimental/jitclass/boxing.py,
+"Pre-compile attribute getter"). For a LiveBot with its depth, order and state objects that
+is about seventy small compilations, several seconds on every start, and none of them can
+be cached. Strategies never use them: they read the bot from @njit code.
+
+This replaces the box factory for our classes only with one that builds the same Box
+subclass but compiles each getter on first Python access. Other jitclasses, and any numba
+whose internals differ from what we expect, keep numba's own behaviour.
+"""
+
+from __future__ import annotations
+
+_OUR_CLASSES: set[str] = set()
+
+
+def register(*classnames: str) -> None:
+    _OUR_CLASSES.update(classnames)
+
+
+def _install() -> bool:
+    try:
+        from numba.experimental.jitclass import _box, boxing
+    except ImportError:  # pragma: no cover
+        return False
+    needed = ("_specialize_box", "_generate_getter", "_generate_setter", "_generate_method",
+              "_cache_specialized_box")  # fmt: skip
+    if not all(hasattr(boxing, n) for n in needed) or getattr(boxing, "_hftlive_lazy", False):
+        return False
+    original = boxing._specialize_box
+
+    def lazy_specialize_box(typ):
+        if typ.classname not in _OUR_CLASSES and not typ.classname.startswith("LiveBot_"):
+            return original(typ)
+        cache = boxing._cache_specialized_box
+        if typ in cache:
+            return cache[typ]
+        dct = {"__slots__": (), "_numba_type_": typ, "__doc__": typ.class_type.class_doc}
+        for field in typ.struct:
+            dct[field] = property(boxing._generate_getter(field), boxing._generate_setter(field))
+        for field, impdct in typ.jit_props.items():
+            getter = boxing._generate_getter(field) if "get" in impdct else None
+            setter = boxing._generate_setter(field) if "set" in impdct else None
+            imp = impdct.get("get") or impdct.get("set")
+            dct[field] = property(getter, setter, doc=getattr(imp, "__doc__", None))
+        for name, func in typ.methods.items():
+            if name.startswith("__") and name.endswith("__") and name not in (
+                "__contains__", "__len__", "__getitem__", "__setitem__",
+            ):  # fmt: skip
+                continue
+            dct[name] = boxing._generate_method(name, func)
+        for name, func in typ.static_methods.items():
+            dct[name] = boxing._generate_method(name, func)
+        subcls = type(typ.classname, (_box.Box,), dct)
+        cache[typ] = subcls
+        return subcls
+
+    boxing._specialize_box = lazy_specialize_box
+    boxing._hftlive_lazy = True
+    return True
+
+
+INSTALLED = _install()

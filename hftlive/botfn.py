@@ -1,0 +1,406 @@
+"""The LiveBot's work, as @njit(cache=True) functions over arrays.
+
+numba cannot cache jitclasses, so the LiveBot jitclass (hftlive.botcore) is a thin facade:
+its hot path (is anything new? is the deadline reached?) is a few atomic loads compiled
+with the strategy, and everything else happens here, compiled once and cached on disk.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from hftlive._sys import (
+    atomic_load,
+    atomic_store,
+    fence_acquire,
+    pid_alive,
+    ring_doorbell,
+    wall_ns,
+)
+from hftlive.constants import (
+    BUY_EVENT,
+    CANCELED,
+    CONNECTOR_LOST,
+    END_OF_DATA,
+    ERR_BOOK_RESYNC,
+    ERR_CONNECTOR,
+    GTC,
+    INVALID_ORDER_REQUEST,
+    LIMIT,
+    LOCAL_EVENT,
+    MARKET,
+    NEW,
+    NONE,
+    ORDER_ID_EXIST,
+    ORDER_NOT_FOUND,
+    ORDER_REQUEST_IN_PROCESS,
+    REPLACED,
+    REQUEST_QUEUE_FULL,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+from hftlive.depth import apply_depth_event, depth_clear, round_half_away
+from hftlive.layout import (
+    CONN_STOPPING,
+    L_FEED_EXCH,
+    L_FEED_LOCAL,
+    L_HAS_FEED,
+    L_HAS_ORDER,
+    L_ORDER_EXCH,
+    L_ORDER_REQ,
+    L_ORDER_RESP,
+    MD_SNAP_LOCK,
+    MD_SNAP_N,
+    MD_SNAP_SEQ,
+    MD_WRITE_SEQ,
+    MD_WRITING_END,
+    REQ_CANCEL,
+    REQ_MODIFY,
+    REQ_SUBMIT,
+    RESP_ERROR,
+    RESP_ORDER,
+    RESP_READY,
+    RESP_STATE,
+    SPSC_READ,
+    SPSC_WRITE,
+)
+from hftlive.orders import find_order, is_final
+
+# ctrl words
+C_CLOSED = 1
+C_END = 2  # non-zero: the code every waiting call returns from now on
+C_CB_N = 4  # entries in the callback queue
+C_ERRORS = 5
+C_LAST_ERR_KIND = 6
+C_LAST_ERR_CODE = 7
+C_POLICY = 8
+C_FOUND = 9
+C_HAS_CB = 10
+C_READY = 11
+C_WAIT_ASSET = 12
+C_WAIT_ID = 13
+C_RESYNCS = 14
+C_WORDS = 16
+
+# ctl header int64 words
+W_STATE = 3
+W_EPOCH = 4
+W_HEARTBEAT = 16
+# slot int64 words
+S_BOT_ID = 1
+S_HEARTBEAT = 8
+
+HEARTBEAT_STALE_NS = 3_000_000_000
+
+# poll flags
+F_FEED = 1
+F_RESP = 2
+F_ERROR = 4
+
+
+# ---------------------------------------------------------------------- market data
+
+
+@nb.njit(cache=True)
+def md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, out, ctrl, cbq, report):
+    """Rebuild one asset's depth from the connector's snapshot (seqlock-protected) and
+    continue from the ring position the snapshot is consistent with."""
+    while True:
+        l1 = atomic_load(hdr, MD_SNAP_LOCK)
+        if l1 & 1:
+            continue
+        n = min(hdr[MD_SNAP_N], out.shape[0])
+        seq = hdr[MD_SNAP_SEQ]
+        for j in range(n):
+            out[j] = snap[j]
+        fence_acquire()
+        if atomic_load(hdr, MD_SNAP_LOCK) == l1:
+            break
+    depth_clear(di, bk, bv, ak, av)
+    for j in range(n):
+        e = out[j]
+        apply_depth_event(di, df, bk, bv, ak, av, e.ev, e.px, e.qty, e.exch_ts)
+    cursor[a] = seq
+    if report:
+        ctrl[C_RESYNCS] += 1
+        push_error(ctrl, cbq, a, ERR_BOOK_RESYNC, 0)
+
+
+@nb.njit(cache=True)
+def md_consume(hdr, ring, snap, cursor, a, di, df, bk, bv, ak, av, trades, trade_n, latency,
+               scratch, snap_scratch, ctrl, cbq):  # fmt: skip
+    """Apply every published event of one asset's ring; F_FEED if there was any.
+
+    Events are copied out first and applied only if the writer did not lap the copy
+    (writing_end check); a reader that fell behind by more than the ring resyncs."""
+    ws = atomic_load(hdr, MD_WRITE_SEQ)
+    cur = cursor[a]
+    if ws == cur:
+        return 0
+    cap = ring.shape[0]
+    if ws - cur > cap:
+        md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, snap_scratch, ctrl, cbq, True)
+        return F_FEED
+    sc = scratch.shape[0]
+    while cur < ws:
+        k = min(ws - cur, sc)
+        for j in range(k):
+            scratch[j] = ring[(cur + j) & (cap - 1)]
+        fence_acquire()
+        if cur < atomic_load(hdr, MD_WRITING_END) - cap:
+            md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, snap_scratch, ctrl, cbq, True)
+            return F_FEED
+        for j in range(k):
+            e = scratch[j]
+            ev = e.ev
+            if not apply_depth_event(di, df, bk, bv, ak, av, ev, e.px, e.qty, e.exch_ts):
+                if (ev & 0xFF) == TRADE_EVENT and (ev & LOCAL_EVENT) and (ev & (BUY_EVENT | SELL_EVENT)):
+                    n = trade_n[0]
+                    if n < trade_n[1]:
+                        trades[n] = e
+                        trade_n[0] = n + 1
+            latency[L_FEED_EXCH] = e.exch_ts
+            latency[L_FEED_LOCAL] = e.local_ts
+            latency[L_HAS_FEED] = 1
+        cur += k
+    cursor[a] = cur
+    return F_FEED
+
+
+# ---------------------------------------------------------------------- responses
+
+
+@nb.njit(cache=True)
+def push_error(ctrl, cbq, a, kind, code):
+    ctrl[C_ERRORS] += 1
+    ctrl[C_LAST_ERR_KIND] = kind
+    ctrl[C_LAST_ERR_CODE] = code
+    n = ctrl[C_CB_N]
+    if ctrl[C_HAS_CB] != 0 and n < cbq.shape[0]:
+        r = cbq[n]
+        r.kind = RESP_ERROR
+        r.err_kind = kind
+        r.inst = a
+        r.code = code
+        r.ts = 0
+        r.msg = b""
+        ctrl[C_CB_N] = n + 1
+
+
+@nb.njit(cache=True)
+def resp_consume(hdr, ring, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_prev, ts):
+    """Apply every response from one connector; returns F_RESP / F_ERROR flags."""
+    ws = atomic_load(hdr, SPSC_WRITE)
+    rs = hdr[SPSC_READ]
+    if ws == rs:
+        return 0
+    cap = ring.shape[0]
+    flags = 0
+    while rs < ws:
+        flags |= _apply_resp(ring[rs & (cap - 1)], inst_asset, state, otab, order_n, latency,
+                             ctrl, cbq, cbq_prev, ts)  # fmt: skip
+        rs += 1
+    atomic_store(hdr, SPSC_READ, rs)
+    return flags
+
+
+@nb.njit(cache=True)
+def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_prev, ts):
+    kind = r.kind
+    if kind == RESP_READY:
+        ctrl[C_READY] += 1
+        return 0
+    if kind == RESP_ERROR:
+        a = inst_asset[r.inst] if r.inst >= 0 else -1
+        ctrl[C_ERRORS] += 1
+        ctrl[C_LAST_ERR_KIND] = r.err_kind
+        ctrl[C_LAST_ERR_CODE] = r.code
+        if r.err_kind == ERR_CONNECTOR and ctrl[C_END] == 0:
+            ctrl[C_END] = END_OF_DATA
+        n = ctrl[C_CB_N]
+        if ctrl[C_HAS_CB] != 0 and n < cbq.shape[0]:
+            cbq[n] = r
+            cbq[n].inst = a
+            ctrl[C_CB_N] = n + 1
+        return F_ERROR
+    a = inst_asset[r.inst]
+    if a < 0:
+        return 0
+    state[a] = r.state
+    if kind == RESP_STATE or kind != RESP_ORDER:
+        return 0
+    o = r.order
+    tbl = otab[a]
+    n = order_n[a, 0]
+    i = find_order(tbl, n, o.order_id)
+    cb_n = ctrl[C_CB_N]
+    has_cb = ctrl[C_HAS_CB] != 0 and cb_n < cbq.shape[0]
+    if i < 0:
+        if n >= tbl.shape[0]:
+            return F_RESP
+        # unknown ids are inserted: how a restarted bot gets its open orders back
+        tbl[n] = o
+        order_n[a, 0] = n + 1
+        i = n
+        if has_cb:
+            cbq_prev[cb_n] = o
+            cbq_prev[cb_n].status = NONE
+            cbq_prev[cb_n].req = NONE
+    else:
+        old = tbl[i]
+        if has_cb:
+            cbq_prev[cb_n] = old
+        # as hftbacktest: never after a final status, never older than what we hold
+        if not is_final(old.status) and o.exch_timestamp >= old.exch_timestamp:
+            lt = old.local_timestamp
+            tbl[i] = o
+            tbl[i].local_timestamp = lt
+    if o.exch_timestamp > 0:
+        latency[a, L_ORDER_REQ] = tbl[i].local_timestamp
+        latency[a, L_ORDER_EXCH] = o.exch_timestamp
+        latency[a, L_ORDER_RESP] = wall_ns(ts)
+        latency[a, L_HAS_ORDER] = 1
+    if has_cb:
+        cbq[cb_n] = r
+        cbq[cb_n].inst = a
+        ctrl[C_CB_N] = cb_n + 1
+    if a == ctrl[C_WAIT_ASSET] and np.int64(o.order_id) == ctrl[C_WAIT_ID]:
+        ctrl[C_FOUND] = 1
+    return F_RESP
+
+
+# ---------------------------------------------------------------------- liveness
+
+
+@nb.njit(cache=True)
+def check_connector(ctl, slot, pid, epoch, bot_id, now, ctrl):
+    """Publish our heartbeat; end the run if the connector stops, or fail if it is gone."""
+    slot[S_HEARTBEAT] = now
+    if atomic_load(ctl, W_STATE) >= CONN_STOPPING:
+        if ctrl[C_END] == 0:
+            ctrl[C_END] = END_OF_DATA
+    elif (
+        ctl[W_EPOCH] != epoch
+        or not pid_alive(pid)
+        or now - atomic_load(ctl, W_HEARTBEAT) > HEARTBEAT_STALE_NS
+        or np.uint64(slot[S_BOT_ID]) != bot_id
+    ):
+        ctrl[C_END] = CONNECTOR_LOST
+
+
+# ---------------------------------------------------------------------- requests
+
+
+@nb.njit(cache=True)
+def push_request(hdr, ring, kind, inst, order, bell_fd, bell):
+    cap = ring.shape[0]
+    ws = hdr[SPSC_WRITE]
+    if ws - atomic_load(hdr, SPSC_READ) >= cap:
+        return False
+    r = ring[ws & (cap - 1)]
+    r.kind = kind
+    r.inst = inst
+    r.ts = order.local_timestamp
+    r.order = order
+    atomic_store(hdr, SPSC_WRITE, ws + 1)
+    ring_doorbell(bell_fd, bell)
+    return True
+
+
+@nb.njit(cache=True)
+def submit_impl(tbl, count, tick, order_id, price, qty, tif, otype, side, now,
+                hdr, ring, inst, bell_fd, bell):  # fmt: skip
+    """Checks as the backtester (10 duplicate id, 13 invalid request), then queue it."""
+    n = count[0]
+    if find_order(tbl, n, order_id) >= 0:
+        return ORDER_ID_EXIST
+    if tif < GTC or tif > 3 or (otype != LIMIT and otype != MARKET):
+        return INVALID_ORDER_REQUEST
+    if not (np.isfinite(qty) and qty > 0.0) or not np.isfinite(price):
+        return INVALID_ORDER_REQUEST
+    if otype == LIMIT and not price > 0.0:
+        return INVALID_ORDER_REQUEST
+    if n >= tbl.shape[0]:
+        return REQUEST_QUEUE_FULL
+    o = tbl[n]
+    o.qty = qty
+    o.leaves_qty = qty
+    o.exec_qty = 0.0
+    o.exec_price_tick = 0
+    o.price_tick = round_half_away(price / tick)
+    o.tick_size = tick
+    o.exch_timestamp = 0
+    o.local_timestamp = now
+    o.order_id = order_id
+    o._q1 = 0
+    o._q2 = 0
+    o.maker = False
+    o.order_type = otype
+    o.req = NEW
+    o.status = NONE
+    o.side = side
+    o.time_in_force = tif
+    if not push_request(hdr, ring, REQ_SUBMIT, inst, o, bell_fd, bell):
+        return REQUEST_QUEUE_FULL  # not added: the count is unchanged
+    count[0] = n + 1
+    return 0
+
+
+@nb.njit(cache=True)
+def cancel_impl(tbl, count, order_id, now, hdr, ring, inst, bell_fd, bell):
+    i = find_order(tbl, count[0], order_id)
+    if i < 0:
+        return ORDER_NOT_FOUND
+    o = tbl[i]
+    if o.req != NONE:
+        return ORDER_REQUEST_IN_PROCESS
+    prev_ts = o.local_timestamp
+    o.req = CANCELED
+    o.local_timestamp = now
+    if not push_request(hdr, ring, REQ_CANCEL, inst, o, bell_fd, bell):
+        o.req = NONE
+        o.local_timestamp = prev_ts
+        return REQUEST_QUEUE_FULL
+    return 0
+
+
+@nb.njit(cache=True)
+def modify_impl(tbl, count, order_id, price, qty, now, hdr, ring, inst, bell_fd, bell):
+    i = find_order(tbl, count[0], order_id)
+    if i < 0:
+        return ORDER_NOT_FOUND
+    o = tbl[i]
+    if o.req != NONE:
+        return ORDER_REQUEST_IN_PROCESS
+    if not (np.isfinite(price) and price > 0.0 and np.isfinite(qty) and qty > 0.0):
+        return INVALID_ORDER_REQUEST
+    old_tick = o.price_tick
+    old_qty = o.qty
+    old_ts = o.local_timestamp
+    # As the backtester does: the new price and qty are written locally at once; the
+    # connector's response (accepted or rejected) then carries the venue's truth.
+    o.price_tick = round_half_away(price / o.tick_size)
+    o.qty = qty
+    o.req = REPLACED
+    o.local_timestamp = now
+    if not push_request(hdr, ring, REQ_MODIFY, inst, o, bell_fd, bell):
+        o.price_tick = old_tick
+        o.qty = old_qty
+        o.req = NONE
+        o.local_timestamp = old_ts
+        return REQUEST_QUEUE_FULL
+    return 0
+
+
+@nb.njit(cache=True)
+def clear_inactive(tbl, count):
+    """The backtester removes EXPIRED, FILLED and CANCELED orders; order is preserved."""
+    n = count[0]
+    k = 0
+    for i in range(n):
+        if not is_final(tbl[i].status):
+            if k != i:
+                tbl[k] = tbl[i]
+            k += 1
+    count[0] = k
