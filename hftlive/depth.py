@@ -259,7 +259,8 @@ def update_ask(di, df, bk, bv, ak, av, px, qty, ts):
 def apply_depth_event(di, df, bk, bv, ak, av, ev, px, qty, ts):
     """Apply one market event to the depth if it is a LOCAL depth kind; returns True if so.
 
-    DEPTH and DEPTH_SNAPSHOT set a level; DEPTH_CLEAR clears a side (BUY/SELL flag) or both.
+    DEPTH and DEPTH_SNAPSHOT set a level; DEPTH_CLEAR with a BUY/SELL flag clears that side
+    from its best up to `px` (hftbacktest's clear_depth); without a side flag, everything.
     BBO and trade events do not touch the depth, as in hftbacktest's backtester.
     """
     if ev & LOCAL_EVENT == 0:
@@ -272,10 +273,55 @@ def apply_depth_event(di, df, bk, bv, ak, av, ev, px, qty, ts):
             update_ask(di, df, bk, bv, ak, av, px, qty, ts)
         return True
     if kind == DEPTH_CLEAR_EVENT:
-        depth_clear(di, bk, bv, ak, av)
+        if ev & BUY_EVENT:
+            clear_bids_upto(di, df, bk, bv, px)
+        elif ev & SELL_EVENT:
+            clear_asks_upto(di, df, ak, av, px)
+        else:
+            depth_clear(di, bk, bv, ak, av)
         di[D_TS] = ts
         return True
     return False
+
+
+@nb.njit(cache=True)
+def _delete_range(keys, vals, lo, hi):
+    """Delete every key in [lo, hi]; returns how many."""
+    doomed = np.empty(keys.shape[0], np.int64)
+    m = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        if k != EMPTY and lo <= k <= hi:
+            doomed[m] = k
+            m += 1
+    for i in range(m):
+        ht_del(keys, vals, doomed[i])
+    return m
+
+
+@nb.njit(cache=True)
+def clear_bids_upto(di, df, bk, bv, px):
+    """hftbacktest's clear_depth(BUY, px): drop bids from px up to the best bid.
+
+    The new best is searched from two ticks below px, as hftbacktest 2.4 does (its
+    depth_below(clear_upto - 1, ...) starts one tick lower than the cleared range)."""
+    upto = round_half_away(px / df[DF_TICK])
+    if di[D_BEST_BID] != INVALID_MIN:
+        di[D_N_BID] -= _delete_range(bk, bv, upto, di[D_BEST_BID])
+    di[D_BEST_BID] = depth_below(bk, bv, upto - 1, di[D_LOW_BID])
+    if di[D_BEST_BID] == INVALID_MIN:
+        di[D_LOW_BID] = INVALID_MAX
+
+
+@nb.njit(cache=True)
+def clear_asks_upto(di, df, ak, av, px):
+    """hftbacktest's clear_depth(SELL, px): drop asks from the best ask up to px."""
+    upto = round_half_away(px / df[DF_TICK])
+    if di[D_BEST_ASK] != INVALID_MAX:
+        di[D_N_ASK] -= _delete_range(ak, av, di[D_BEST_ASK], upto)
+    di[D_BEST_ASK] = depth_above(ak, av, upto + 1, di[D_HIGH_ASK])
+    if di[D_BEST_ASK] == INVALID_MAX:
+        di[D_HIGH_ASK] = INVALID_MIN
 
 
 @nb.njit(cache=True)

@@ -1,0 +1,133 @@
+"""The demo: a connector on the simulated venue plus the tutorial grid bot, ~30 seconds.
+
+    python -m hftlive.demo [--seconds 30]
+
+No network, no keys. Three processes, as in production: the connector (python -m
+connector ... --connector sim), the bot (this module with --bot), and this one, which
+attaches read-only to the bot's shared memory to print a live status line. At the end
+the connector is stopped with SIGINT: it cancels the bot's open orders and shuts down,
+the bot's elapse() returns 1, and the bot prints its summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+DEMO_CONFIG = """
+[[instruments]]
+symbol = "btcusdt"
+tick_size = 0.1
+lot_size = 0.001
+start_price = 60000.0
+
+[risk]
+max_position = 0.05
+max_order_notional = 10000.0
+max_orders_per_second = 200
+
+[sim]
+tick_interval_ms = 50
+levels = 40
+volatility_bp = 1.0
+trades_per_tick = 3.0
+"""
+
+BOT_ID = 4242
+
+
+def run_bot(name: str, record_path: str) -> int:
+    import numpy as np
+
+    from hftlive import Instrument, LiveBot
+    from hftlive.recorder import Recorder
+    from strategies.grid import gridtrading
+
+    hbt = (
+        LiveBot.builder()
+        .register(Instrument(name, "btcusdt", 0.1, 0.001))
+        .id(BOT_ID)
+        .error_handler(lambda e: None)
+        .build()
+    )
+    recorder = Recorder(1, 100_000)
+    gridtrading(hbt, recorder.recorder, 0.001, 0.01, 5, 20, 10)
+    sv = hbt.state_values(0)
+    mid = (hbt.depth(0).best_bid + hbt.depth(0).best_ask) / 2
+    print(
+        f"\nbot summary: trades {sv.num_trades}, volume {sv.trading_volume:.3f} BTC, "
+        f"value {sv.trading_value:,.0f} USDT, position {sv.position:+.3f}, "
+        f"fees {sv.fee:.4f}, equity {sv.balance + sv.position * mid - sv.fee:+.4f} USDT"
+    )
+    recorder.to_npz(record_path)
+    n = len(recorder.get(0))
+    print(f"bot: {n} records written to {record_path} (hftbacktest.stats reads them)")
+    hbt.close()
+    return 0 if np.isfinite(mid) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hftlive.demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=30.0, help="how long the demo trades")
+    p.add_argument("--bot", metavar="CONNECTOR", help=argparse.SUPPRESS)
+    p.add_argument("--record", default="demo_record.npz", help="where the bot writes its recording")
+    args = p.parse_args(argv)
+    if args.bot:
+        return run_bot(args.bot, args.record)
+
+    from hftlive.monitor import BotView
+
+    name = f"demo{os.getpid()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "demo.toml")
+        with open(cfg, "w") as f:
+            f.write(DEMO_CONFIG)
+        print(f"starting connector {name!r} on the simulated venue (synthetic BTCUSDT market)")
+        conn = subprocess.Popen(
+            [sys.executable, "-m", "connector", "--name", name, "--connector", "sim",
+             "--config", cfg, "--log-level", "WARNING"],
+        )  # fmt: skip
+        bot = None
+        try:
+            print("starting the grid bot (strategies/grid.py; numba compiles it first)")
+            bot = subprocess.Popen([sys.executable, "-m", "hftlive.demo", "--bot", name,
+                                    "--record", args.record])  # fmt: skip
+            view = None
+            t_end = None
+            while bot.poll() is None:
+                if view is None:
+                    try:
+                        view = BotView(name, BOT_ID)
+                    except Exception:
+                        time.sleep(0.2)
+                        continue
+                s = view.status(0)
+                if t_end is None and s.open_orders > 0:
+                    t_end = time.monotonic() + args.seconds  # the clock starts once it trades
+                left = 0 if t_end is None else max(0.0, t_end - time.monotonic())
+                sys.stdout.write(
+                    f"\rmid {s.mid:10.1f}  pos {s.position:+.3f}  open {s.open_orders:3d}  "
+                    f"trades {s.num_trades:4d}  PnL {s.equity:+9.4f}  "
+                    f"feed {s.feed_latency_ns / 1e6:5.2f} ms  [{left:4.0f}s]  "
+                )
+                sys.stdout.flush()
+                if t_end is not None and time.monotonic() >= t_end:
+                    break
+                time.sleep(0.25)
+            conn.send_signal(signal.SIGINT)  # the connector cancels orders; elapse() returns 1
+            rc = bot.wait(timeout=60)
+            conn.wait(timeout=30)
+            return rc
+        finally:
+            for proc in (bot, conn):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Example strategies: plain @njit functions that run in an hftbacktest backtest and live."""

@@ -1,0 +1,131 @@
+"""Shared fixtures: real connector processes on the sim venue, real shared memory."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURE = ROOT.parent / "shared" / "data" / "binancefutures" / "ethusdt_20240808.gz"
+_names = itertools.count()
+
+SIM_CONFIG = """
+[[instruments]]
+symbol = "btcusdt"
+tick_size = 0.1
+lot_size = 0.001
+start_price = 60000.0
+
+[[instruments]]
+symbol = "ethusdt"
+tick_size = 0.01
+lot_size = 0.001
+start_price = 2500.0
+
+[connector]
+md_capacity = {md_capacity}
+snapshot_interval_ms = 50
+
+[risk]
+max_position = {max_position}
+max_order_notional = 1000000.0
+max_orders_per_second = 1000
+
+[sim]
+tick_interval_ms = {tick_ms}
+levels = 30
+volatility_bp = 0.5
+trades_per_tick = 2.0
+{extra}
+"""
+
+
+class ConnectorProc:
+    """A `python -m connector` child process, stopped (or killed) at teardown."""
+
+    def __init__(self, tmp_path: Path, name: str | None = None, config: str | None = None,
+                 **fmt):  # fmt: skip
+        self.name = name or f"t{os.getpid()}x{next(_names)}"
+        self.cfg = tmp_path / f"{self.name}.toml"
+        params = {"md_capacity": 65536, "max_position": 1.0, "tick_ms": 20, "extra": ""}
+        params.update(fmt)
+        self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))
+        self.log = tmp_path / f"{self.name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> ConnectorProc:
+        self._logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "connector", "--name", self.name, "--connector", "sim",
+             "--config", str(self.cfg), "--log-level", "INFO"],
+            cwd=ROOT, stdout=self._logf, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        if wait:
+            self.wait_running()
+        return self
+
+    def wait_running(self, timeout: float = 20.0) -> None:
+        from hftlive.monitor import ConnectorView
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"connector exited early:\n{self.log.read_text()}")
+            try:
+                v = ConnectorView(self.name)
+                state = int(v.ctl.header[0]["state"])
+                v.close()
+                if state == 1:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"connector did not start:\n{self.log.read_text()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+def connector(tmp_path):
+    """A running sim connector (btcusdt, ethusdt) with a synthetic market."""
+    c = ConnectorProc(tmp_path).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def make_connector(tmp_path):
+    made: list[ConnectorProc] = []
+
+    def make(**kw) -> ConnectorProc:
+        c = ConnectorProc(tmp_path, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop(signal.SIGKILL if c.proc and c.proc.poll() is None else signal.SIGTERM)
+
+
+def run_py(code: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """Run Python code in a fresh process (a separate bot), from the repo root."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip

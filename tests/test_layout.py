@@ -1,0 +1,72 @@
+"""The shared-memory layout is pinned: a change here breaks every running peer."""
+
+import numpy as np
+from hftbacktest import types as hbt_types
+
+from hftlive import layout as L
+
+
+def test_dtypes_are_hftbacktests_byte_for_byte():
+    assert L.event_dtype == hbt_types.event_dtype
+    assert L.order_dtype == hbt_types.order_dtype
+    assert L.state_values_dtype == hbt_types.state_values_dtype
+    assert (L.event_dtype.itemsize, L.order_dtype.itemsize, L.state_values_dtype.itemsize) == (
+        64, 96, 48)  # fmt: skip
+
+
+def _offsets(dt):
+    return {n: dt.fields[n][1] for n in dt.names}
+
+
+def test_record_sizes_and_offsets():
+    assert L.ctl_header_dtype.itemsize == 256
+    assert _offsets(L.ctl_header_dtype) == {
+        "magic": 0, "version": 8, "pid": 16, "state": 24, "epoch": 32, "n_instruments": 40,
+        "max_bots": 48, "md_capacity": 56, "snap_capacity": 64, "req_capacity": 72,
+        "resp_capacity": 80, "heartbeat_ns": 128, "venue": 192,
+    }  # fmt: skip
+    assert L.instrument_dtype.itemsize == 128
+    assert _offsets(L.slot_dtype) == {
+        "state": 0, "bot_id": 8, "pid": 16, "generation": 24, "ack": 32, "reject": 40,
+        "heartbeat_ns": 64,
+    }  # fmt: skip
+    assert L.slot_dtype.itemsize == 128
+    assert _offsets(L.md_header_dtype) == {
+        "write_seq": 0, "writing_end": 8, "snap_lock": 64, "snap_seq": 72, "snap_n": 80,
+        "capacity": 128, "snap_capacity": 136, "tick_size": 144, "lot_size": 152,
+    }  # fmt: skip
+    # the int64 word indexes the rings use atomically
+    assert (L.MD_WRITE_SEQ, L.MD_WRITING_END, L.MD_SNAP_LOCK, L.MD_SNAP_SEQ, L.MD_SNAP_N) == (
+        0, 1, 8, 9, 10)  # fmt: skip
+    assert (L.SPSC_WRITE, L.SPSC_READ) == (0, 8)
+    assert L.request_dtype.itemsize == 128 and _offsets(L.request_dtype)["order"] == 32
+    assert L.response_dtype.itemsize == 256
+    assert _offsets(L.response_dtype) == {
+        "kind": 0, "err_kind": 4, "inst": 8, "code": 16, "ts": 24, "order": 32, "state": 128,
+        "msg": 176,
+    }  # fmt: skip
+    assert L.bot_header_dtype.itemsize == 128
+    assert L.MAGIC.to_bytes(8, "little") == b"HFTLIVE1"
+
+
+def test_segment_layouts_are_aligned_and_pinned():
+    ctl = L.ctl_layout(2, 16, 1024, 4096)
+    assert {k: r.offset for k, r in ctl.regions.items()} == {
+        "header": 0, "instruments": 256, "slots": 512, "req_hdr": 2560, "req": 4608,
+        "resp_hdr": 2101760, "resp": 2103808,
+    }  # fmt: skip
+    assert ctl.size == 18881024
+    md = L.md_layout(65536, 8192)
+    assert {k: r.offset for k, r in md.regions.items()} == {
+        "seg": 0, "header": 64, "ring": 256, "snapshot": 4194560}  # fmt: skip
+    assert md.size == 4718848
+    for lay in (ctl, md, L.bot_layout(3, 1024, 64, 10)):
+        assert all(r.offset % 64 == 0 for r in lay.regions.values())
+
+
+def test_views_map_a_buffer():
+    lay = L.md_layout(8, 4)
+    buf = bytearray(lay.size)
+    v = lay.views(buf)
+    v["ring"][3]["px"] = 1.5
+    assert np.frombuffer(buf, np.float64)[(lay.regions["ring"].offset + 3 * 64 + 24) // 8] == 1.5
