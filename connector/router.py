@@ -93,6 +93,9 @@ class Router:
         self.bots: dict[int, BotState] = {}
         self._next_key = 1
         self._resp = np.zeros(1, response_dtype)
+        # responses wait here until flush(): what one request or one market event caused
+        # reaches the bot as one batch (a MARKET order's NEW and FILLED together)
+        self._out: dict[int, list[np.ndarray]] = {}
         self.stopping = False
         self.n_dropped_responses = 0
 
@@ -131,7 +134,8 @@ class Router:
         r = self._resp
         r[:] = 0
         r["kind"] = RESP_READY
-        self.shm.send(k, r)
+        self._queue(bot_id, r)
+        self.flush()
         self.shm.ack(k, gen)
         log.info("bot %d (pid %d) registered in slot %d", bot_id, pid, k)
 
@@ -160,6 +164,7 @@ class Router:
             reqs = self.shm.take_requests(b.slot)
             for i in range(len(reqs)):
                 self._handle(bot_id, b, reqs[i])
+        self.flush()
 
     def _handle(self, bot_id: int, b: BotState, req) -> None:
         kind = int(req["kind"])
@@ -352,9 +357,7 @@ class Router:
         r["ts"] = time.time_ns()
         r["order"] = rec
         r["state"] = self._state(bot_id, inst)[0]
-        if not self.shm.send(b.slot, r):
-            self.n_dropped_responses += 1
-            log.error("bot %d is not reading its responses: dropped an order update", bot_id)
+        self._queue(bot_id, r)
 
     def _send_state(self, bot_id: int, inst: int) -> None:
         b = self.bots.get(bot_id)
@@ -365,7 +368,7 @@ class Router:
         r["kind"] = RESP_STATE
         r["inst"] = inst
         r["state"] = self._state(bot_id, inst)[0]
-        self.shm.send(b.slot, r)
+        self._queue(bot_id, r)
 
     def send_error(self, bot_id: int, kind: int, code: int, msg: str, inst: int = -1,
                    order_id: int = 0) -> None:  # fmt: skip
@@ -381,12 +384,31 @@ class Router:
         r["ts"] = time.time_ns()
         r["order"]["order_id"] = order_id
         r["msg"] = msg.encode()[:80]
-        if not self.shm.send(b.slot, r):
-            self.n_dropped_responses += 1
+        self._queue(bot_id, r)
+
+    def _queue(self, bot_id: int, r: np.ndarray) -> None:
+        self._out.setdefault(bot_id, []).append(r[0].copy())
+
+    def flush(self) -> None:
+        """Publish every queued response, one batch per bot."""
+        if not self._out:
+            return
+        out, self._out = self._out, {}
+        for bot_id, recs in out.items():
+            b = self.bots.get(bot_id)
+            if b is None:
+                continue
+            arr = np.array(recs, dtype=response_dtype)
+            sent = self.shm.send_many(b.slot, arr, len(arr))
+            if sent < len(arr):
+                self.n_dropped_responses += len(arr) - sent
+                log.error("bot %d is not reading its responses: dropped %d", bot_id,
+                          len(arr) - sent)  # fmt: skip
 
     def broadcast_error(self, kind: int, code: int, msg: str, inst: int = -1) -> None:
         for bot_id in list(self.bots):
             self.send_error(bot_id, kind, code, msg, inst)
+        self.flush()
 
     def shutdown_notice(self) -> None:
         self.stopping = True

@@ -20,6 +20,7 @@ from hftlive.ipc import (
     md_publish,
     md_write_snapshot,
     spsc_put,
+    spsc_put_many,
     spsc_take,
     store_word,
 )
@@ -214,3 +215,7 @@ class ShmServer:
     def send(self, k: int, rec: np.ndarray) -> bool:
         """Queue one response (a 1-element response_dtype array) for slot k."""
         return bool(spsc_put(self.ctl.resp_hdr[k], self.ctl.resp[k], rec))
+
+    def send_many(self, k: int, recs: np.ndarray, n: int) -> int:
+        """Queue recs[:n] for slot k, visible to the bot all at once; returns how many fitted."""
+        return int(spsc_put_many(self.ctl.resp_hdr[k], self.ctl.resp[k], recs, n))

@@ -287,6 +287,10 @@ class _LiveBotBase:
             return INSTRUMENT_NOT_FOUND
         return self._wait(MODE_ORDER, np.int64(timeout), False, a, np.uint64(order_id))
 
+    def _goto_end(self):
+        """hftbacktest's HashMap backtest member: run until the end (here: until stopped)."""
+        return self._wait(MODE_ELAPSE, MAX_DEADLINE_NS, False, -1, np.uint64(0))
+
     def close(self):
         if self.ctrl[f.C_CLOSED] == 0:
             self.ctrl[f.C_CLOSED] = 1

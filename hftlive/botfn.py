@@ -139,18 +139,25 @@ def md_consume(hdr, ring, snap, cursor, a, di, df, bk, bv, ak, av, trades, trade
     if ws == cur:
         return 0
     cap = ring.shape[0]
-    if ws - cur > cap:
-        md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, snap_scratch, ctrl, cbq, True)
-        return F_FEED
     sc = scratch.shape[0]
+    resynced = False
     while cur < ws:
-        k = min(ws - cur, sc)
-        for j in range(k):
-            scratch[j] = ring[(cur + j) & (cap - 1)]
-        fence_acquire()
-        if cur < atomic_load(hdr, MD_WRITING_END) - cap:
+        if ws - cur > cap:
+            lapped = True
+        else:
+            k = min(ws - cur, sc)
+            for j in range(k):
+                scratch[j] = ring[(cur + j) & (cap - 1)]
+            fence_acquire()
+            lapped = cur < atomic_load(hdr, MD_WRITING_END) - cap  # the copy may be torn
+        if lapped:
+            if resynced:  # the snapshot is older than the ring: wait for a fresher one
+                return F_FEED
             md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, snap_scratch, ctrl, cbq, True)
-            return F_FEED
+            resynced = True
+            cur = cursor[a]
+            ws = atomic_load(hdr, MD_WRITE_SEQ)
+            continue
         for j in range(k):
             e = scratch[j]
             ev = e.ev

@@ -145,6 +145,19 @@ def spsc_put(hdr, ring, rec):
 
 
 @nb.njit(cache=True)
+def spsc_put_many(hdr, ring, recs, n):
+    """Append recs[:n] and publish them at once (a reader sees all or none); returns how
+    many fitted."""
+    cap = ring.shape[0]
+    ws = hdr[SPSC_WRITE]
+    m = min(n, cap - (ws - atomic_load(hdr, SPSC_READ)))
+    for k in range(m):
+        ring[(ws + k) & (cap - 1)] = recs[k]
+    atomic_store(hdr, SPSC_WRITE, ws + m)
+    return m
+
+
+@nb.njit(cache=True)
 def slot_claim(words, k, expected, new):
     return atomic_cas(words[k], 0, expected, new)
 

@@ -122,7 +122,7 @@ def test_replay_whole_capture_matches_reference():
     sync = BookSync(book)
     need = 0
     got: list[DepthUpdate] = []
-    for i, msg in enumerate(messages()):
+    for msg in messages():
         if isinstance(msg, DepthUpdate):
             actions = sync.on_diff(msg)
             ref.on_diff(msg)

@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
+from connector.binancefutures import _levels as L
 from connector.binancefutures import protocol as P
 from connector.errors import UsageError, VenueProtocolError, VenueRejected
 
@@ -67,12 +68,36 @@ def test_every_capture_line_parses():
 
 
 def test_capture_takes_the_fast_path():
-    # White-box: a silent fallback would still be correct but ~5x slower (module docstring).
+    # White-box: a silent fallback would still be correct but ~5x slower (_levels docstring).
     for _, raw in capture():
         if raw.startswith(b'{"lastUpdateId"'):
-            assert P._fast_book(raw, P._scan_snapshot) is not None
+            assert L.fast_book(raw, L.scan_snapshot) is not None
         elif b"depthUpdate" in raw[:80]:
             assert P._depth_fast(raw) is not None
+
+
+def test_scanner_is_bit_identical_to_float_str_on_every_capture_depth_message():
+    # The byte scanner alone (no parse_stream fallback to hide a miss), compared bit for bit
+    # (tobytes: array_equal would let -0.0 pass for 0.0) with float() of each level string.
+    n = 0
+    for _, raw in capture():
+        if raw.startswith(b'{"lastUpdateId"'):
+            scan, kb, ka = L.scan_snapshot, "bids", "asks"
+        elif b"depthUpdate" in raw[:80]:
+            scan, kb, ka = L.scan_depth_update, "b", "a"
+        else:
+            continue
+        r = L.fast_book(raw, scan)
+        assert r is not None, raw[:120]
+        _, bids, asks = r
+        m = orjson.loads(raw)
+        d = m.get("data", m)
+        for got, levels in ((bids, d[kb]), (asks, d[ka])):
+            want = expected_levels(levels)
+            assert got.dtype == np.float64 and got.shape == want.shape
+            assert got.tobytes() == want.tobytes(), raw[:120]
+        n += 1
+    assert n == 6586 + 1  # every depthUpdate of the capture, and its one REST snapshot
 
 
 def test_first_depth_update_golden():

@@ -53,7 +53,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from connector.binancefutures.protocol import DepthSnapshot, DepthUpdate
+from connector.binancefutures.messages import DepthSnapshot, DepthUpdate
 from connector.errors import UsageError
 
 WAIT_SNAPSHOT = "WAIT_SNAPSHOT"

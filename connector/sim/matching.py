@@ -60,25 +60,27 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from connector.errors import UsageError
+from hftlive.constants import (
+    BUY,
+    CANCELED,
+    EXPIRED,
+    FILLED,
+    FOK,
+    GTC,
+    GTX,
+    IOC,
+    LIMIT,
+    MARKET,
+    NEW,
+    NONE,
+    PARTIALLY_FILLED,
+    SELL,
+)
 
-# hftbacktest values (hftbacktest_api.md section 4.2).
-BUY = 1
-SELL = -1
-LIMIT = 0
-MARKET = 1
-GTC = 0
-GTX = 1
-FOK = 2
-IOC = 3
-NONE = 0
-NEW = 1
-EXPIRED = 2
-FILLED = 3
-CANCELED = 4
-PARTIALLY_FILLED = 5
-
-INVALID_MIN = -(2**63)  # best_bid_tick of an empty bid side
-INVALID_MAX = 2**63 - 1  # best_ask_tick of an empty ask side
+# Not used here, re-exported (redundant alias) for the Book contract: a Book's
+# best_bid_tick is INVALID_MIN when its bid side is empty, best_ask_tick INVALID_MAX.
+from hftlive.constants import INVALID_MAX as INVALID_MAX
+from hftlive.constants import INVALID_MIN as INVALID_MIN
 
 REJECT_INVALID_QTY = -4003
 REJECT_QTY_NOT_LOT_MULT = -4023

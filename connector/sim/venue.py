@@ -161,6 +161,8 @@ class SimVenue:
                     reject_code=r.reject_code, reject_msg=_REJECT_MSG.get(r.reject_code, ""),
                 )
             )  # fmt: skip
+        if reports:
+            self.router.flush()
 
     # ------------------------------------------------------------------ market data
 

@@ -1,0 +1,106 @@
+"""Fault switches of the emulator, set in-process or over `POST /_emulator/faults`.
+
+Standing switches live in `Faults` (a plain mutable dataclass: tests may assign fields
+directly, e.g. `emu.faults.drop_depth = 1`). Counters ("the next N ...") are consumed one
+per use by `take`. One-shot actions (disconnect a stream kind, expire listen keys) are
+methods of the Emulator; the control endpoint accepts them in the same JSON object:
+
+    POST /_emulator/faults
+    {"drop_depth": 1, "ack_delay_ms": 200, "reject_orders": [-2019],
+     "disconnect": "public", "expire_listen_keys": true}
+
+Unknown keys or wrongly typed values are refused as a whole (nothing is applied), naming
+the key, so a typo in a test never silently does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+DISCONNECT_KINDS = ("all", "public", "market", "private", "ws-api")
+ACTIONS = {"disconnect": str, "abort": bool, "expire_listen_keys": bool}
+
+
+@dataclass
+class Faults:
+    """Standing fault switches. Counters count requests/events still to be affected.
+
+    Attributes:
+        drop_depth: the next N diff-depth events are not sent to anyone; the venue's book
+            still applies them, so the next event's `pu` shows the gap (§1.4 step 5).
+        corrupt_pu: the next N diff-depth events are sent with a `pu` that does not chain.
+        pause_market: the market source stops (a stale feed); sockets stay open.
+        ack_delay_ms: order requests (REST and WS-API) execute at once, and their reply is
+            held this long, so user-stream events arrive first.
+        lose_acks: the next N order requests execute but get no reply at all (REST: the
+            request hangs until the client gives up; WS-API: no response frame).
+        reject_orders: the next new orders are rejected with these codes, in turn.
+        http_429: the next N REST requests get 429 (-1003) with Retry-After.
+        http_418: the next N REST requests get 418 (-1003, banned) with Retry-After.
+        retry_after_s: the Retry-After of injected 429/418 replies.
+        clock_skew_ms: added to the server clock (serverTime, E/T stamps, the -1021 check).
+        listen_key_expired_e_str: send listenKeyExpired.E as a string, as seen in real
+            traffic before 2026 (§0.6); otherwise an integer.
+    """
+
+    drop_depth: int = 0
+    corrupt_pu: int = 0
+    pause_market: bool = False
+    ack_delay_ms: int = 0
+    lose_acks: int = 0
+    reject_orders: list[int] = field(default_factory=list)
+    http_429: int = 0
+    http_418: int = 0
+    retry_after_s: int = 1
+    clock_skew_ms: int = 0
+    listen_key_expired_e_str: bool = False
+
+    def take(self, name: str) -> bool:
+        """Consumes one unit of counter `name`; True if there was one."""
+        n = getattr(self, name)
+        if n > 0:
+            setattr(self, name, n - 1)
+            return True
+        return False
+
+    def take_reject(self) -> int | None:
+        """The next injected reject code, or None."""
+        return self.reject_orders.pop(0) if self.reject_orders else None
+
+    def as_dict(self) -> dict:
+        """Current switches, JSON-ready."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def split_request(body: object) -> tuple[dict, dict]:
+    """Validates a control-endpoint body; returns (switches, actions).
+
+    Raises:
+        ValueError: not an object, an unknown key or a wrongly typed value; the message
+            names the key.
+    """
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    types = {f.name: f.type for f in fields(Faults)}
+    switches, actions = {}, {}
+    for k, v in body.items():
+        if k in ACTIONS:
+            if type(v) is not ACTIONS[k]:
+                raise ValueError(f"{k!r} must be a {ACTIONS[k].__name__}")
+            if k == "disconnect" and v not in DISCONNECT_KINDS:
+                raise ValueError(f"'disconnect' must be one of {DISCONNECT_KINDS}")
+            actions[k] = v
+        elif k in types:
+            want = types[k]
+            if want == "bool":
+                ok = type(v) is bool
+            elif want == "int":
+                ok = type(v) is int and v >= 0 or (k == "clock_skew_ms" and type(v) is int)
+            else:  # list[int]
+                ok = type(v) is list and all(type(c) is int and c < 0 for c in v)
+            if not ok:
+                raise ValueError(f"bad value for {k!r}: {v!r} (expected {want})")
+            switches[k] = v
+        else:
+            raise ValueError(f"unknown fault switch {k!r}; known: {sorted([*types, *ACTIONS])}")
+    return switches, actions

@@ -1,0 +1,131 @@
+"""WebSocket API (`/ws-fapi/v1`): trading over one socket (§1.7).
+
+Request: one text frame `{"id":..,"method":"order.place","params":{..}}`; signed methods
+carry `apiKey`, `timestamp` and `signature` in `params`, signed over every other param
+sorted by name (`gate.ws_payload`). Response:
+`{"id":..,"status":200,"result":{..},"rateLimits":[..]}` or
+`{"id":..,"status":4xx,"error":{"code":..,"msg":..},"rateLimits":[..]}` (the error shape is
+spot's; identical on futures is UNCONFIRMED). Results are the REST order bodies. The id is
+echoed as sent. Injected ack faults apply as on REST (a delayed or lost response frame);
+injected 418/429 counters are REST-only, the real weight limit applies to both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+
+from connector.binancefutures.emulator.errors import ApiError, missing
+from connector.binancefutures.emulator.gate import ws_payload
+from connector.binancefutures.emulator.rest import resolve
+
+SIGNED, USER_STREAM = "SIGNED", "USER_STREAM"
+
+
+@dataclass(frozen=True)
+class Method:
+    security: str
+    weight: int
+    handler: str  # as rest.Endpoint.handler
+    counts_order: bool = False
+    ack_faults: bool = False
+    new_order: bool = False
+
+
+METHODS = {
+    "order.place": Method(
+        SIGNED, 0, "account.new_order", counts_order=True, ack_faults=True, new_order=True
+    ),
+    "order.modify": Method(SIGNED, 0, "account.modify_order", counts_order=True, ack_faults=True),
+    "order.cancel": Method(SIGNED, 1, "account.cancel_order", ack_faults=True),
+    "order.status": Method(SIGNED, 1, "account.query_order"),
+    "userDataStream.start": Method(USER_STREAM, 1, "emu.listen_key_new"),
+    "userDataStream.ping": Method(USER_STREAM, 1, "emu.listen_key_keepalive"),
+    "userDataStream.stop": Method(USER_STREAM, 1, "emu.listen_key_delete"),
+}
+
+
+def _text(v: object) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def rate_limits(gate, counts_order: bool) -> list[dict]:
+    out = [
+        {
+            "rateLimitType": "REQUEST_WEIGHT",
+            "interval": "MINUTE",
+            "intervalNum": 1,
+            "limit": gate.weight_limit,
+            "count": gate.used_weight(),
+        }
+    ]
+    if counts_order:
+        n10, n60 = gate.order_counts()
+        for interval, num, limit, n in (
+            ("SECOND", 10, gate.orders_10s, n10),
+            ("MINUTE", 1, gate.orders_1m, n60),
+        ):
+            out.append(
+                {
+                    "rateLimitType": "ORDERS",
+                    "interval": interval,
+                    "intervalNum": num,
+                    "limit": limit,
+                    "count": n,
+                }
+            )
+    return out
+
+
+async def on_text(emu, conn, text: str) -> None:
+    """Handles one WS-API request frame and queues its response."""
+    rid, method = None, None
+    executed = False
+    try:
+        try:
+            m = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise ApiError(-1102, "Malformed request: invalid JSON.") from None
+        if not isinstance(m, dict):
+            raise ApiError(-1102, "Malformed request: expected an object.")
+        rid = m.get("id")
+        name = m.get("method")
+        if not name:
+            raise missing("method")
+        method = METHODS.get(name)
+        if method is None:
+            raise ApiError(-1020, status=400)
+        params = m.get("params", {})
+        if not isinstance(params, dict):
+            raise missing("params")
+        emu.gate.charge(method.weight)
+        emu.gate.check_key(params.get("apiKey"))
+        if method.security == SIGNED:
+            emu.gate.check_signed(params, ws_payload(params), params.get("signature"))
+        if method.counts_order:
+            emu.gate.count_order()
+        if method.new_order:
+            code = emu.faults.take_reject()
+            if code is not None:
+                raise ApiError(code)
+        p = {k: _text(v) for k, v in params.items() if k not in ("apiKey", "signature")}
+        result, events = resolve(emu, method.handler)(p, emu.now_ms())
+        emu.user_events(events)
+        executed = True
+        reply = {"id": rid, "status": 200, "result": result}
+    except ApiError as e:
+        reply = {"id": rid, "status": e.status, "error": e.body()}
+        if e.retry_after_s is not None:
+            reply["error"]["data"] = {"retryAfter": emu.now_ms() + 1000 * e.retry_after_s}
+    reply["rateLimits"] = rate_limits(emu.gate, bool(method and method.counts_order))
+    frame = orjson.dumps(reply).decode()
+    if method is not None and method.ack_faults:
+        if executed and emu.faults.take("lose_acks"):
+            return  # executed; the response frame never comes
+        if emu.faults.ack_delay_ms > 0:
+            # Delay this response only: later requests on the socket are not held up.
+            asyncio.get_running_loop().call_later(emu.faults.ack_delay_ms / 1000, conn.send, frame)
+            return
+    conn.send(frame)
