@@ -71,8 +71,9 @@ class Connector:
 
     async def _run_venue(self) -> None:
         await self.venue.run()
-        log.info("venue %s finished (end of data); stopping", self.venue_name)
-        self._stop.set()
+        if not self._stop.is_set():
+            log.info("venue %s finished (end of data); stopping", self.venue_name)
+            self._stop.set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -110,11 +111,14 @@ class Connector:
         """Tell bots, cancel what is open, give bots a moment to read it all."""
         self.venue.stop()
         self.router.drain()
-        self.router.shutdown_notice()
+        self.router.stopping = True  # refuse new orders from here on
         if self.cfg.connector.cancel_on_shutdown:
             n = self.router.cancel_all()
+            self.router.flush()
             if n:
                 log.info("cancelled %d open order(s) on shutdown", n)
+        # bots read the cancellations before this notice, which ends their run
+        self.router.shutdown_notice()
         self.shm.set_state(CONN_STOPPING)
         await asyncio.sleep(SHUTDOWN_GRACE_S)
 

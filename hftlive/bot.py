@@ -357,6 +357,8 @@ def _build(b: LiveBotBuilder):
             mseg = Segment.attach(md_name(inst.connector, inst.symbol))
             segs.append(mseg)
             mds.append(MdViews(mseg.buf))
+        for c, ctl in enumerate(ctls):
+            _check_id_free(ctl, conn_names[c], bot_id, pid)
         # the bot's own view segment
         lay = bot_layout(n, b._depth_capacity, b._order_capacity, max(i.last_trades_capacity for i in insts))
         view = Segment.create(bot_name(conn_names[0], bot_id), lay.size)
@@ -458,14 +460,19 @@ def _startup(v, mds, ctls, slot_idx, inst_asset, cursor, ctrl, cbq, cbq_prev, ti
     return True
 
 
-def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, int]:
+def _check_id_free(ctl: CtlViews, name: str, bot_id: int, pid: int) -> None:
     words = ctl.slot_words
-    nslots = words.shape[0]
-    for k in range(nslots):
-        if int(words[k, 0]) != SLOT_FREE and np.uint64(words[k, 1]) == np.uint64(bot_id):
+    for k in range(words.shape[0]):
+        if int(words[k, 0]) != SLOT_FREE and int(words[k, 1]) == int(np.int64(np.uint64(bot_id))):
             other = int(words[k, 2])
             if pid_alive(other) and other != pid:
                 raise BotError(f"bot id {bot_id} is already in use on connector {name!r} by pid {other}")
+
+
+def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, int]:
+    _check_id_free(ctl, name, bot_id, pid)
+    words = ctl.slot_words
+    nslots = words.shape[0]
     for k in range(nslots):
         if int(words[k, 0]) == SLOT_FREE and slot_claim(words, k, SLOT_FREE, SLOT_CLAIMED):
             gen = int(words[k, 3]) + 1

@@ -32,6 +32,7 @@ start_price = 2500.0
 [connector]
 md_capacity = {md_capacity}
 snapshot_interval_ms = 50
+cancel_on_bot_exit = {cancel_on_bot_exit}
 
 [risk]
 max_position = {max_position}
@@ -41,7 +42,7 @@ max_orders_per_second = 1000
 [sim]
 tick_interval_ms = {tick_ms}
 levels = 30
-volatility_bp = 0.5
+volatility_bp = 0.05
 trades_per_tick = 2.0
 {extra}
 """
@@ -54,7 +55,8 @@ class ConnectorProc:
                  **fmt):  # fmt: skip
         self.name = name or f"t{os.getpid()}x{next(_names)}"
         self.cfg = tmp_path / f"{self.name}.toml"
-        params = {"md_capacity": 65536, "max_position": 1.0, "tick_ms": 20, "extra": ""}
+        params = {"md_capacity": 65536, "max_position": 1.0, "tick_ms": 20, "extra": "",
+                  "cancel_on_bot_exit": "true"}
         params.update(fmt)
         self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))
         self.log = tmp_path / f"{self.name}.log"
@@ -80,9 +82,9 @@ class ConnectorProc:
                 raise RuntimeError(f"connector exited early:\n{self.log.read_text()}")
             try:
                 v = ConnectorView(self.name)
-                state = int(v.ctl.header[0]["state"])
+                state, pid = int(v.ctl.header[0]["state"]), int(v.ctl.header[0]["pid"])
                 v.close()
-                if state == 1:
+                if state == 1 and pid == self.proc.pid:  # not a stale segment of a dead one
                     return
             except Exception:
                 pass

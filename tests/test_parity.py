@@ -100,7 +100,7 @@ def lifecycle(hbt, out):
     out[k + 3], out[k + 4], out[k + 5] = o.status, o.order_type, o.arr[0].maker
     out[k + 6] = round(hbt.position(0) * 100)
     d = hbt.depth(0)
-    out[k + 7] = hbt.submit_sell_order(0, 4, d.best_bid - 5 * tick, 0.02, IOC, LIMIT, True)
+    out[k + 7] = hbt.submit_sell_order(0, 4, d.best_bid - 15 * tick, 0.02, IOC, LIMIT, True)
     out[k + 8] = hbt.orders(0).get(4).status
     out[k + 9] = round(hbt.position(0) * 100)
     out[k + 10] = hbt.state_values(0).num_trades >= 2  # one per fill; a sweep may be several

@@ -167,7 +167,8 @@ class Account:
         if not order.is_open:
             raise ApiError(-2011)
         reports = self.engines[mkt.spec.symbol].cancel(order.order_id, now_ms * 1_000_000)
-        return order.body(), self._apply(order, reports, now_ms)
+        events = self._apply(order, reports, now_ms)
+        return order.body(), events
 
     def cancel_all(self, p: dict[str, str], now_ms: int) -> tuple[dict, list[dict]]:
         """DELETE /fapi/v1/allOpenOrders: success body carries code 200 (§1.6)."""

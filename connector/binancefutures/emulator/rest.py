@@ -96,7 +96,7 @@ async def handle(emu, request: web.Request) -> web.StreamResponse:
     ep = ENDPOINTS.get((request.method, request.path))
     if ep is None:
         return web.Response(status=404, text="")
-    query = request.rel_url.raw_query_string
+    query = request.raw_path.partition("?")[2]  # the bytes as sent: they were signed
     body = await request.text() if request.can_read_body else ""
     params = dict(parse_qsl(body, keep_blank_values=True))
     params.update(parse_qsl(query, keep_blank_values=True))  # the query string wins

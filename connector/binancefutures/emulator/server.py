@@ -143,7 +143,11 @@ class Emulator:
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
         self.port = site._server.sockets[0].getsockname()[1]
         # The TaskGroup spans start() .. stop(), entered by hand so that `async with
         # Emulator()` owns every background task and a failure propagates.
@@ -211,9 +215,10 @@ class Emulator:
             conns += list(self.user_hub.conns)
         if kind in ("all", WSAPI):
             conns += list(self.ws_api_conns)
-        for c in conns:
-            c.abort() if abort else None
-        if not abort:
+        if abort:
+            for c in conns:
+                c.abort()
+        else:
             await asyncio.gather(*(c.close(1001, "disconnect") for c in conns))
         return len(conns)
 
@@ -349,7 +354,7 @@ class Emulator:
     # ------------------------------------------------------------------ HTTP wiring
     def _routes(self, app: web.Application) -> None:
         r = app.router
-        r.add_route("*", "/fapi/{tail:.*}", lambda req: rest.handle(self, req))
+        r.add_route("*", "/fapi/{tail:.*}", self._rest)
         for prefix in ("/public", "/market", ""):
             r.add_get(f"{prefix}/ws", self._market_ws)
             r.add_get(f"{prefix}/ws/{{streams:.*}}", self._market_ws)
@@ -360,6 +365,9 @@ class Emulator:
         r.add_get("/ws-fapi/v1", self._ws_api)
         r.add_route("*", "/_emulator/faults", self._control_faults)
         r.add_get("/_emulator/book", self._control_book)
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        return await rest.handle(self, request)
 
     async def _market_ws(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -401,7 +409,7 @@ class Emulator:
             self.user_hub.conns.discard(conn)
         return ws
 
-    async def _private_text(self, conn: PrivateConn, text: str) -> None:
+    def _private_text(self, conn: PrivateConn, text: str) -> None:
         """SUBSCRIBE/UNSUBSCRIBE with listenKey items, LIST_SUBSCRIPTIONS (§1.5)."""
         try:
             m = orjson.loads(text)

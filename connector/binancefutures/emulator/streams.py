@@ -91,7 +91,8 @@ class Conn:
         await self.ws.close(code=code, message=reason.encode())
 
     async def run(self, on_text) -> None:
-        """Serves the connection; `on_text(conn, text)` handles each incoming text frame."""
+        """Serves the connection; `on_text(conn, text)` (not async: it only queues replies)
+        handles each incoming text frame."""
         async with asyncio.TaskGroup() as tg:
             writer = tg.create_task(self._writer())
             pinger = tg.create_task(self._pinger())
@@ -101,14 +102,15 @@ class Conn:
                         await self.close(1008, "Too many requests")
                         break
                     if msg.type == WSMsgType.TEXT:
-                        await on_text(self, msg.data)
+                        on_text(self, msg.data)
                     elif msg.type == WSMsgType.PING:
-                        await self.ws.pong(msg.data)
+                        try:
+                            await self.ws.pong(msg.data)
+                        except ConnectionError:  # the peer is gone
+                            break
                     elif msg.type == WSMsgType.PONG:
                         if self.kind != WSAPI or msg.data in self._pings:
                             self.last_pong = time.monotonic()
-            except (ConnectionError, RuntimeError) as e:  # peer gone mid-frame
-                log.debug("%s connection ended: %r", self.kind, e)
             finally:
                 self._closed.set()
                 writer.cancel()  # frames still queued are lost with the connection
@@ -220,7 +222,7 @@ class MarketHub:
             else:
                 c.send(bare)
 
-    async def on_text(self, conn: MarketConn, text: str) -> None:
+    def on_text(self, conn: MarketConn, text: str) -> None:
         """SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY (§1.2)."""
         try:
             m = orjson.loads(text)

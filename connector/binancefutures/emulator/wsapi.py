@@ -79,7 +79,7 @@ def rate_limits(gate, counts_order: bool) -> list[dict]:
     return out
 
 
-async def on_text(emu, conn, text: str) -> None:
+def on_text(emu, conn, text: str) -> None:
     """Handles one WS-API request frame and queues its response."""
     rid, method = None, None
     executed = False

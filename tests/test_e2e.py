@@ -1,0 +1,242 @@
+"""End to end with real processes: connectors on the sim venue, bots in this process and
+in child processes, real shared memory, real numba."""
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import hftlive
+from hftlive import GTX, LIMIT, BotError, Instrument, LiveBot
+from hftlive.constants import (
+    CONNECTOR_LOST,
+    ERR_BOOK_RESYNC,
+    ERR_CONNECTOR,
+    ERR_ORDER,
+    INSTRUMENT_NOT_FOUND,
+    INVALID_ORDER_REQUEST,
+    ORDER_ID_EXIST,
+    ORDER_NOT_FOUND,
+)
+from hftlive.monitor import BotView, ConnectorView
+
+from .conftest import run_py
+
+
+def _bot(name, symbol="btcusdt", **kw):
+    b = LiveBot.builder().register(Instrument(name, symbol, 0.1 if symbol == "btcusdt" else 0.01,
+                                              0.001))  # fmt: skip
+    for k, v in kw.items():
+        getattr(b, k)(v)
+    return b.build()
+
+
+def test_two_bots_on_one_connector_each_see_only_their_orders(connector):
+    other = run_py(f"""
+from hftlive import LiveBot, Instrument, GTX, LIMIT
+hbt = LiveBot.builder().register(Instrument("{connector.name}", "btcusdt", 0.1, 0.001)).id(2).build()
+hbt.elapse(100_000_000)
+px = hbt.depth(0).best_bid * 0.98
+assert hbt.submit_buy_order(0, 1, px, 0.003, GTX, LIMIT, True) == 0
+print("OTHER", len(hbt.orders(0)), hbt.orders(0).get(1).qty)
+import sys; sys.stdout.flush()
+import time; time.sleep(3)
+hbt.close()
+""")  # fmt: skip
+    assert "OTHER 1 0.003" in other.stdout, other.stderr
+    hbt = _bot(connector.name, id=1)
+    try:
+        hbt.elapse(100_000_000)
+        px = hbt.depth(0).best_bid * 0.97
+        assert hbt.submit_buy_order(0, 1, px, 0.005, GTX, LIMIT, True) == 0  # same id, own bot
+        assert hbt.submit_buy_order(0, 2, px, 0.005, GTX, LIMIT, True) == 0
+        hbt.elapse(200_000_000)
+        orders = hbt.orders(0)
+        assert len(orders) == 2 and orders.get(1).qty == 0.005
+        view = BotView(connector.name, 1)
+        assert sorted(view.orders(0)["order_id"]) == [1, 2]  # a notebook sees the same
+        view.close()
+    finally:
+        hbt.close()
+
+
+def test_bad_requests_get_their_codes_and_send_nothing(connector):
+    hbt = _bot(connector.name)
+    try:
+        hbt.elapse(100_000_000)
+        px = hbt.depth(0).best_bid * 0.98
+        assert hbt.submit_buy_order(0, 1, px, 0.001, GTX, LIMIT, True) == 0
+        sent = int(hbt.req_hdr[0][0])  # the request ring's write sequence
+        assert hbt.submit_buy_order(3, 5, px, 0.001, GTX, LIMIT, False) == INSTRUMENT_NOT_FOUND
+        assert hbt.submit_buy_order(0, 1, px, 0.001, GTX, LIMIT, False) == ORDER_ID_EXIST
+        assert hbt.cancel(0, 77, False) == ORDER_NOT_FOUND
+        assert hbt.modify(0, 77, px, 0.001, False) == ORDER_NOT_FOUND
+        for price, qty in [(px, 0.0), (px, -1.0), (px, np.nan), (px, np.inf), (0.0, 0.001),
+                           (-px, 0.001), (np.nan, 0.001), (np.inf, 0.001)]:  # fmt: skip
+            assert hbt.submit_sell_order(0, 9, price, qty, GTX, LIMIT, False) == INVALID_ORDER_REQUEST
+        assert hbt.submit_sell_order(0, 9, px, 0.001, 7, LIMIT, False) == INVALID_ORDER_REQUEST
+        assert hbt.submit_sell_order(0, 9, px, 0.001, GTX, 5, False) == INVALID_ORDER_REQUEST
+        assert hbt.modify(0, 1, np.nan, 0.001, False) == INVALID_ORDER_REQUEST
+        assert int(hbt.req_hdr[0][0]) == sent  # nothing reached the connector
+        assert len(hbt.orders(0)) == 1 and 9 not in hbt.orders(0)
+    finally:
+        hbt.close()
+
+
+def test_risk_limits_reject_with_codes_and_callbacks_run(make_connector):
+    c = make_connector(max_position=0.01).start()
+    errors, updates = [], []
+    hbt = _bot(c.name, error_handler=errors.append,
+               order_recv_hook=lambda prev, new: updates.append((int(prev["status"]),
+                                                                 int(new["status"]))))  # fmt: skip
+    try:
+        hbt.elapse(100_000_000)
+        px = hbt.depth(0).best_bid * 0.98
+        assert hbt.submit_buy_order(0, 1, px, 0.02, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(1).status == hftlive.EXPIRED
+        assert [(e.kind, e.code, e.order_id) for e in errors] == [(ERR_ORDER, -9001, 1)]
+        assert "max_position" in errors[0].msg
+        assert hbt.submit_buy_order(0, 2, px, 0.005, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(2).status == hftlive.NEW
+        assert (0, hftlive.NEW) in updates  # the hook saw the pending order get acked
+        # a crossing post-only order: the venue's own code reaches the handler
+        assert hbt.submit_buy_order(0, 3, hbt.depth(0).best_ask * 1.01, 0.001, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(3).status == hftlive.EXPIRED
+        assert errors[-1].code == -5022 and hbt.last_error_code == -5022
+    finally:
+        hbt.close()
+
+
+def test_error_handler_that_raises_makes_the_call_return_19(connector):
+    def handler(err):
+        raise RuntimeError("stop trading")
+
+    hbt = _bot(connector.name, error_handler=handler)
+    try:
+        hbt.elapse(100_000_000)
+        rc = hbt.submit_buy_order(0, 1, hbt.depth(0).best_ask * 1.01, 0.001, GTX, LIMIT, True)
+        assert rc == 19
+    finally:
+        hbt.close()
+
+
+def test_connector_shutdown_ends_the_run_and_cancels_orders(connector):
+    errors = []
+    hbt = _bot(connector.name, error_handler=errors.append)
+    try:
+        hbt.elapse(100_000_000)
+        assert hbt.submit_buy_order(0, 1, hbt.depth(0).best_bid * 0.98, 0.001, GTX, LIMIT, True) == 0
+        connector.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        while hbt.elapse(100_000_000) == 0:
+            assert time.monotonic() - t0 < 10
+        assert hbt.elapse(1) == 1  # and on every later call
+        assert hbt.orders(0).get(1).status == hftlive.CANCELED  # cancel on shutdown
+        assert any(e.kind == ERR_CONNECTOR for e in errors)
+        assert connector.proc.wait(10) == 0
+    finally:
+        hbt.close()
+
+
+def test_killed_connector_gives_an_error_code_and_a_restart_reclaims(make_connector):
+    c = make_connector().start()
+    hbt = _bot(c.name)
+    try:
+        hbt.elapse(100_000_000)
+        bid = hbt.depth(0).best_bid
+        c.proc.kill()
+        c.proc.wait()
+        t0 = time.monotonic()
+        rc = 0
+        while rc == 0 and time.monotonic() - t0 < 10:
+            rc = hbt.elapse(100_000_000)
+        assert rc == CONNECTOR_LOST
+        assert hbt.submit_buy_order(0, 1, bid, 0.001, GTX, LIMIT, False) == CONNECTOR_LOST
+        assert np.isfinite(hbt.depth(0).best_bid)  # the last book, not NaNs
+    finally:
+        hbt.close()
+    with pytest.raises(BotError, match="dead|not running"):
+        _bot(c.name)
+    c2 = make_connector(name=c.name).start()
+    assert "reclaiming" in c2.text()
+    hbt = _bot(c.name)
+    try:
+        assert hbt.elapse(100_000_000) == 0 and np.isfinite(hbt.depth(0).best_bid)
+    finally:
+        hbt.close()
+
+
+def test_build_errors_are_specific(connector):
+    with pytest.raises(BotError, match="not running"):
+        LiveBot.builder().register(Instrument("nosuchconn", "btcusdt", 0.1, 0.001)) \
+            .connect_timeout(0.2).build()  # fmt: skip
+    with pytest.raises(BotError, match="does not serve 'BTCUSDT'.*case-sensitive"):
+        LiveBot.builder().register(Instrument(connector.name, "BTCUSDT", 0.1, 0.001)).build()
+    with pytest.raises(BotError, match="tick_size=0.01 .* venue's are tick_size=0.1"):
+        LiveBot.builder().register(Instrument(connector.name, "btcusdt", 0.01, 0.001)).build()
+    hbt = _bot(connector.name, id=99)
+    try:
+        with pytest.raises(BotError, match="already in use"):
+            run_ok = run_py(f"""
+from hftlive import LiveBot, Instrument
+LiveBot.builder().register(Instrument("{connector.name}", "btcusdt", 0.1, 0.001)).id(99).build()
+""")  # fmt: skip
+            raise BotError(run_ok.stderr)
+    finally:
+        hbt.close()
+
+
+CRASHING_BOT = """
+import os
+from hftlive import LiveBot, Instrument, GTX, LIMIT
+hbt = LiveBot.builder().register(Instrument("{name}", "btcusdt", 0.1, 0.001)).id(7).build()
+hbt.elapse(100_000_000)
+assert hbt.submit_buy_order(0, 11, hbt.depth(0).best_bid * 0.98, 0.002, GTX, LIMIT, True) == 0
+print("SUBMITTED", flush=True)
+os._exit(0)  # dies without close(): its slot and view segment are left behind
+"""
+
+RESTARTED_BOT = """
+import time
+from hftlive import LiveBot, Instrument
+hbt = LiveBot.builder().register(Instrument("{name}", "btcusdt", 0.1, 0.001)).id(7).build()
+hbt.elapse(300_000_000)
+o = hbt.orders(0).get(11)
+print("RESTORED", None if o is None else (o.status, o.qty), hbt.position(0))
+hbt.close()
+"""
+
+
+@pytest.mark.parametrize("cancel_on_exit", [False, True])
+def test_crashed_bot_restarts_with_its_orders_or_has_them_cancelled(make_connector, cancel_on_exit):
+    c = make_connector(cancel_on_bot_exit=str(cancel_on_exit).lower()).start()
+    first = run_py(CRASHING_BOT.format(name=c.name))
+    assert "SUBMITTED" in first.stdout, first.stderr
+    t0 = time.monotonic()
+    while "died" not in c.text():
+        assert time.monotonic() - t0 < 5, c.text()
+        time.sleep(0.02)
+    second = run_py(RESTARTED_BOT.format(name=c.name))
+    if cancel_on_exit:  # the connector cancelled the dead bot's order: nothing to restore
+        assert "RESTORED None 0.0" in second.stdout, second.stdout + second.stderr
+    else:  # the order is still open at the venue and comes back to the same bot id
+        assert "RESTORED (1, 0.002) 0.0" in second.stdout, second.stdout + second.stderr
+    assert "reclaiming stale shared memory" in second.stderr  # the dead bot's view segment
+
+
+def test_slow_reader_resyncs_from_the_snapshot(make_connector):
+    c = make_connector(md_capacity=256, tick_ms=5).start()
+    errors = []
+    hbt = _bot(c.name, error_handler=errors.append)
+    try:
+        hbt.elapse(50_000_000)
+        time.sleep(1.5)  # the strategy is busy: the connector laps the 256-event ring
+        hbt.elapse(200_000_000)
+        assert hbt.resync_count >= 1
+        assert any(e.kind == ERR_BOOK_RESYNC for e in errors)
+        d = hbt.depth(0)
+        assert np.isfinite(d.best_bid) and d.best_bid < d.best_ask
+        assert ConnectorView(c.name).bots()[0]["bot_id"] == int(hbt.bot_id)
+    finally:
+        hbt.close()
