@@ -319,18 +319,17 @@ class _LiveBotBase:
         idle = 0
         while True:
             flags = self._poll()
-            if self.ctrl[f.C_CB_N] > 0:
-                if self.ctrl[f.C_HAS_CB] != 0:
-                    rc = _dispatch(self.key)
-                    if rc != 0:
-                        return rc
-                else:
-                    self.ctrl[f.C_CB_N] = 0
+            rc = self._callbacks()
+            if rc != 0:
+                return rc
             now = rdtsc()
             if now >= np.int64(self.tsc[1]):
                 self._housekeep(now)
             end = self._ended()
             if end != 0:
+                # what the connector published before it stopped is applied: a final poll
+                self._poll()
+                self._callbacks()
                 return end
             if mode == MODE_FEED:
                 if flags & f.F_FEED:
@@ -352,6 +351,15 @@ class _LiveBotBase:
                         yield_cpu()
             else:
                 idle = 0
+
+    def _callbacks(self):
+        """Run the Python handlers on what the last poll queued; non-zero: stop with it."""
+        if self.ctrl[f.C_CB_N] == 0:
+            return 0
+        if self.ctrl[f.C_HAS_CB] == 0:
+            self.ctrl[f.C_CB_N] = 0
+            return 0
+        return _dispatch(self.key)
 
     def _poll(self):
         flags = 0

@@ -43,7 +43,7 @@ max_orders_per_second = 1000
 tick_interval_ms = {tick_ms}
 levels = 30
 volatility_bp = 0.05
-trades_per_tick = 2.0
+trades_per_tick = {trades}
 {extra}
 """
 
@@ -56,7 +56,7 @@ class ConnectorProc:
         self.name = name or f"t{os.getpid()}x{next(_names)}"
         self.cfg = tmp_path / f"{self.name}.toml"
         params = {"md_capacity": 65536, "max_position": 1.0, "tick_ms": 20, "extra": "",
-                  "cancel_on_bot_exit": "true"}
+                  "cancel_on_bot_exit": "true", "trades": 2.0}
         params.update(fmt)
         self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))
         self.log = tmp_path / f"{self.name}.log"

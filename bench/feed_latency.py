@@ -1,0 +1,446 @@
+"""Feed-to-strategy latency: a market event published on a real ring, seen by a LiveBot.
+
+A writer process owns the segments exactly as a connector does (connector.shmserver.ShmServer,
+plus connector.router.Router for the bot slot, and the heartbeat) and publishes one depth
+event at a time with `ShmServer.publish`, its `local_ts` stamped with the wall clock just
+before the call, at a random 50-100 us pace (each event finds the bot idle: we measure
+latency, not queueing). The bot, in this process, runs
+
+    while hbt.wait_next_feed(False, timeout) == 2:
+        record(hbt.current_timestamp - hbt.feed_latency(0)[1])
+
+so each sample is: stamped -> published -> applied to the bot's depth -> back in the strategy.
+
+Rows:
+  baseline      two processes ping-pong an int64 in a mmap'd /dev/shm file with
+                hftlive._sys.atomic_load/atomic_store, both spinning, paced like the feed;
+                one-way = RTT/2. What two processes on this machine can do at best.
+  WAIT_SPIN     the headline: Python writer (ShmServer.publish, as a connector) -> LiveBot.
+  njit writer   the same bot, but the writer stamps and calls md_publish from @njit code:
+                the ring + bot part alone, without the connector's Python overhead.
+  WAIT_SLEEP    the default policy, Python writer: expected to be worse (it sleeps).
+
+    python -m bench.feed_latency [--events 25000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import multiprocessing as mp
+import os
+import random
+import signal
+import sys
+import time
+
+import numba as nb
+import numpy as np
+
+from bench._common import machine_note, percentiles, table
+from hftlive._sys import atomic_load, atomic_store, calibrate_tsc, rdtsc, sleep_ns, wall_ns
+from hftlive.ipc import load_word, md_publish, store_word
+
+TARGET_MEDIAN_US = 5.0
+TARGET_P99_US = 50.0
+PACE_NS = (50_000, 100_000)
+WARMUP = 1000
+NB_CHUNK = 256  # events per njit publishing call; the writer housekeeps between chunks
+
+# ------------------------------------------------------------------ baseline: ping-pong
+
+PING, PONG, READY = 0, 8, 16  # int64 word indices, each on its own 64-byte line
+
+
+@nb.njit
+def _ping(w, out, lo_tsc, hi_tsc, limit_tsc):
+    """out[i] = round trip i in TSC ticks, one ping per lo..hi ticks; -1 if no answer."""
+    nxt = rdtsc() + lo_tsc
+    for i in range(out.shape[0]):
+        while rdtsc() < nxt:
+            pass
+        t0 = rdtsc()
+        atomic_store(w, PING, i + 1)
+        while atomic_load(w, PONG) != i + 1:
+            if rdtsc() - t0 > limit_tsc:
+                return -1
+        t1 = rdtsc()
+        out[i] = t1 - t0
+        nxt = t1 + lo_tsc + np.random.randint(0, hi_tsc - lo_tsc + 1)
+    return 0
+
+
+@nb.njit
+def _pong(w, n, limit_tsc):
+    t0 = rdtsc()
+    for i in range(n):
+        while atomic_load(w, PING) != i + 1:
+            if rdtsc() - t0 > limit_tsc:
+                return -1
+        atomic_store(w, PONG, i + 1)
+        t0 = rdtsc()
+    return 0
+
+
+def _map(path: str) -> tuple[mmap.mmap, np.ndarray]:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        mm = mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+    return mm, np.frombuffer(mm, np.int64, count=512)
+
+
+def _close(mm: mmap.mmap) -> None:
+    try:
+        mm.close()
+    except BufferError:  # a numpy view is still alive (an exception's frame): unmapped at exit
+        pass
+
+
+def _pong_main(path: str, n: int, tpn: float) -> None:
+    mm, w = _map(path)
+    _pong(w, 0, 1)  # compile before saying ready
+    store_word(w, READY, 1)
+    _pong(w, n, int(5e9 * tpn))
+    del w
+    _close(mm)
+
+
+def pingpong(n: int) -> dict:
+    """One-way latency (RTT/2, ns) of two spinning processes over a /dev/shm int64."""
+    path = f"/dev/shm/hftlive-bench-pingpong.{os.getpid()}"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.ftruncate(fd, 4096)
+    os.close(fd)
+    tpn = calibrate_tsc(0.05)
+    mm, w = _map(path)
+    out = np.zeros(n + WARMUP, np.int64)
+    ctx = mp.get_context("spawn")
+    p = ctx.Process(target=_pong_main, args=(path, n + WARMUP, tpn), daemon=True)
+    try:
+        lo, hi = int(PACE_NS[0] * tpn), int(PACE_NS[1] * tpn)
+        _ping(w, out[:0], lo, hi, 1)  # compile
+        p.start()
+        deadline = time.monotonic() + 60
+        while load_word(w, READY) == 0:
+            if time.monotonic() > deadline or not p.is_alive():
+                raise RuntimeError("ping-pong partner did not start")
+            time.sleep(0.001)
+        cs0 = _ctx_switches()
+        if _ping(w, out, lo, hi, int(5e9 * tpn)) != 0:
+            raise RuntimeError("ping-pong partner stopped answering")
+        cs = _ctx_switches() - cs0
+        p.join(10)
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join()
+        del w
+        _close(mm)
+        os.unlink(path)
+    d = percentiles(out[WARMUP:] / tpn / 2.0)
+    d["cs"] = cs
+    return d
+
+
+def _ctx_switches(pid: int | str = "self", kind: str = "nonvoluntary") -> int:
+    """Context switches of a process so far: "nonvoluntary" (it was preempted this often)
+    or "voluntary" (it blocked or slept this often)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(f"{kind}_ctxt_switches"):
+                return int(line.split()[1])
+    return 0
+
+
+# ------------------------------------------------------------------ writer (a connector)
+
+
+@nb.njit
+def _publish_nb(words, ring, ev, n, lo_tsc, hi_tsc, cost, off, tbuf):
+    """The njit writer: pace, stamp and md_publish n events, all in compiled code."""
+    nxt = rdtsc() + lo_tsc
+    e = ev[0]
+    for i in range(n):
+        while rdtsc() < nxt:
+            pass
+        t = wall_ns(tbuf)
+        e.exch_ts = t
+        e.local_ts = t
+        e.qty = 1.0 + (off + i) % 7
+        md_publish(words, ring, ev, 1)
+        cost[off + i] = wall_ns(tbuf) - t
+        nxt = rdtsc() + lo_tsc + np.random.randint(0, hi_tsc - lo_tsc + 1)
+
+
+def _writer_main(name: str, conn, seed: int) -> None:
+    """Owns connector `name`'s segments; on ("go", n, mode) publishes n paced events."""
+    from connector.config import Config, ConnectorSection, InstrumentConfig
+    from connector.router import Router
+    from connector.shmserver import ShmServer
+    from hftlive.constants import BUY_EVENT, DEPTH_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT
+    from hftlive.ipc import md_write_snapshot
+    from hftlive.layout import event_dtype
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the segments are removed
+    inst = InstrumentConfig("btcusdt", 0.1, 0.001, 60000.0)
+    cfg = Config(path="<bench>", instruments=(inst,), connector=ConnectorSection())
+    shm = ShmServer(name, "bench", cfg.instruments, cfg.connector)
+    router = Router(shm, cfg, cfg.instruments)
+    rng = random.Random(seed)
+    bid = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_EVENT
+    ask = EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_EVENT
+    try:
+        now = time.time_ns()
+        book = np.zeros(40, event_dtype)
+        for i in range(20):
+            book[2 * i] = (bid, now, now, 60000.0 - 0.1 * i, 1.0, 0, 0, 0.0)
+            book[2 * i + 1] = (ask, now, now, 60000.1 + 0.1 * i, 1.0, 0, 0, 0.0)
+        shm.publish(0, book, len(book))
+        v = shm.md[0]
+        md_write_snapshot(v.words, v.snapshot, book, len(book))
+        ev = np.zeros(1, event_dtype)
+        ev[0] = (bid, now, now, 60000.0, 1.0, 0, 0, 0.0)
+        words = ev.view(np.int64)  # [ev, exch_ts, local_ts, px, qty, ...]
+        fq = ev.view(np.float64)
+        shm.publish(0, ev, 1)  # compile the publish paths before anyone measures
+        tpn = calibrate_tsc(0.05)
+        lo, hi = int(PACE_NS[0] * tpn), int(PACE_NS[1] * tpn)
+        tbuf = np.zeros(2, np.int64)
+        _publish_nb(v.words, v.ring, ev, 0, lo, hi, np.zeros(1, np.int64), 0, tbuf)
+        shm.heartbeat()
+        shm.running()
+        conn.send(("ready", os.getpid()))
+        last_hk = 0.0
+
+        def housekeep() -> None:
+            nonlocal last_hk
+            t = time.monotonic()
+            if t - last_hk >= 0.02:
+                last_hk = t
+                router.poll_slots()
+                router.drain()
+                shm.heartbeat()
+
+        while True:
+            housekeep()
+            if not conn.poll(0.002):
+                continue
+            msg = conn.recv()
+            if msg[0] == "stop":
+                break
+            _, n, mode = msg
+            cost = np.zeros(n, np.int64)
+            cs0 = _ctx_switches()
+            if mode == "nb":
+                for off in range(0, n, NB_CHUNK):
+                    _publish_nb(v.words, v.ring, ev, min(NB_CHUNK, n - off), lo, hi, cost, off,
+                                tbuf)  # fmt: skip
+                    housekeep()
+            else:
+                nxt = time.perf_counter_ns() + 1_000_000
+                for i in range(n):
+                    while time.perf_counter_ns() < nxt:
+                        pass
+                    t = time.time_ns()
+                    words[1] = t  # exch_ts
+                    words[2] = t  # local_ts
+                    fq[4] = 1.0 + (i % 7)  # qty at the best bid
+                    shm.publish(0, ev, 1)
+                    cost[i] = time.time_ns() - t
+                    if i % 64 == 0:
+                        housekeep()
+                    nxt = time.perf_counter_ns() + rng.randint(*PACE_NS)
+            conn.send(("done", n, cost, _ctx_switches() - cs0))
+    finally:
+        shm.close()
+
+
+# ------------------------------------------------------------------ the bot
+
+
+@nb.njit
+def _record(hbt, out, timeout):
+    """The measured strategy: one sample per wait_next_feed() == 2 (MARKET_FEED).
+
+    Returns (samples, the last return code, ring events the bot consumed meanwhile)."""
+    n = 0
+    rc = 2
+    c0 = hbt.cursor[0]
+    while n < out.shape[0]:
+        rc = hbt.wait_next_feed(False, timeout)
+        if rc != 2:
+            break
+        lat = hbt.feed_latency(0)
+        if lat is not None:
+            _exch_ts, local_ts = lat
+            out[n] = hbt.current_timestamp - local_ts
+            n += 1
+    return n, rc, hbt.cursor[0] - c0
+
+
+def bot_latency(conn, name: str, policy: int, n: int, mode: str) -> dict:
+    """Build a bot with this wait policy, ask the writer for n + WARMUP events, record."""
+    from hftlive import Instrument, LiveBot
+
+    b = LiveBot.builder().register(Instrument(name, "btcusdt", 0.1, 0.001))
+    hbt = b.wait_policy(policy).build()
+    try:
+        out = np.zeros(n + WARMUP, np.int64)
+        _record(hbt, out[:0], 1)  # compile for this bot class
+        cs0, vs0 = _ctx_switches(), _ctx_switches(kind="voluntary")
+        c0, t0 = time.process_time(), time.monotonic()
+        conn.send(("go", n + WARMUP, mode))
+        got, rc, consumed = _record(hbt, out, 2_000_000_000)
+        wall = time.monotonic() - t0
+        cpu = (time.process_time() - c0) / wall * 100
+        cs = _ctx_switches() - cs0
+        wakeups = (_ctx_switches(kind="voluntary") - vs0) / wall
+        msg = conn.recv() if conn.poll(30) else None
+    finally:
+        hbt.close()
+    if msg is None or msg[0] != "done":
+        raise RuntimeError(f"writer did not finish: {msg!r}")
+    d = percentiles(out[WARMUP:got])
+    if consumed != n + WARMUP:
+        raise RuntimeError(f"the bot consumed {consumed} of {n + WARMUP} events (last rc {rc})")
+    d["missed"] = consumed - got  # events that arrived together with another one
+    d["cs"] = cs
+    d["cpu"] = cpu
+    d["wakeups"] = wakeups
+    d["pub"] = percentiles(msg[2][WARMUP:])
+    d["pub"]["cs"] = msg[3]
+    return d
+
+
+@nb.njit
+def _hiccups(dur_tsc, thr_tsc):
+    """Spin alone for dur_tsc ticks; how often (and at most how long) we lost the CPU."""
+    t0 = rdtsc()
+    last = t0
+    n = 0
+    worst = 0
+    while last - t0 < dur_tsc:
+        t = rdtsc()
+        if t - last > thr_tsc:
+            n += 1
+            worst = max(worst, t - last)
+        last = t
+    return n, worst
+
+
+@nb.njit
+def _nanosleep_actual(n, ns):
+    buf = np.zeros(2, np.int64)
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        t = wall_ns(buf)
+        sleep_ns(buf, ns)
+        out[i] = wall_ns(buf) - t
+    return out
+
+
+def _us(d: dict) -> list[float]:
+    return [d["median"] / 1e3, d["p90"] / 1e3, d["p99"] / 1e3, d["max"] / 1e3]
+
+
+def _stop_writer(w, name: str) -> None:
+    """Stop the writer process if it is still there, and make sure its segments are gone."""
+    if w.is_alive():
+        w.terminate()
+        w.join(5)
+    if w.is_alive():
+        w.kill()
+        w.join()
+    from hftlive.shm import list_segments, path_of
+
+    for s in list_segments(f"hftlive.{name}."):
+        try:
+            os.unlink(path_of(s))
+        except FileNotFoundError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.feed_latency", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--events", type=int, default=25_000, help="measured events per row")
+    args = p.parse_args(argv)
+    n = args.events
+    t_start = time.monotonic()
+    print(f"bench.feed_latency: publish -> strategy, {n} events per row, one every "
+          f"{PACE_NS[0] // 1000}-{PACE_NS[1] // 1000} us")  # fmt: skip
+    print(machine_note())
+
+    from hftlive import WAIT_SLEEP, WAIT_SPIN
+
+    tpn = calibrate_tsc(0.05)
+    _hiccups(1, 1)
+    h_n, h_max = _hiccups(int(1e9 * tpn), int(20_000 * tpn))
+    print(
+        f"a thread spinning alone for 1 s lost the cpu for >= 20 us {h_n} times "
+        f"(longest {h_max / tpn / 1e3:.0f} us): such stalls make the tails below"
+    )
+    base = pingpong(n)
+    name = f"bench{os.getpid()}"
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    w = ctx.Process(target=_writer_main, args=(name, child, 1), daemon=True)
+    w.start()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError("writer did not start")
+        parent.recv()
+        spin = bot_latency(parent, name, WAIT_SPIN, n, "py")
+        spin_nb = bot_latency(parent, name, WAIT_SPIN, n, "nb")
+        sleep = bot_latency(parent, name, WAIT_SLEEP, n, "py")
+        parent.send(("stop",))
+        w.join(10)
+    finally:
+        _stop_writer(w, name)
+    slept = np.median(_nanosleep_actual(500, 50_000)) / 1e3
+
+    def ratio(d: dict) -> str:
+        return f"{d['median'] / base['median']:.1f}"
+
+    rows = [
+        ["baseline: shm ping-pong, RTT/2", base["n"], *_us(base), "1.0", "-", base["cs"]],
+        ["LiveBot WAIT_SPIN, connector-style writer", spin["n"], *_us(spin), ratio(spin),
+         spin["missed"], spin["cs"]],
+        ["  writer: stamp -> ShmServer.publish returned", spin["pub"]["n"], *_us(spin["pub"]),
+         "-", "-", spin["pub"]["cs"]],
+        ["LiveBot WAIT_SPIN, njit writer (ring + bot)", spin_nb["n"], *_us(spin_nb),
+         ratio(spin_nb), spin_nb["missed"], spin_nb["cs"]],
+        ["  writer: stamp -> md_publish returned (njit)", spin_nb["pub"]["n"],
+         *_us(spin_nb["pub"]), "-", "-", spin_nb["pub"]["cs"]],
+        ["LiveBot WAIT_SLEEP (default), connector-style", sleep["n"], *_us(sleep), ratio(sleep),
+         sleep["missed"], sleep["cs"]],
+    ]  # fmt: skip
+    hdr = ["what", "n", "median us", "p90 us", "p99 us", "max us", "x baseline", "coalesced",
+           "preempted"]  # fmt: skip
+    print(table(hdr, rows))
+    print(
+        "coalesced: events that reached the bot together with the previous one (one sample "
+        "for both); preempted: involuntary context switches of that process during the row"
+    )
+    ok_med = spin["median"] / 1e3 <= TARGET_MEDIAN_US
+    ok_p99 = spin["p99"] / 1e3 <= TARGET_P99_US
+    print(f"target (WAIT_SPIN, connector-style writer): median <= {TARGET_MEDIAN_US:g} us "
+          f"{'PASS' if ok_med else 'MISS'} ({spin['median'] / 1e3:.2f} us), "
+          f"p99 <= {TARGET_P99_US:g} us {'PASS' if ok_p99 else 'MISS'} "
+          f"({spin['p99'] / 1e3:.2f} us)")  # fmt: skip
+    print(f"WAIT_SLEEP is expected to be worse: median {sleep['median'] / spin['median']:.1f}x, "
+          f"p99 {sleep['p99'] / spin['p99']:.1f}x WAIT_SPIN's; once idle it sleeps in 50 us "
+          f"slices, and nanosleep(50 us) takes {slept:.0f} us here (median of 500)")  # fmt: skip
+    print(
+        f"bot process while measuring: WAIT_SPIN {spin['cpu']:.0f}% cpu, {spin['wakeups']:.0f}"
+        f" sleeps/s; WAIT_SLEEP {sleep['cpu']:.0f}% cpu, {sleep['wakeups']:.0f} sleeps/s "
+        f"(each sleep is a wake-up that preempts whatever else runs on that core)"
+    )
+    print(f"elapsed {time.monotonic() - t_start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
