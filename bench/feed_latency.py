@@ -222,6 +222,10 @@ def _writer_main(name: str, conn, seed: int) -> None:
                 router.poll_slots()
                 router.drain()
                 shm.heartbeat()
+                # a fresh snapshot, as a connector writes one every snapshot_interval_ms:
+                # a bot starting now syncs from it instead of replaying the whole ring
+                book[0]["qty"] = fq[4]
+                md_write_snapshot(v.words, v.snapshot, book, len(book))
 
         while True:
             housekeep()
@@ -280,6 +284,11 @@ def _record(hbt, out, timeout):
     return n, rc, hbt.cursor[0] - c0
 
 
+@nb.njit
+def _drain(hbt):
+    return hbt.elapse(5_000_000)
+
+
 def bot_latency(conn, name: str, policy: int, n: int, mode: str) -> dict:
     """Build a bot with this wait policy, ask the writer for n + WARMUP events, record."""
     from hftlive import Instrument, LiveBot
@@ -289,6 +298,7 @@ def bot_latency(conn, name: str, policy: int, n: int, mode: str) -> dict:
     try:
         out = np.zeros(n + WARMUP, np.int64)
         _record(hbt, out[:0], 1)  # compile for this bot class
+        _drain(hbt)  # apply what was published before the bot started: not measured
         cs0, vs0 = _ctx_switches(), _ctx_switches(kind="voluntary")
         c0, t0 = time.process_time(), time.monotonic()
         conn.send(("go", n + WARMUP, mode))

@@ -120,9 +120,13 @@ def load_config(path: str | Path, venue: str) -> Config:
     known = set(_SECTIONS) | {"instruments"} | set(_VENUE_SECTIONS)
     for k in data:
         if k not in known:
-            raise ConfigError(f"{p}: unknown section or key {k!r} (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"{p}: unknown section or key {k!r} (known: {', '.join(sorted(known))})"
+            )
     if "instruments" not in data:
-        raise ConfigError(f"{p}: missing required key instruments (an array of [[instruments]] tables)")
+        raise ConfigError(
+            f"{p}: missing required key instruments (an array of [[instruments]] tables)"
+        )
     raw_insts = data["instruments"]
     if not isinstance(raw_insts, list) or not raw_insts:
         raise ConfigError(f"{p}: instruments must be a non-empty array of [[instruments]] tables")
@@ -146,6 +150,6 @@ def load_config(path: str | Path, venue: str) -> Config:
     if not 1 <= c.max_bots <= 256:
         raise ConfigError(f"{p}: connector.max_bots must be in 1..256, got {c.max_bots}")
     if sections["sim"].at_end not in ("stop",):
-        raise ConfigError(f"{p}: sim.at_end must be \"stop\", got {sections['sim'].at_end!r}")
+        raise ConfigError(f'{p}: sim.at_end must be "stop", got {sections["sim"].at_end!r}')
     venue_raw = {k: data[k] for k in _VENUE_SECTIONS if k in data}
     return Config(p, tuple(insts), venue=venue_raw, **sections)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from connector.venue import OrderReport
-from hftlive.shm import pid_alive as _pid_alive
 from hftlive.constants import (
     CANCELED,
     ERR_CONNECTOR,
@@ -47,6 +46,7 @@ from hftlive.layout import (
     response_dtype,
     state_values_dtype,
 )
+from hftlive.shm import pid_alive as _pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Router:
         rate = self.cfg.risk.max_orders_per_second
         self.bots[bot_id] = BotState(k, gen, pid, tokens=rate)
         # replay what the connector holds for this bot id: state values, open orders
-        for (b, inst), st in self.states.items():
+        for b, inst in list(self.states):
             if b == bot_id:
                 self._send_state(bot_id, inst)
         for key, t in self.orders.items():
@@ -250,7 +250,10 @@ class Router:
         px = price_tick * tick if o["order_type"] == LIMIT else self.venue.reference_price(inst)
         notional = px * float(o["qty"])
         if not math.isfinite(notional) or notional > cap:
-            return RISK_MAX_NOTIONAL, f"order notional {notional:.2f} exceeds max_order_notional {cap:g}"
+            return (
+                RISK_MAX_NOTIONAL,
+                f"order notional {notional:.2f} exceeds max_order_notional {cap:g}",
+            )
         return None
 
     def _risk_position(self, bot_id: int, inst: int, o):
@@ -316,7 +319,9 @@ class Router:
             t.final_at = time.monotonic()
         self._send_order(rep.key)
         if rep.reject_code:
-            self.send_error(t.bot_id, ERR_ORDER, rep.reject_code, rep.reject_msg, t.inst, t.order_id)
+            self.send_error(
+                t.bot_id, ERR_ORDER, rep.reject_code, rep.reject_msg, t.inst, t.order_id
+            )
 
     def _fill(self, t: Tracked, rep: OrderReport) -> None:
         st = self._state(t.bot_id, t.inst)[0]

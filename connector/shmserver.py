@@ -196,7 +196,13 @@ class ShmServer:
         w = self.ctl.slot_words
         for k in range(w.shape[0]):
             if int(w[k, S_STATE]) == SLOT_ACTIVE:
-                yield k, int(np.int64(w[k, S_BOT_ID]).astype(np.uint64)), int(w[k, S_PID]), int(w[k, S_GEN]), int(w[k, S_ACK])
+                yield (
+                    k,
+                    int(np.int64(w[k, S_BOT_ID]).astype(np.uint64)),
+                    int(w[k, S_PID]),
+                    int(w[k, S_GEN]),
+                    int(w[k, S_ACK]),
+                )
 
     def reset_rings(self, k: int) -> None:
         self.ctl.req_hdr[k][:] = 0

@@ -215,7 +215,9 @@ def _attach_connector(name: str, wait_s: float) -> tuple[Segment, CtlViews]:
         pid = int(h["pid"])
         if not pid_alive(pid):
             seg.close()
-            raise BotError(f"connector {name!r} is dead: its pid {pid} is gone (stale {path_of(ctl_name(name))})")
+            raise BotError(
+                f"connector {name!r} is dead: its pid {pid} is gone (stale {path_of(ctl_name(name))})"
+            )
         state = int(load_word(ctl.words, 3))
         if state == CONN_RUNNING:
             return seg, ctl
@@ -265,7 +267,9 @@ class LiveBotBuilder:
 
     def wait_policy(self, policy: int) -> LiveBotBuilder:
         if policy not in (WAIT_SPIN, WAIT_YIELD, WAIT_SLEEP):
-            raise ValueError(f"unknown wait policy {policy}: use WAIT_SPIN, WAIT_YIELD or WAIT_SLEEP")
+            raise ValueError(
+                f"unknown wait policy {policy}: use WAIT_SPIN, WAIT_YIELD or WAIT_SLEEP"
+            )
         self._policy = policy
         return self
 
@@ -360,7 +364,9 @@ def _build(b: LiveBotBuilder):
         for c, ctl in enumerate(ctls):
             _check_id_free(ctl, conn_names[c], bot_id, pid)
         # the bot's own view segment
-        lay = bot_layout(n, b._depth_capacity, b._order_capacity, max(i.last_trades_capacity for i in insts))
+        lay = bot_layout(
+            n, b._depth_capacity, b._order_capacity, max(i.last_trades_capacity for i in insts)
+        )
         view = Segment.create(bot_name(conn_names[0], bot_id), lay.size)
         v = lay.views(view.buf)
         h = v["header"]
@@ -378,8 +384,14 @@ def _build(b: LiveBotBuilder):
                        v["ask_keys"][a], v["ask_vals"][a], inst.tick_size, inst.lot_size)  # fmt: skip
             v["trade_n"][a, 1] = inst.last_trades_capacity
         depths = tuple(
-            HashMapMarketDepth(v["depth_i"][a], v["depth_f"][a], v["bid_keys"][a], v["bid_vals"][a],
-                               v["ask_keys"][a], v["ask_vals"][a])  # fmt: skip
+            HashMapMarketDepth(
+                v["depth_i"][a],
+                v["depth_f"][a],
+                v["bid_keys"][a],
+                v["bid_vals"][a],
+                v["ask_keys"][a],
+                v["ask_vals"][a],
+            )  # fmt: skip
             for a in range(n)
         )
         order_dicts = tuple(OrderDict(v["orders"][a], v["order_n"][a]) for a in range(n))
@@ -439,7 +451,9 @@ def _build(b: LiveBotBuilder):
     return hbt
 
 
-def _startup(v, mds, ctls, slot_idx, inst_asset, cursor, ctrl, cbq, cbq_prev, timeout: float) -> bool:
+def _startup(
+    v, mds, ctls, slot_idx, inst_asset, cursor, ctrl, cbq, cbq_prev, timeout: float
+) -> bool:
     """Sync every book from its snapshot, then apply each connector's replay (open orders,
     state values) until it said READY."""
     scratch = np.zeros(max(len(m.snapshot) for m in mds), event_dtype)
@@ -466,7 +480,9 @@ def _check_id_free(ctl: CtlViews, name: str, bot_id: int, pid: int) -> None:
         if int(words[k, 0]) != SLOT_FREE and int(words[k, 1]) == int(np.int64(np.uint64(bot_id))):
             other = int(words[k, 2])
             if pid_alive(other) and other != pid:
-                raise BotError(f"bot id {bot_id} is already in use on connector {name!r} by pid {other}")
+                raise BotError(
+                    f"bot id {bot_id} is already in use on connector {name!r} by pid {other}"
+                )
 
 
 def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, int]:

@@ -162,7 +162,11 @@ def md_consume(hdr, ring, snap, cursor, a, di, df, bk, bv, ak, av, trades, trade
             e = scratch[j]
             ev = e.ev
             if not apply_depth_event(di, df, bk, bv, ak, av, ev, e.px, e.qty, e.exch_ts):
-                if (ev & 0xFF) == TRADE_EVENT and (ev & LOCAL_EVENT) and (ev & (BUY_EVENT | SELL_EVENT)):
+                if (
+                    (ev & 0xFF) == TRADE_EVENT
+                    and (ev & LOCAL_EVENT)
+                    and (ev & (BUY_EVENT | SELL_EVENT))
+                ):
                     n = trade_n[0]
                     if n < trade_n[1]:
                         trades[n] = e

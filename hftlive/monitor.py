@@ -65,7 +65,7 @@ class BotView:
     @classmethod
     def list(cls, connector: str) -> list[int]:
         prefix = f"hftlive.{connector}.bot."
-        return [int(s[len(prefix):]) for s in list_segments(prefix)]
+        return [int(s[len(prefix) :]) for s in list_segments(prefix)]
 
     def orders(self, asset_no: int = 0) -> np.ndarray:
         """A copy of the bot's order table for the asset (hftbacktest's order_dtype)."""

@@ -69,4 +69,6 @@ class Recorder:
 
     def to_npz(self, path: str) -> None:
         n = self._rec.i
-        np.savez_compressed(path, **{str(a): self.records[:n, a] for a in range(self.records.shape[1])})
+        np.savez_compressed(
+            path, **{str(a): self.records[:n, a] for a in range(self.records.shape[1])}
+        )

@@ -73,7 +73,9 @@ class Segment:
                     f"shared memory {path} belongs to running process {owner}; "
                     f"is another process already using this name?"
                 )
-            log.warning("reclaiming stale shared memory %s (its writer pid %s is gone)", path, owner)
+            log.warning(
+                "reclaiming stale shared memory %s (its writer pid %s is gone)", path, owner
+            )
             os.unlink(path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:

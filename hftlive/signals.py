@@ -14,9 +14,9 @@ import signal
 import threading
 
 import numpy as np
+from llvmlite import ir
 from numba import cfunc, types
 from numba.extending import intrinsic
-from llvmlite import ir
 
 FLAG = np.zeros(8, np.int64)  # FLAG[0]: the signal number received, 0 if none
 _ADDR = FLAG.ctypes.data

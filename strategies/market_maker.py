@@ -50,7 +50,9 @@ def market_maker(hbt, recorder, order_qty, max_position, half_spread_ticks, skew
         elif bid is None:
             next_id += 1
             bid_id = next_id
-            hbt.submit_buy_order(asset_no, bid_id, bid_tick * tick_size, order_qty, GTX, LIMIT, False)
+            hbt.submit_buy_order(
+                asset_no, bid_id, bid_tick * tick_size, order_qty, GTX, LIMIT, False
+            )
         elif bid.cancellable and abs(bid.price_tick - bid_tick) > requote_ticks:
             hbt.modify(asset_no, bid_id, bid_tick * tick_size, bid.leaves_qty, False)
 
@@ -61,7 +63,9 @@ def market_maker(hbt, recorder, order_qty, max_position, half_spread_ticks, skew
         elif ask is None:
             next_id += 1
             ask_id = next_id
-            hbt.submit_sell_order(asset_no, ask_id, ask_tick * tick_size, order_qty, GTX, LIMIT, False)
+            hbt.submit_sell_order(
+                asset_no, ask_id, ask_tick * tick_size, order_qty, GTX, LIMIT, False
+            )
         elif ask.cancellable and abs(ask.price_tick - ask_tick) > requote_ticks:
             hbt.modify(asset_no, ask_id, ask_tick * tick_size, ask.leaves_qty, False)
 

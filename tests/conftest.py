@@ -55,8 +55,14 @@ class ConnectorProc:
                  **fmt):  # fmt: skip
         self.name = name or f"t{os.getpid()}x{next(_names)}"
         self.cfg = tmp_path / f"{self.name}.toml"
-        params = {"md_capacity": 65536, "max_position": 1.0, "tick_ms": 20, "extra": "",
-                  "cancel_on_bot_exit": "true", "trades": 2.0}
+        params = {
+            "md_capacity": 65536,
+            "max_position": 1.0,
+            "tick_ms": 20,
+            "extra": "",
+            "cancel_on_bot_exit": "true",
+            "trades": 2.0,
+        }
         params.update(fmt)
         self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))
         self.log = tmp_path / f"{self.name}.log"

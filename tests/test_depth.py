@@ -8,16 +8,14 @@ import pytest
 from numba import njit
 
 from hftlive.constants import (
-    BUY_EVENT,
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
     INVALID_MAX,
     INVALID_MIN,
     LOCAL_EVENT,
-    SELL_EVENT,
 )
-from hftlive.depth import DepthBook, apply_depth_event, ht_del, ht_find, ht_get, ht_put, EMPTY
+from hftlive.depth import EMPTY, DepthBook, apply_depth_event, ht_del, ht_find, ht_get, ht_put
 from hftlive.layout import D_DROPPED
 
 from .conftest import CAPTURE
@@ -172,8 +170,14 @@ def test_depth_equals_hftbacktests_over_the_real_capture(converted_capture):
                                   np.uint64(e["ev"]), e["px"], e["qty"], e["exch_ts"])  # fmt: skip
             j += 1
         b, a = book.best_bid_tick, book.best_ask_tick
-        got = (b, a, round(book.bid_qty_at_tick(b) * 1000), round(book.ask_qty_at_tick(a) * 1000),
-               round(book.bid_qty_at_tick(b - 3) * 1000), round(book.ask_qty_at_tick(a + 3) * 1000))
+        got = (
+            b,
+            a,
+            round(book.bid_qty_at_tick(b) * 1000),
+            round(book.ask_qty_at_tick(a) * 1000),
+            round(book.bid_qty_at_tick(b - 3) * 1000),
+            round(book.ask_qty_at_tick(a + 3) * 1000),
+        )
         assert got == tuple(out[i, 1:]), f"step {i} at {ts}"
         checked += b != INVALID_MIN
     assert checked > 1000  # the book was live for most of it, not two empty books agreeing

@@ -74,7 +74,9 @@ def test_bad_requests_get_their_codes_and_send_nothing(connector):
         assert hbt.modify(0, 77, px, 0.001, False) == ORDER_NOT_FOUND
         for price, qty in [(px, 0.0), (px, -1.0), (px, np.nan), (px, np.inf), (0.0, 0.001),
                            (-px, 0.001), (np.nan, 0.001), (np.inf, 0.001)]:  # fmt: skip
-            assert hbt.submit_sell_order(0, 9, price, qty, GTX, LIMIT, False) == INVALID_ORDER_REQUEST
+            assert (
+                hbt.submit_sell_order(0, 9, price, qty, GTX, LIMIT, False) == INVALID_ORDER_REQUEST
+            )
         assert hbt.submit_sell_order(0, 9, px, 0.001, 7, LIMIT, False) == INVALID_ORDER_REQUEST
         assert hbt.submit_sell_order(0, 9, px, 0.001, GTX, 5, False) == INVALID_ORDER_REQUEST
         assert hbt.modify(0, 1, np.nan, 0.001, False) == INVALID_ORDER_REQUEST
@@ -101,7 +103,9 @@ def test_risk_limits_reject_with_codes_and_callbacks_run(make_connector):
         assert hbt.orders(0).get(2).status == hftlive.NEW
         assert (0, hftlive.NEW) in updates  # the hook saw the pending order get acked
         # a crossing post-only order: the venue's own code reaches the handler
-        assert hbt.submit_buy_order(0, 3, hbt.depth(0).best_ask * 1.01, 0.001, GTX, LIMIT, True) == 0
+        assert (
+            hbt.submit_buy_order(0, 3, hbt.depth(0).best_ask * 1.01, 0.001, GTX, LIMIT, True) == 0
+        )
         assert hbt.orders(0).get(3).status == hftlive.EXPIRED
         assert errors[-1].code == -5022 and hbt.last_error_code == -5022
     finally:
@@ -126,7 +130,9 @@ def test_connector_shutdown_ends_the_run_and_cancels_orders(connector):
     hbt = _bot(connector.name, error_handler=errors.append)
     try:
         hbt.elapse(100_000_000)
-        assert hbt.submit_buy_order(0, 1, hbt.depth(0).best_bid * 0.98, 0.001, GTX, LIMIT, True) == 0
+        assert (
+            hbt.submit_buy_order(0, 1, hbt.depth(0).best_bid * 0.98, 0.001, GTX, LIMIT, True) == 0
+        )
         connector.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
         while hbt.elapse(100_000_000) == 0:

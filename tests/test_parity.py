@@ -64,8 +64,7 @@ def lifecycle(hbt, out):
     hbt.elapse(300_000_000)
     d = hbt.depth(0)
     tick = d.tick_size
-    bid, ask = d.best_bid, d.best_ask
-    far = bid - 50 * tick
+    far = d.best_bid - 50 * tick
     out[k] = hbt.submit_buy_order(0, 1, far, 0.02, GTX, LIMIT, False)
     o = hbt.orders(0).get(1)
     out[k + 1], out[k + 2], out[k + 3] = o.status, o.req, o.cancellable  # pending: NONE, NEW
@@ -153,7 +152,10 @@ def _backtest_data(n_steps=6000):
     """A static two-sided book (bid 100.0, ask 100.1, tick 0.1) refreshed every 10 ms."""
     rows = []
     t0 = 1_700_000_000_000_000_000
-    bid, ask = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_EVENT, EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_EVENT
+    bid, ask = (
+        EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_EVENT,
+        EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_EVENT,
+    )
     for i in range(20):
         rows.append((bid, t0, t0, 100.0 - i * 0.1, 5.0, 0, 0, 0.0))
         rows.append((ask, t0, t0, 100.1 + i * 0.1, 5.0, 0, 0, 0.0))

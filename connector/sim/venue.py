@@ -124,7 +124,9 @@ class SimVenue:
     def submit(self, key, inst, side, price_tick, qty, tif, order_type) -> None:
         s = self.insts[inst]
         self._sides[key] = side
-        o = SimOrder(key=key, side=side, px_tick=price_tick, qty=qty, tif=tif, order_type=order_type)
+        o = SimOrder(
+            key=key, side=side, px_tick=price_tick, qty=qty, tif=tif, order_type=order_type
+        )
         self._report(s, s.engine.submit(o, self._now(s)), REQ_SUBMIT)
 
     def cancel(self, key, inst) -> None:
