@@ -34,8 +34,7 @@ TOP = 20
 @functools.cache
 def messages() -> tuple[DepthUpdate | DepthSnapshot, ...]:
     """Depth diffs and the snapshot of the capture, in file order."""
-    if not CAPTURE.exists():
-        pytest.skip(f"capture not found: {CAPTURE}")
+    assert CAPTURE.exists(), f"capture not found: {CAPTURE} (tests read ../shared)"
     out = []
     with gzip.open(CAPTURE, "rb") as f:
         for line in f:

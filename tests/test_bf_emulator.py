@@ -52,8 +52,7 @@ def run(coro, timeout: float = 30.0):
 
 
 def replay(**kw) -> Emulator:
-    if not CAPTURE.exists():
-        pytest.skip(f"capture not found: {CAPTURE}")
+    assert CAPTURE.exists(), f"capture not found: {CAPTURE} (tests read ../shared)"
     kw = {"speed": 20.0, "api_key": KEY, "secret": SECRET, **kw}
     return Emulator(data=str(CAPTURE), symbols=(SYM,), **kw)
 

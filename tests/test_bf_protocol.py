@@ -24,8 +24,7 @@ CAPTURE = Path(__file__).resolve().parents[2] / "shared/data/binancefutures/ethu
 @functools.cache
 def capture() -> list[tuple[int, bytes]]:
     """(local receive ns, raw JSON) per line of the capture."""
-    if not CAPTURE.exists():
-        pytest.skip(f"capture not found: {CAPTURE}")
+    assert CAPTURE.exists(), f"capture not found: {CAPTURE} (tests read ../shared)"
     out = []
     with gzip.open(CAPTURE, "rb") as f:
         for line in f:

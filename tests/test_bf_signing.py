@@ -93,8 +93,9 @@ def test_repr_hides_the_secret():
 
 
 def test_ed25519_key_signs_base64_and_verifies():
-    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
-    ed25519 = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519")
+    import cryptography.hazmat.primitives.asymmetric.ed25519 as ed25519
+    import cryptography.hazmat.primitives.serialization as serialization
+
     key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -123,8 +124,9 @@ def test_bad_pem_is_a_config_error_without_key_material():
 
 
 def test_non_ed25519_pem_is_refused():
-    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
-    ec = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ec")
+    import cryptography.hazmat.primitives.asymmetric.ec as ec
+    import cryptography.hazmat.primitives.serialization as serialization
+
     pem = (
         ec.generate_private_key(ec.SECP256R1())
         .private_bytes(
