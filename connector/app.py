@@ -29,7 +29,11 @@ def make_venue(venue: str, cfg: Config, shm: ShmServer, router: Router):
         from connector.sim.venue import SimVenue
 
         return SimVenue(cfg, shm, router)
-    raise ConfigError(f"venue {venue!r} is not available yet (available: sim)")
+    if venue == "binancefutures":
+        from connector.binancefutures.client import BinanceFuturesVenue
+
+        return BinanceFuturesVenue(cfg, shm, router)
+    raise ConfigError(f"venue {venue!r} is not available yet (available: {', '.join(VENUES)})")
 
 
 class Connector:
@@ -130,4 +134,9 @@ def run(name: str, venue: str, cfg: Config) -> None:
 
 
 async def _main(name: str, venue: str, cfg: Config) -> None:
+    if venue == "binancefutures":
+        # tick and lot sizes come from the venue and go into shared memory: ask first
+        from connector.binancefutures.client import prepare
+
+        cfg = await prepare(cfg)
     await Connector(name, venue, cfg).run()

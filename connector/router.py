@@ -131,10 +131,7 @@ class Router:
         for key, t in self.orders.items():
             if t.bot_id == bot_id and not _final(int(t.rec[0]["status"])):
                 self._send_order(key)
-        r = self._resp
-        r[:] = 0
-        r["kind"] = RESP_READY
-        self._queue(bot_id, r)
+        self._queue(bot_id, self._response(bot_id, RESP_READY, 0))
         self.flush()
         self.shm.ack(k, gen)
         log.info("bot %d (pid %d) registered in slot %d", bot_id, pid, k)
@@ -351,45 +348,39 @@ class Router:
         t = self.orders[key]
         self._send_rec(t.bot_id, t.inst, t.rec[0])
 
-    def _send_rec(self, bot_id: int, inst: int, rec) -> None:
-        b = self.bots.get(bot_id)
-        if b is None:
-            return
+    def _response(self, bot_id: int, kind: int, inst: int) -> np.ndarray | None:
+        """A zeroed response record for a bot that is attached, else None (dropped)."""
+        if bot_id not in self.bots:
+            return None
         r = self._resp
         r[:] = 0
-        r["kind"] = RESP_ORDER
+        r["kind"] = kind
         r["inst"] = inst
         r["ts"] = time.time_ns()
-        r["order"] = rec
-        r["state"] = self._state(bot_id, inst)[0]
-        self._queue(bot_id, r)
+        return r
+
+    def _send_rec(self, bot_id: int, inst: int, rec) -> None:
+        r = self._response(bot_id, RESP_ORDER, inst)
+        if r is not None:
+            r["order"] = rec
+            r["state"] = self._state(bot_id, inst)[0]
+            self._queue(bot_id, r)
 
     def _send_state(self, bot_id: int, inst: int) -> None:
-        b = self.bots.get(bot_id)
-        if b is None:
-            return
-        r = self._resp
-        r[:] = 0
-        r["kind"] = RESP_STATE
-        r["inst"] = inst
-        r["state"] = self._state(bot_id, inst)[0]
-        self._queue(bot_id, r)
+        r = self._response(bot_id, RESP_STATE, inst)
+        if r is not None:
+            r["state"] = self._state(bot_id, inst)[0]
+            self._queue(bot_id, r)
 
     def send_error(self, bot_id: int, kind: int, code: int, msg: str, inst: int = -1,
                    order_id: int = 0) -> None:  # fmt: skip
-        b = self.bots.get(bot_id)
-        if b is None:
-            return
-        r = self._resp
-        r[:] = 0
-        r["kind"] = RESP_ERROR
-        r["err_kind"] = kind
-        r["inst"] = inst
-        r["code"] = code
-        r["ts"] = time.time_ns()
-        r["order"]["order_id"] = order_id
-        r["msg"] = msg.encode()[:80]
-        self._queue(bot_id, r)
+        r = self._response(bot_id, RESP_ERROR, inst)
+        if r is not None:
+            r["err_kind"] = kind
+            r["code"] = code
+            r["order"]["order_id"] = order_id
+            r["msg"] = msg.encode()[:80]
+            self._queue(bot_id, r)
 
     def _queue(self, bot_id: int, r: np.ndarray) -> None:
         self._out.setdefault(bot_id, []).append(r[0].copy())

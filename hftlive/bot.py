@@ -152,6 +152,7 @@ class _Session:
         self.segments: list[Segment] = []
         self.slots: list[tuple[CtlViews, int, int]] = []  # (ctl, slot index, generation)
         self.view: Segment | None = None
+        self.bell_fds: list[int] = []
         self.closed = False
 
     def run(self) -> int:
@@ -192,6 +193,9 @@ class _Session:
                 store_word(words[k], 0, SLOT_FREE)
         if self.view is not None:
             self.view.unlink()
+        for fd in self.bell_fds:
+            if fd >= 0:
+                os.close(fd)
         _CB_HANDLERS.pop(self.key, None)
         signals.release()
 
@@ -414,7 +418,8 @@ def _build(b: LiveBotBuilder):
             slot_idx.append(k)
         for c, ctl in enumerate(ctls):
             _wait_ack(ctl, slot_idx[c], session.slots[c][2], conn_names[c], b._connect_timeout)
-        bell_fd = np.array([_open_bell(nm) for nm in conn_names], np.int64)
+        session.bell_fds = [_open_bell(nm) for nm in conn_names]
+        bell_fd = np.array(session.bell_fds, np.int64)
         tsc = np.array([calibrate_tsc(), 0.0])
         cursor = np.zeros(n, np.int64)
         signals.acquire()

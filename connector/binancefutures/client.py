@@ -1,0 +1,214 @@
+"""The Binance USD-M futures venue adapter: asyncio I/O around the pure protocol layer.
+
+Pieces (one module each): `rest` (signed REST, clock offset, rate-limit headers), `streams`
+(market data into the connector's books and shared memory; the user data stream),
+`orders` (order entry and the mapping of replies and ORDER_TRADE_UPDATE to OrderReports).
+This module holds the `[binancefutures]` config, `prepare` (exchangeInfo before shared
+memory exists) and `BinanceFuturesVenue`, which owns every task in one TaskGroup.
+
+Config (`[binancefutures]` in the connector TOML)::
+
+    rest_url, ws_public_url, ws_market_url, ws_private_url, ws_api_url   base URLs
+    api_key_env, secret_env      names of the environment variables holding the key/secret
+    order_entry = "rest"         "rest" or "ws" (the WS-API; not built yet: ConfigError)
+    recv_window_ms = 5000
+    client_order_prefix = "hl"   newClientOrderId = prefix + run tag + key (<= 36 chars)
+    depth_interval_ms = 0        diff depth stream: 0 (<sym>@depth@0ms), 100, 250 or 500
+    snapshot_limit = 1000        GET /fapi/v1/depth limit
+    stale_after_s = 10.0         a market stream silent this long is reconnected
+    cancel_all_on_start = true   DELETE /fapi/v1/allOpenOrders per symbol at startup
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+
+from connector.binancefutures.orders import OrderEntry
+from connector.binancefutures.rest import RequestFailed, RestClient
+from connector.binancefutures.signing import Credentials
+from connector.binancefutures.streams import MarketData, MdInstrument, UserStream
+from connector.config import Config, _build
+from connector.errors import ConfigError, VenueProtocolError
+
+log = logging.getLogger(__name__)
+
+SECTION = "binancefutures"
+
+
+@dataclass(frozen=True)
+class BinanceFuturesConfig:
+    rest_url: str
+    ws_public_url: str
+    ws_market_url: str
+    ws_private_url: str
+    ws_api_url: str
+    api_key_env: str
+    secret_env: str
+    order_entry: str = "rest"
+    recv_window_ms: int = 5000
+    client_order_prefix: str = "hl"
+    depth_interval_ms: int = 0
+    snapshot_limit: int = 1000
+    stale_after_s: float = 10.0
+    cancel_all_on_start: bool = True
+    request_timeout_s: float = 10.0
+
+
+def load_venue_config(cfg: Config) -> BinanceFuturesConfig:
+    """Checks and returns the `[binancefutures]` section of `cfg` (ConfigError if bad)."""
+    raw = cfg.venue.get(SECTION)
+    if raw is None:
+        raise ConfigError(f"{cfg.path}: missing section [{SECTION}]")
+    c = _build(BinanceFuturesConfig, raw, SECTION, cfg.path)
+    p = cfg.path
+    if c.order_entry not in ("rest", "ws"):
+        raise ConfigError(
+            f'{p}: {SECTION}.order_entry must be "rest" or "ws", got {c.order_entry!r}'
+        )
+    if c.order_entry == "ws":
+        raise ConfigError(f'{p}: {SECTION}.order_entry = "ws" is not implemented yet; use "rest"')
+    if c.depth_interval_ms not in (0, 100, 250, 500):
+        raise ConfigError(f"{p}: {SECTION}.depth_interval_ms must be 0, 100, 250 or 500")
+    if c.snapshot_limit not in (5, 10, 20, 50, 100, 500, 1000):
+        raise ConfigError(f"{p}: {SECTION}.snapshot_limit must be one of 5..1000 (Binance's)")
+    if not 0 < c.recv_window_ms <= 60_000:
+        raise ConfigError(f"{p}: {SECTION}.recv_window_ms must be in 1..60000")
+    prefix = c.client_order_prefix
+    if not prefix or len(prefix) > 12 or not all(ch.isalnum() or ch in "._-" for ch in prefix):
+        raise ConfigError(
+            f"{p}: {SECTION}.client_order_prefix must be 1-12 characters of [A-Za-z0-9._-]"
+        )
+    for inst in cfg.instruments:
+        if inst.symbol != inst.symbol.lower():
+            raise ConfigError(f"{p}: instrument symbols must be lowercase, got {inst.symbol!r}")
+    return c
+
+
+def credentials(c: BinanceFuturesConfig, path: str) -> Credentials:
+    """The API key and secret from the environment variables the config names."""
+    key, secret = os.environ.get(c.api_key_env), os.environ.get(c.secret_env)
+    for name, v in ((c.api_key_env, key), (c.secret_env, secret)):
+        if not v:
+            raise ConfigError(f"{path}: environment variable ${name} ({SECTION}) is not set")
+    return Credentials(key, secret)
+
+
+def _filters(sym: dict) -> dict[str, dict]:
+    return {f.get("filterType"): f for f in sym.get("filters", []) if isinstance(f, dict)}
+
+
+async def prepare(cfg: Config) -> Config:
+    """`cfg` with each instrument's tick_size and lot_size from GET /fapi/v1/exchangeInfo.
+
+    Runs before the connector creates shared memory, which carries tick and lot sizes.
+    A configured tick/lot that disagrees with the venue's is an error (a stale config).
+    """
+    c = load_venue_config(cfg)
+    async with RestClient(c.rest_url, None, c.recv_window_ms, c.request_timeout_s) as rest:
+        try:
+            r = await rest.request("GET", "/fapi/v1/exchangeInfo")
+        except RequestFailed as e:
+            raise ConfigError(
+                f"{cfg.path}: cannot read exchangeInfo from {c.rest_url}: {e}"
+            ) from None
+    if r.status != 200 or not isinstance(r.body, dict):
+        raise VenueProtocolError(f"GET /fapi/v1/exchangeInfo: HTTP {r.status} {r.raw[:200]!r}")
+    by_sym = {s.get("symbol", "").lower(): s for s in r.body.get("symbols", [])}
+    insts = []
+    for inst in cfg.instruments:
+        s = by_sym.get(inst.symbol)
+        if s is None:
+            raise ConfigError(f"{cfg.path}: {inst.symbol!r} is not listed by {c.rest_url}")
+        f = _filters(s)
+        try:
+            tick = float(Decimal(f["PRICE_FILTER"]["tickSize"]))
+            lot = float(Decimal(f["LOT_SIZE"]["stepSize"]))
+        except (KeyError, ArithmeticError) as e:
+            raise VenueProtocolError(f"exchangeInfo {inst.symbol}: bad filters ({e})") from None
+        for name, mine, venue in (
+            ("tick_size", inst.tick_size, tick),
+            ("lot_size", inst.lot_size, lot),
+        ):
+            if mine and abs(mine - venue) > 1e-12 * venue:
+                raise ConfigError(
+                    f"{cfg.path}: {inst.symbol} {name} = {mine} but the venue's is {venue}"
+                )
+        insts.append(dataclasses.replace(inst, tick_size=tick, lot_size=lot))
+        log.info("%s: tick_size %g, lot_size %g (exchangeInfo)", inst.symbol, tick, lot)
+    return dataclasses.replace(cfg, instruments=tuple(insts))
+
+
+class BinanceFuturesVenue:
+    """The venue the connector drives: `run()` until cancelled; orders via `submit` etc."""
+
+    def __init__(self, cfg: Config, shm, router):
+        self.cfg = cfg
+        self.bf = load_venue_config(cfg)
+        self.shm = shm
+        self.router = router
+        self.creds = credentials(self.bf, cfg.path)
+        self.rest = RestClient(self.bf.rest_url, self.creds, self.bf.recv_window_ms,
+                               self.bf.request_timeout_s)  # fmt: skip
+        self.insts = [MdInstrument(i, ic) for i, ic in enumerate(cfg.instruments)]
+        self.md = MarketData(self.bf, self.insts, shm, router, self.rest,
+                             cfg.connector.snapshot_interval_ms)  # fmt: skip
+        self.orders = OrderEntry(self.bf.client_order_prefix, self.insts, router, self.rest)
+        self.user = UserStream(self.bf, self.rest, router, self.orders)
+        self._stop = asyncio.Event()
+
+    # ------------------------------------------------------------------ Venue protocol
+    def submit(self, key, inst, side, price_tick, qty, tif, order_type) -> None:
+        self.orders.submit(key, inst, side, price_tick, qty, tif, order_type,
+                           user_ready=self.user.connected)  # fmt: skip
+
+    def cancel(self, key, inst) -> None:
+        self.orders.cancel(key, inst)
+
+    def modify(self, key, inst, price_tick, qty) -> None:
+        self.orders.modify(key, inst, price_tick, qty)
+
+    def reference_price(self, inst: int) -> float:
+        return self.insts[inst].mid()
+
+    def stop(self) -> None:
+        # Only marks the stop: the connector still cancels open orders through us during
+        # its shutdown grace period, then cancels run().
+        self._stop.set()
+
+    async def run(self) -> None:
+        async with self.rest, asyncio.TaskGroup() as tg:
+            offset = await self.rest.sync_time()
+            log.info("venue clock offset %+d ms", offset)
+            if self.bf.cancel_all_on_start:
+                await self._cancel_all_open()
+            self.orders.tg = tg
+            tg.create_task(self.user.run(), name="bf-user")
+            tg.create_task(self.md.run(), name="bf-md")
+            tg.create_task(self._clock_loop(), name="bf-clock")
+            await self._stop.wait()
+            # keep serving (shutdown cancels) until the connector cancels this task
+            await asyncio.Event().wait()
+
+    async def _clock_loop(self) -> None:
+        while True:
+            await asyncio.sleep(300.0)  # the clock offset drifts slowly; re-measure
+            try:
+                await self.rest.sync_time()
+            except RequestFailed as e:
+                log.warning("clock offset refresh failed: %s", e)
+
+    async def _cancel_all_open(self) -> None:
+        for s in self.insts:
+            r = await self.rest.request(
+                "DELETE", "/fapi/v1/allOpenOrders", {"symbol": s.symbol.upper()}, signed=True
+            )
+            if r.status != 200:
+                raise VenueProtocolError(
+                    f"startup cancel-all for {s.symbol} failed: HTTP {r.status} {r.raw[:200]!r}"
+                )
+            log.info("%s: cancelled every open order at startup", s.symbol)

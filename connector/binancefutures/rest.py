@@ -1,0 +1,161 @@
+"""Binance USD-M futures REST client: one kept-alive aiohttp session, signing, the clock
+offset, and rate-limit bookkeeping (venue_protocols.md §1.6, §1.8).
+
+Every signed request carries all its parameters in the query string, signed over that
+exact string (`signing.sign_params`), and the URL is handed to aiohttp already encoded
+(`yarl.URL(..., encoded=True)`) so that the bytes on the wire are the bytes signed.
+
+Replies come back as `Reply(status, body, headers)`; the venue's `{"code","msg"}` bodies
+are not raised: callers map them to order reports. Transport failures raise
+`RequestFailed` with `sent` telling whether the request may have reached the venue (a
+timeout: maybe; a refused connection: no).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+import yarl
+
+from connector.binancefutures.signing import Credentials, sign_params
+from connector.errors import ConnectorError
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = (418, 429)
+
+
+class RequestFailed(ConnectorError):
+    """No reply came back. `sent`: the venue may have executed the request."""
+
+    def __init__(self, what: str, sent: bool):
+        super().__init__(what)
+        self.sent = sent
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: object  # parsed JSON (dict or list), None when the body is not JSON
+    raw: bytes
+
+
+class RestClient:
+    """REST access to one account. Not thread-safe; one event loop.
+
+    Args:
+        base_url: e.g. https://demo-fapi.binance.com (no trailing slash).
+        creds: API key and secret (None: public endpoints only).
+        recv_window_ms: `recvWindow` of signed requests.
+        timeout_s: total time a request may take before it counts as failed.
+    """
+
+    def __init__(self, base_url: str, creds: Credentials | None, recv_window_ms: int,
+                 timeout_s: float = 10.0):  # fmt: skip
+        self.base_url = base_url.rstrip("/")
+        self.creds = creds
+        self.recv_window_ms = recv_window_ms
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.session: aiohttp.ClientSession | None = None
+        self.offset_ms = 0  # venue clock minus local clock
+        self.used_weight_1m = 0
+        self.order_count_10s = 0
+        self.order_count_1m = 0
+        self.blocked_until = 0.0  # time.monotonic() before which nothing is sent (Retry-After)
+
+    async def __aenter__(self) -> RestClient:
+        self.session = aiohttp.ClientSession(
+            timeout=self.timeout, connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60)
+        )
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    # ------------------------------------------------------------------ clock
+    def now_ms(self) -> int:
+        """Venue-clock milliseconds."""
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+    async def sync_time(self) -> int:
+        """Measures the venue clock offset with GET /fapi/v1/time; returns it (ms)."""
+        t0 = time.time_ns()
+        r = await self.request("GET", "/fapi/v1/time")
+        t1 = time.time_ns()
+        if r.status != 200 or not isinstance(r.body, dict) or "serverTime" not in r.body:
+            raise RequestFailed(f"GET /fapi/v1/time: HTTP {r.status} {r.raw[:200]!r}", False)
+        self.offset_ms = int(r.body["serverTime"]) - (t0 + t1) // 2_000_000
+        return self.offset_ms
+
+    # ------------------------------------------------------------------ requests
+    def blocked_for(self) -> float:
+        """Seconds left of a venue-imposed pause (429/418 Retry-After), 0 if none."""
+        return max(0.0, self.blocked_until - time.monotonic())
+
+    async def request(self, method: str, path: str, params: dict | None = None,
+                      signed: bool = False, key: bool = False) -> Reply:  # fmt: skip
+        """Sends one request once; never retries.
+
+        Args:
+            params: str/int/bool values in order; floats must be formatted by the caller.
+            signed: add recvWindow, timestamp and signature (TRADE / USER_DATA endpoints).
+            key: send X-MBX-APIKEY (USER_STREAM endpoints; implied by signed).
+
+        Raises:
+            RequestFailed: no HTTP reply (timeout, connection failure).
+        """
+        assert self.session is not None, "use `async with RestClient(...)`"
+        headers = {}
+        if signed or key:
+            headers["X-MBX-APIKEY"] = self.creds.api_key
+        if signed:
+            query = sign_params(params or {}, self.creds, self.now_ms(), self.recv_window_ms)
+        else:
+            query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
+        url = yarl.URL(f"{self.base_url}{path}?{query}" if query else self.base_url + path,
+                       encoded=True)  # fmt: skip
+        try:
+            async with self.session.request(method, url, headers=headers) as resp:
+                raw = await resp.read()
+                self._track(resp)
+                status = resp.status
+        except asyncio.TimeoutError:
+            raise RequestFailed(f"{method} {path}: no reply within {self.timeout.total} s",
+                                sent=True) from None  # fmt: skip
+        except aiohttp.ClientConnectorError as e:
+            raise RequestFailed(
+                f"{method} {path}: cannot connect: {e.strerror}", sent=False
+            ) from None
+        except aiohttp.ClientError as e:
+            raise RequestFailed(f"{method} {path}: {type(e).__name__}: {e}", sent=True) from None
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = None
+        if status in RATE_LIMITED:
+            log.warning("%s %s: HTTP %d, pausing requests for %.0f s", method, path, status,
+                        self.blocked_for())  # fmt: skip
+        else:
+            log.debug("%s %s: HTTP %d", method, path, status)
+        return Reply(status, body, raw)
+
+    def _track(self, resp: aiohttp.ClientResponse) -> None:
+        h = resp.headers
+        # [BN-GI] X-MBX-USED-WEIGHT-1M on every reply; order counts on order replies
+        if (w := h.get("X-MBX-USED-WEIGHT-1M")) is not None and w.isdigit():
+            self.used_weight_1m = int(w)
+        if (n := h.get("X-MBX-ORDER-COUNT-10S")) is not None and n.isdigit():
+            self.order_count_10s = int(n)
+        if (n := h.get("X-MBX-ORDER-COUNT-1M")) is not None and n.isdigit():
+            self.order_count_1m = int(n)
+        if resp.status in RATE_LIMITED:
+            ra = h.get("Retry-After", "")
+            wait = float(ra) if ra.replace(".", "", 1).isdigit() else 60.0
+            self.blocked_until = max(self.blocked_until, time.monotonic() + wait)

@@ -1,0 +1,351 @@
+"""Binance USD-M futures WebSocket streams: market data into shared memory, and user data.
+
+Market data (venue_protocols.md §1.2-§1.4): one combined-stream connection on the
+`/public` route (`<sym>@depth@0ms` or `@<n>ms`, `<sym>@bookTicker`) and one on `/market`
+(`<sym>@trade`): the routes must not share a connection. Each depthUpdate goes through
+`BookSync` (Binance's documented local-book algorithm); its actions drive the I/O here:
+NeedSnapshot -> GET /fapi/v1/depth, Gap -> the bots get ERR_BOOK_RESYNC. Book changes are
+recorded as hftbacktest events into the instrument's batch and published as one atomic
+batch per venue message, as the sim venue does (exch_ts = the venue's transaction time T,
+local_ts = our receive time). A stream silent for `stale_after_s` is dropped and
+reconnected (the watchdog); every reconnect waits `backoff()` and resets the books.
+
+User data (§1.5): POST a listenKey, connect `/private/ws?listenKey=..`, PUT keepalive
+every 30 minutes; `listenKeyExpired` or -1125 -> a new key and a new connection.
+ORDER_TRADE_UPDATE goes to `orders.OrderEntry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import websockets
+from websockets.asyncio.client import connect
+
+from connector.binancefutures.book_sync import BookSync, Gap, NeedSnapshot
+from connector.binancefutures.protocol import (
+    BookTicker,
+    DepthUpdate,
+    ErrorReply,
+    ListenKeyExpired,
+    OrderTradeUpdate,
+    Trade,
+    parse_depth_snapshot,
+    parse_stream,
+)
+from connector.binancefutures.rest import RequestFailed, RestClient
+from connector.errors import VenueProtocolError
+from connector.sim.venue import (
+    ASK_BBO,
+    ASK_DEPTH,
+    BID_BBO,
+    BID_DEPTH,
+    BUY_TRADE,
+    CLEAR,
+    SELL_TRADE,
+    Batch,
+)
+from hftlive.constants import ERR_BOOK_RESYNC, ERR_CONNECTION, INVALID_MAX, INVALID_MIN
+from hftlive.depth import DepthBook
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 30 * 60  # [HBT] keepalive every 30 min; a key lives 60 min (§1.5)
+WS_OPTS = {"ping_interval": 60.0, "ping_timeout": 60.0, "max_size": None, "compression": None,
+           "open_timeout": 10.0, "close_timeout": 1.0}  # fmt: skip
+STABLE_S = 30.0  # a connection that lived this long resets the backoff
+
+
+def backoff(initial_s: float = 0.1, factor: float = 2.0, cap_s: float = 30.0) -> Iterator[float]:
+    """Reconnect delays: initial_s, doubling, capped at cap_s (hftbacktest: 100 ms to 60 s)."""
+    d = initial_s
+    while True:
+        yield d
+        d = min(d * factor, cap_s)
+
+
+def _decimals(step: float) -> int:
+    return max(0, -Decimal(repr(step)).normalize().as_tuple().exponent)
+
+
+class MdInstrument:
+    """One instrument: the venue's spec, the connector's book and its event batch.
+
+    `set_bid`/`set_ask`/`clear` (BookSync's Book) apply to the book and record events.
+    """
+
+    def __init__(self, idx: int, cfg):
+        self.idx = idx
+        self.symbol = cfg.symbol
+        self.upper = cfg.symbol.upper()
+        self.tick_size = cfg.tick_size
+        self.lot_size = cfg.lot_size
+        self.price_dp = _decimals(cfg.tick_size)
+        self.qty_dp = _decimals(cfg.lot_size)
+        self._tick = Decimal(repr(cfg.tick_size))
+        self._lot = Decimal(repr(cfg.lot_size))
+        self.book = DepthBook(cfg.tick_size, cfg.lot_size)
+        self.batch = Batch(4096)
+        self.sync = BookSync(self)
+        self.exch_ts = 0
+        self.local_ts = 0
+        self.fetching = False  # a depth snapshot request is under way
+        self.refetch = False  # BookSync asked again meanwhile
+
+    # BookSync's Book
+    def set_bid(self, px: float, qty: float) -> None:
+        self.book.set_bid(px, qty, self.exch_ts)
+        self.batch.add(BID_DEPTH, self.exch_ts, self.local_ts, px, qty)
+
+    def set_ask(self, px: float, qty: float) -> None:
+        self.book.set_ask(px, qty, self.exch_ts)
+        self.batch.add(ASK_DEPTH, self.exch_ts, self.local_ts, px, qty)
+
+    def clear(self) -> None:
+        self.book.clear()
+        self.batch.add(CLEAR, self.exch_ts, self.local_ts, 0.0, 0.0)
+
+    def mid(self) -> float:
+        b, a = self.book.best_bid_tick, self.book.best_ask_tick
+        if b == INVALID_MIN or a == INVALID_MAX:
+            return math.nan
+        return (b + a) * 0.5 * self.tick_size
+
+    # order formatting: exact decimals on the venue's grid (str(1e-05) would be refused)
+    def px_text(self, price_tick: int) -> str:
+        return f"{self._tick * price_tick:.{self.price_dp}f}"
+
+    def qty_text(self, qty: float) -> str:
+        return f"{self._lot * round(qty / self.lot_size):.{self.qty_dp}f}"
+
+    def tick_of(self, px: float) -> int:
+        return round(px / self.tick_size)
+
+
+class MarketData:
+    """Market streams for every instrument; `run()` until cancelled."""
+
+    def __init__(self, bf, insts: list[MdInstrument], shm, router, rest: RestClient,
+                 snapshot_interval_ms: int):  # fmt: skip
+        self.bf = bf
+        self.insts = insts
+        self.by_symbol = {s.symbol: s for s in insts}
+        self.shm = shm
+        self.router = router
+        self.rest = rest
+        self.snapshot_interval_s = snapshot_interval_ms / 1e3
+        self._tg: asyncio.TaskGroup | None = None
+        depth = "depth" if bf.depth_interval_ms == 250 else f"depth@{bf.depth_interval_ms}ms"
+        pub = [f"{s.symbol}@{n}" for s in insts for n in (depth, "bookTicker")]
+        mkt = [f"{s.symbol}@trade" for s in insts]
+        self.public_url = f"{bf.ws_public_url.rstrip('/')}/stream?streams={'/'.join(pub)}"
+        self.market_url = f"{bf.ws_market_url.rstrip('/')}/stream?streams={'/'.join(mkt)}"
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self._stream("public", self.public_url, self._on_public))
+            tg.create_task(self._stream("market", self.market_url, self._on_market))
+            tg.create_task(self._snapshot_loop())
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            for s in self.insts:
+                self.shm.write_snapshot(s.idx, s.book, s.exch_ts)
+            await asyncio.sleep(self.snapshot_interval_s)  # [connector] snapshot_interval_ms
+
+    async def _stream(self, route: str, url: str, on_frame) -> None:
+        stale = self.bf.stale_after_s
+        delays = backoff()
+        loop = asyncio.get_running_loop()
+        while True:
+            opened = None
+            try:
+                async with connect(url, **WS_OPTS) as ws:
+                    opened = time.monotonic()
+                    log.info("%s market stream connected", route)
+                    async with asyncio.timeout(stale) as watchdog:
+                        async for raw in ws:
+                            watchdog.reschedule(loop.time() + stale)
+                            on_frame(raw, time.time_ns())
+                reason = "closed by the venue"
+            except TimeoutError:
+                reason = f"silent for {stale:g} s"
+            except (OSError, websockets.WebSocketException) as e:
+                reason = f"{type(e).__name__}: {e}"
+            log.warning("%s market stream lost (%s); reconnecting", route, reason)
+            self.router.broadcast_error(ERR_CONNECTION, 0, f"{route} market stream lost: {reason}")
+            if route == "public":
+                self._reset_books("reconnect")
+            if opened is not None and time.monotonic() - opened > STABLE_S:
+                delays = backoff()
+            await asyncio.sleep(next(delays))  # reconnect backoff
+
+    def _reset_books(self, reason: str) -> None:
+        now = time.time_ns()
+        for s in self.insts:
+            s.local_ts = now
+            s.exch_ts = now
+            s.sync.reset(reason)
+            self._publish(s)
+            self.router.broadcast_error(ERR_BOOK_RESYNC, 0, f"{s.symbol}: book reset ({reason})",
+                                        s.idx)  # fmt: skip
+
+    def _publish(self, s: MdInstrument) -> None:
+        if s.batch.n:
+            self.shm.publish(s.idx, s.batch.ev, s.batch.n)
+            s.batch.n = 0
+
+    def _parse(self, raw, route: str):
+        try:
+            return parse_stream(raw)
+        except VenueProtocolError as e:
+            log.warning("%s stream: malformed message skipped: %s", route, e)
+            for i in range(len(self.insts)):
+                self.shm.ctl.instruments[i]["n_bad_messages"] += 1
+            return None
+
+    def _on_public(self, raw, local_ns: int) -> None:
+        msg = self._parse(raw, "public")
+        if isinstance(msg, DepthUpdate):
+            s = self.by_symbol.get(msg.symbol)
+            if s is None:
+                return
+            s.local_ts, s.exch_ts = local_ns, msg.transact_ts_ns
+            self._actions(s, s.sync.on_diff(msg))
+            self._publish(s)
+        elif isinstance(msg, BookTicker):
+            s = self.by_symbol.get(msg.symbol)
+            if s is None:
+                return
+            s.local_ts, s.exch_ts = local_ns, msg.transact_ts_ns
+            s.batch.add(BID_BBO, s.exch_ts, s.local_ts, msg.bid_px, msg.bid_qty)
+            s.batch.add(ASK_BBO, s.exch_ts, s.local_ts, msg.ask_px, msg.ask_qty)
+            self._publish(s)
+        elif isinstance(msg, ErrorReply):
+            log.error("public stream: venue error %d: %s", msg.code, msg.msg)
+
+    def _on_market(self, raw, local_ns: int) -> None:
+        msg = self._parse(raw, "market")
+        if isinstance(msg, Trade):
+            s = self.by_symbol.get(msg.symbol)
+            if s is None or msg.trade_type != "MARKET":
+                return  # as hftbacktest: only market trades print
+            s.local_ts, s.exch_ts = local_ns, msg.transact_ts_ns
+            # [BN] m = buyer is maker: the taker sold
+            ev = SELL_TRADE if msg.buyer_is_maker else BUY_TRADE
+            s.batch.add(ev, s.exch_ts, s.local_ts, msg.px, msg.qty)
+            self._publish(s)
+        elif isinstance(msg, ErrorReply):
+            log.error("market stream: venue error %d: %s", msg.code, msg.msg)
+
+    def _actions(self, s: MdInstrument, actions) -> None:
+        for a in actions:
+            if isinstance(a, NeedSnapshot):
+                if s.fetching:
+                    s.refetch = True
+                else:
+                    s.fetching = True
+                    self._tg.create_task(self._fetch_snapshot(s))
+            elif isinstance(a, Gap):
+                log.warning("%s: depth gap (expected pu %d, got %d): book cleared, resyncing",
+                            s.symbol, a.expected_pu, a.got_pu)  # fmt: skip
+                self.router.broadcast_error(ERR_BOOK_RESYNC, 0, f"{s.symbol}: depth gap", s.idx)
+
+    async def _fetch_snapshot(self, s: MdInstrument) -> None:
+        """[BN-OB] step 2: GET /fapi/v1/depth, retried with backoff until it is applied."""
+        delays = backoff(0.2)
+        while True:
+            s.refetch = False
+            try:
+                r = await self.rest.request(
+                    "GET", "/fapi/v1/depth", {"symbol": s.upper, "limit": self.bf.snapshot_limit}
+                )
+                if r.status != 200:
+                    raise RequestFailed(f"HTTP {r.status} {r.raw[:200]!r}", sent=True)
+                snap = parse_depth_snapshot(r.raw)
+            except (RequestFailed, VenueProtocolError) as e:
+                log.warning("%s: depth snapshot failed: %s", s.symbol, e)
+                await asyncio.sleep(max(next(delays), self.rest.blocked_for()))
+                continue
+            s.fetching = False
+            s.local_ts, s.exch_ts = time.time_ns(), snap.transact_ts_ns
+            actions = s.sync.on_snapshot(snap)
+            self._publish(s)
+            self.shm.write_snapshot(s.idx, s.book, s.exch_ts)
+            if s.sync.state == "SYNCED":
+                log.info("%s: book synced at update id %d", s.symbol, s.sync.last_update_id)
+            if s.refetch and not any(isinstance(a, NeedSnapshot) for a in actions):
+                actions = [*actions, NeedSnapshot()]
+            self._actions(s, actions)
+            self._publish(s)
+            return
+
+
+class UserStream:
+    """The user data stream: listenKey lifecycle and ORDER_TRADE_UPDATE to `orders`."""
+
+    def __init__(self, bf, rest: RestClient, router, orders):
+        self.url = bf.ws_private_url.rstrip("/")
+        self.rest = rest
+        self.router = router
+        self.orders = orders
+        self.connected = False
+
+    async def _listen_key(self, method: str, key: str | None = None) -> str | None:
+        params = {"listenKey": key} if key else None
+        r = await self.rest.request(method, "/fapi/v1/listenKey", params, key=True)
+        if isinstance(r.body, dict) and isinstance(r.body.get("listenKey"), str):
+            return r.body["listenKey"]
+        if method == "PUT":
+            return None  # -1125: the key is gone
+        raise RequestFailed(f"{method} listenKey: HTTP {r.status} {r.raw[:200]!r}", sent=True)
+
+    async def run(self) -> None:
+        delays = backoff()
+        while True:
+            opened = None
+            try:
+                key = await self._listen_key("POST")
+                url = f"{self.url}/ws?listenKey={key}&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"
+                async with connect(url, **WS_OPTS) as ws:
+                    opened = time.monotonic()
+                    self.connected = True
+                    log.info("user data stream connected")
+                    await self.orders.reconcile()
+                    reason = await self._read(ws, key)
+            except (OSError, RequestFailed, websockets.WebSocketException) as e:
+                reason = f"{type(e).__name__}: {e}"
+            self.connected = False
+            log.warning("user data stream lost (%s); reconnecting", reason)
+            self.router.broadcast_error(ERR_CONNECTION, 0, f"user data stream lost: {reason}")
+            if opened is not None and time.monotonic() - opened > STABLE_S:
+                delays = backoff()
+            await asyncio.sleep(next(delays))  # reconnect backoff
+
+    async def _read(self, ws, key: str) -> str:
+        next_keepalive = time.monotonic() + KEEPALIVE_S
+        while True:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), next_keepalive - time.monotonic())
+            except TimeoutError:
+                if await self._listen_key("PUT", key) is None:
+                    return "listenKey no longer exists (-1125)"
+                next_keepalive = time.monotonic() + KEEPALIVE_S
+                continue
+            except websockets.ConnectionClosed as e:
+                return f"closed: {e}"
+            try:
+                msg = parse_stream(raw)
+            except VenueProtocolError as e:
+                log.warning("user stream: malformed message skipped: %s", e)
+                continue
+            if isinstance(msg, OrderTradeUpdate):
+                self.orders.on_trade_update(msg)
+            elif isinstance(msg, ListenKeyExpired):
+                return "listenKeyExpired"

@@ -1,0 +1,323 @@
+"""End to end on the Binance USD-M futures adapter: the loopback emulator and the real
+connector as child processes, a real LiveBot in this process, real sockets and shared
+memory. No internet: everything listens on 127.0.0.1."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hftlive import (
+    CANCELED,
+    ERR_BOOK_RESYNC,
+    ERR_ORDER,
+    EXPIRED,
+    FILLED,
+    GTX,
+    IOC,
+    LIMIT,
+    MARKET,
+    NEW,
+    Instrument,
+    LiveBot,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY, SECRET = "test-api-key", "test-secret-not-logged"
+_names = itertools.count()
+
+CONFIG = """
+[[instruments]]
+symbol = "ethusdt"
+
+[connector]
+snapshot_interval_ms = 50
+
+[risk]
+max_orders_per_second = 1000
+
+[binancefutures]
+rest_url = "{rest}"
+ws_public_url = "{ws_public}"
+ws_market_url = "{ws_market}"
+ws_private_url = "{ws_private}"
+ws_api_url = "{ws_api}"
+api_key_env = "BFT_API_KEY"
+secret_env = "BFT_SECRET"
+order_entry = "rest"
+recv_window_ms = 5000
+client_order_prefix = "t"
+{extra}
+"""
+
+
+class Emulator:
+    """`python -m connector.binancefutures.emulator` in a child process."""
+
+    def __init__(self, tmp_path: Path):
+        self.log = open(tmp_path / "emulator.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "connector.binancefutures.emulator", "--port", "0",
+             "--data", "none", "--symbols", "ethusdt", "--api-key", KEY, "--secret-env",
+             "BFT_SECRET"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log,
+            env={**os.environ, "BFT_SECRET": SECRET},
+        )  # fmt: skip
+        self.urls = json.loads(self.proc.stdout.readline())
+
+    def control(self, path: str, body: dict | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.urls["rest"] + path, data=data,
+                                     method="POST" if data else "GET")  # fmt: skip
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def faults(self, **switches):
+        return self.control("/_emulator/faults", switches)
+
+    def book(self, limit: int = 1000) -> dict:
+        return self.control(f"/_emulator/book?symbol=ethusdt&limit={limit}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class BfConnector:
+    """`python -m connector --connector binancefutures` with its key in the environment."""
+
+    def __init__(self, tmp_path: Path, emu: Emulator, extra: str = ""):
+        self.name = f"bf{os.getpid()}x{next(_names)}"
+        self.cfg = tmp_path / f"{self.name}.toml"
+        self.cfg.write_text(CONFIG.format(extra=extra, **emu.urls))
+        self.log = tmp_path / f"{self.name}.log"
+        self._logf = open(self.log, "ab")
+        env = {**os.environ, "BFT_API_KEY": KEY, "BFT_SECRET": SECRET}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "connector", "--name", self.name, "--connector",
+             "binancefutures", "--config", str(self.cfg), "--log-level", "INFO"],
+            cwd=ROOT, stdout=self._logf, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._logf.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def emu(tmp_path):
+    e = Emulator(tmp_path)
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def conn(tmp_path, emu):
+    c = BfConnector(tmp_path, emu)
+    yield c
+    rc = c.stop()
+    assert SECRET not in c.text()  # secrets never logged
+    assert rc == 0, c.text()
+
+
+def _bot(conn: BfConnector, errors: list | None = None):
+    b = LiveBot.builder().register(Instrument(conn.name, "ethusdt", 0.01, 0.001))
+    b.connect_timeout(15.0)
+    if errors is not None:
+        b.error_handler(errors.append)
+    return b.build()
+
+
+def _wait(hbt, cond, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hbt.elapse(20_000_000)
+        if cond():
+            return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _synced(hbt) -> bool:
+    d = hbt.depth(0)
+    return np.isfinite(d.best_bid) and np.isfinite(d.best_ask) and d.best_bid < d.best_ask
+
+
+def _assert_book_equal(hbt, emu: Emulator, levels: int = 1000) -> None:
+    """With the market paused, the bot's book equals the venue's, level for level."""
+    venue = emu.book(levels)
+    d = hbt.depth(0)
+    assert venue["bids"] and venue["asks"]
+    assert d.best_bid == pytest.approx(float(venue["bids"][0][0]))
+    assert d.best_ask == pytest.approx(float(venue["asks"][0][0]))
+    for side, qty_at in (("bids", d.bid_qty_at_tick), ("asks", d.ask_qty_at_tick)):
+        for px, qty in venue[side]:
+            assert qty_at(round(float(px) / 0.01)) == pytest.approx(float(qty)), (side, px)
+
+
+def _paused_and_settled(hbt, emu: Emulator) -> None:
+    emu.faults(pause_market=True)
+    time.sleep(0.6)  # the 500 ms depth streams flush their last batch
+    hbt.elapse(100_000_000)
+
+
+def test_book_syncs_to_the_venue_book(conn, emu):
+    hbt = _bot(conn)
+    try:
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        hbt.elapse(300_000_000)  # some diffs on top of the snapshot
+        _paused_and_settled(hbt, emu)
+        _assert_book_equal(hbt, emu)
+    finally:
+        hbt.close()
+
+
+def test_depth_gap_tells_the_bot_and_resyncs(conn, emu):
+    errors = []
+    hbt = _bot(conn, errors)
+    try:
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        emu.faults(corrupt_pu=1)
+        _wait(hbt, lambda: any(e.kind == ERR_BOOK_RESYNC for e in errors), what="ERR_BOOK_RESYNC")
+        assert "depth gap" in conn.text()
+        _wait(hbt, lambda: conn.text().count("book synced") >= 2, what="a second sync")
+        hbt.elapse(200_000_000)
+        _paused_and_settled(hbt, emu)
+        _assert_book_equal(hbt, emu)
+    finally:
+        hbt.close()
+
+
+def test_order_lifecycle_submit_modify_cancel_fill_and_gtx_reject(conn, emu):
+    errors = []
+    hbt = _bot(conn, errors)
+    try:
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        d = hbt.depth(0)
+        bid, ask = d.best_bid, d.best_ask
+        qty = 0.02  # above the 20 USDT min notional at ~2500
+
+        # submit -> NEW
+        px = round(bid - 5.0, 2)
+        assert hbt.submit_buy_order(0, 1, px, qty, GTX, LIMIT, True) == 0
+        o = hbt.orders(0).get(1)
+        assert o.status == NEW and o.price_tick == round(px / 0.01) and o.qty == qty
+
+        # modify -> still NEW at the new price
+        px2 = round(bid - 6.0, 2)
+        assert hbt.modify(0, 1, px2, qty, True) == 0
+        o = hbt.orders(0).get(1)
+        assert o.status == NEW and o.price_tick == round(px2 / 0.01)
+
+        # cancel -> CANCELED
+        assert hbt.cancel(0, 1, True) == 0
+        assert hbt.orders(0).get(1).status == CANCELED
+
+        # a MARKET buy fills as taker: FILLED, position and fee from ORDER_TRADE_UPDATE
+        assert hbt.submit_buy_order(0, 2, ask, qty, IOC, MARKET, True) == 0
+        _wait(hbt, lambda: hbt.orders(0).get(2).status == FILLED, what="the market fill")
+        assert hbt.position(0) == pytest.approx(qty)
+        sv = hbt.state_values(0)
+        assert sv.num_trades >= 1 and sv.fee > 0
+
+        # cancel of a filled order is refused by the venue (-2011), the order stays FILLED
+        n_err = len(errors)
+        assert hbt.cancel(0, 2, True) == 0
+        assert hbt.orders(0).get(2).status == FILLED
+        _wait(hbt, lambda: len(errors) > n_err, what="the -2011 error")
+        assert errors[-1].kind == ERR_ORDER and errors[-1].code == -2011
+
+        # a post-only order that would take: -5022 -> EXPIRED and the bot's error_handler
+        d = hbt.depth(0)
+        cross = round(d.best_ask + 1.0, 2)
+        assert hbt.submit_buy_order(0, 3, cross, qty, GTX, LIMIT, True) == 0
+        _wait(hbt, lambda: any(e.code == -5022 for e in errors), what="the -5022 error")
+        assert hbt.orders(0).get(3).status == EXPIRED
+        e = next(e for e in errors if e.code == -5022)
+        assert e.kind == ERR_ORDER and e.order_id == 3
+    finally:
+        hbt.close()
+
+
+def test_config_section_is_checked_naming_key_and_file(tmp_path):
+    from connector.binancefutures.client import load_venue_config
+    from connector.config import load_config
+    from connector.errors import ConfigError
+
+    urls = {k: "http://127.0.0.1:9" for k in ("rest", "ws_public", "ws_market", "ws_private",
+                                              "ws_api")}  # fmt: skip
+    good = CONFIG.format(extra="", **urls)
+    for text, words in (
+        (good + "typo_key = 1\n", ["binancefutures.typo_key"]),
+        (good.replace('order_entry = "rest"', 'order_entry = "fix"'), ["order_entry"]),
+        (good.replace("recv_window_ms = 5000", "recv_window_ms = 0"), ["recv_window_ms"]),
+    ):
+        p = tmp_path / "bf.toml"
+        p.write_text(text)
+        with pytest.raises(ConfigError) as e:
+            load_venue_config(load_config(p, "binancefutures"))
+        for w in [*words, str(p)]:
+            assert w in str(e.value)
+    p.write_text(CONFIG.format(extra="", **urls).replace('api_key_env = "BFT_API_KEY"\n', ""))
+    with pytest.raises(ConfigError, match="missing required key binancefutures.api_key_env"):
+        load_venue_config(load_config(p, "binancefutures"))
+
+
+def test_listen_key_expiry_reconnects_and_a_lost_ack_is_resolved_not_resent(tmp_path, emu):
+    conn = BfConnector(tmp_path, emu, extra="request_timeout_s = 1.0")
+    hbt = None
+    try:
+        hbt = _bot(conn)
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        qty = 0.02
+
+        # listenKeyExpired -> a new key and a new user stream; fills still arrive
+        emu.faults(expire_listen_keys=True)
+        _wait(hbt, lambda: conn.text().count("user data stream connected") >= 2,
+              what="the user stream back")  # fmt: skip
+        assert "listenKeyExpired" in conn.text()
+        ask = hbt.depth(0).best_ask
+        assert hbt.submit_buy_order(0, 1, ask, qty, IOC, MARKET, True) == 0
+        _wait(hbt, lambda: hbt.orders(0).get(1).status == FILLED, what="the fill")
+        assert hbt.position(0) == pytest.approx(qty)
+
+        # the venue executes the order but the reply never comes: the connector asks,
+        # once, and the request concludes without a second order being sent
+        emu.faults(lose_acks=1)
+        px = round(hbt.depth(0).best_bid - 5.0, 2)
+        assert hbt.submit_buy_order(0, 2, px, qty, GTX, LIMIT, False) == 0
+        _wait(hbt, lambda: "outcome unknown" in conn.text(), what="the timeout")
+        _wait(hbt, lambda: int(hbt.orders(0).get(2).req) == 0, what="the request to conclude")
+        assert hbt.orders(0).get(2).status == NEW
+        assert conn.text().count("outcome unknown") == 1
+        assert hbt.cancel(0, 2, True) == 0
+        assert hbt.orders(0).get(2).status == CANCELED
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()
