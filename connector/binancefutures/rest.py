@@ -134,7 +134,9 @@ class RestClient:
                 f"{method} {path}: cannot connect: {e.strerror}", sent=False
             ) from None
         except aiohttp.ClientError as e:
-            raise RequestFailed(f"{method} {path}: {type(e).__name__}: {e}", sent=True) from None
+            # never a signed URL in a message: cut any query string aiohttp quotes
+            what = str(e).split("?", 1)[0]
+            raise RequestFailed(f"{method} {path}: {type(e).__name__}: {what}", sent=True) from None
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
