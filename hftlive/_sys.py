@@ -196,3 +196,40 @@ def calibrate_tsc(duration_s: float = 0.02) -> float:
 @nb.njit(cache=True)
 def _tsc_now():
     return rdtsc()
+
+
+@intrinsic
+def load_at(typingctx, addr):
+    """Acquire load of the int64 at a raw address (a field of no reference count)."""
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        p = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        return builder.load_atomic(p, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def store_at(typingctx, addr, val):
+    """Release store of an int64 at a raw address."""
+    sig = types.void(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        p = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        v = context.cast(builder, args[1], signature.args[1], types.int64)
+        builder.store_atomic(v, p, "release", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def set_timer_slack_ns(ns: int = 1) -> None:
+    """Linux rounds every sleep up by the thread's timer slack (50 us by default); a bot
+    that sleeps in 50 us slices wants it small (prctl PR_SET_TIMERSLACK)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(29, ctypes.c_ulong(ns), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover (not Linux)
+        pass

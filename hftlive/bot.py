@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hftlive import signals
-from hftlive._sys import calibrate_tsc
+from hftlive._sys import calibrate_tsc, set_timer_slack_ns
 from hftlive.botcore import (
     _CB_HANDLERS,
     _SESSIONS,
@@ -43,11 +43,14 @@ from hftlive.layout import (
     CONN_STOPPING,
     LAYOUT_VERSION,
     MAGIC,
+    MD_WRITE_SEQ,
     RESP_ERROR,
     RESP_ORDER,
     SLOT_ACTIVE,
     SLOT_CLAIMED,
     SLOT_FREE,
+    SPSC_READ,
+    SPSC_WRITE,
     bot_layout,
     bot_name,
     ctl_name,
@@ -421,6 +424,8 @@ def _build(b: LiveBotBuilder):
         session.bell_fds = [_open_bell(nm) for nm in conn_names]
         bell_fd = np.array(session.bell_fds, np.int64)
         tsc = np.array([calibrate_tsc(), 0.0])
+        if b._policy == WAIT_SLEEP:
+            set_timer_slack_ns(1)
         cursor = np.zeros(n, np.int64)
         signals.acquire()
         _SESSIONS[key] = session
@@ -443,6 +448,11 @@ def _build(b: LiveBotBuilder):
             np.zeros(256, event_dtype),
             np.zeros(max(len(m.snapshot) for m in mds), event_dtype),
             cbq, cbq_prev, np.ones(1, np.uint8), view_hdr, np.uint64(bot_id), key,
+            (n, nc, signals.FLAG.ctypes.data, ctrl.ctypes.data, cursor.ctypes.data,
+             tuple(m.words.ctypes.data + 8 * MD_WRITE_SEQ for m in mds),
+             tuple(ctls[c].resp_hdr[slot_idx[c]].ctypes.data + 8 * SPSC_WRITE for c in range(nc)),
+             tuple(ctls[c].resp_hdr[slot_idx[c]].ctypes.data + 8 * SPSC_READ for c in range(nc)),
+             float(tsc[0])),
         )  # fmt: skip
     except BaseException:
         s = _SESSIONS.pop(key, None)

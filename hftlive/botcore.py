@@ -20,7 +20,7 @@ from numba.experimental import jitclass
 
 from hftlive import _jitclass_box
 from hftlive import botfn as f
-from hftlive._sys import atomic_load, rdtsc, sleep_ns, wall_ns, yield_cpu
+from hftlive._sys import load_at, rdtsc, sleep_ns, store_at, wall_ns, yield_cpu
 from hftlive.constants import (
     END_OF_DATA,
     INSTRUMENT_NOT_FOUND,
@@ -38,9 +38,6 @@ from hftlive.layout import (
     L_ORDER_EXCH,
     L_ORDER_REQ,
     L_ORDER_RESP,
-    MD_WRITE_SEQ,
-    SPSC_READ,
-    SPSC_WRITE,
     event_dtype,
     request_dtype,
     response_dtype,
@@ -96,6 +93,7 @@ class _LiveBotBase:
         md_hdr, md_ring, md_snap, cursor, asset_conn, asset_inst, inst_asset,
         ctl, slot, req_hdr, req, resp_hdr, resp, conn_pid, conn_epoch, bell_fd,
         ctrl, sig, tsc, ts, scratch, snap_scratch, cbq, cbq_prev, bell, view_hdr, bot_id, key,
+        hot,
     ):  # fmt: skip
         self.depths = depths
         self.order_dicts = order_dicts
@@ -134,6 +132,18 @@ class _LiveBotBase:
         self.view_hdr = view_hdr
         self.bot_id = bot_id
         self.key = key
+        # The polling loop reads through raw addresses (ints): reading an array field of a
+        # jitclass costs an atomic reference-count increment and decrement each time.
+        # The arrays stay alive: they are fields too, and the bot's session holds them.
+        self.n_assets = hot[0]
+        self.n_conns = hot[1]
+        self.p_sig = hot[2]
+        self.p_ctrl = hot[3]
+        self.p_cursor = hot[4]
+        self.p_md_ws = hot[5]
+        self.p_resp_w = hot[6]
+        self.p_resp_r = hot[7]
+        self.tpn = hot[8]
 
     # ----------------------------------------------------------------- properties
 
@@ -297,53 +307,78 @@ class _LiveBotBase:
             _close_dispatch(self.key)  # frees the bot's slots and its view segment
         return 0
 
+    def _ctrl(self, i):
+        return load_at(self.p_ctrl + 8 * i)
+
+    def _set_ctrl(self, i, v):
+        store_at(self.p_ctrl + 8 * i, v)
+
     def _ended(self):
-        if atomic_load(self.sig, 0) != 0 or self.ctrl[f.C_CLOSED] != 0:
+        if load_at(self.p_sig) != 0 or self._ctrl(f.C_CLOSED) != 0:
             return END_OF_DATA
-        return self.ctrl[f.C_END]
+        return self._ctrl(f.C_END)
 
     def _wait(self, mode, duration, include_resp, wait_asset, wait_id):
-        end = self._ended()
+        # The hot path reads raw addresses into locals and calls no method of self while
+        # nothing arrives: each such call costs a reference-count round trip on the bot.
+        p_sig = self.p_sig
+        p_ctrl = self.p_ctrl
+        p_cursor = self.p_cursor
+        n_assets = self.n_assets
+        n_conns = self.n_conns
+        if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * f.C_CLOSED) != 0:
+            return END_OF_DATA
+        end = load_at(p_ctrl + 8 * f.C_END)
         if end != 0:
             return end
         t0 = rdtsc()
-        tpn = self.tsc[0]
+        tpn = self.tpn
         if duration < 0:
             duration = 0
         if duration > MAX_DEADLINE_NS:
             duration = MAX_DEADLINE_NS
         deadline = t0 + np.int64(duration * tpn)
-        self.ctrl[f.C_WAIT_ASSET] = wait_asset
-        self.ctrl[f.C_WAIT_ID] = np.int64(wait_id)
-        self.ctrl[f.C_FOUND] = 0
+        store_at(p_ctrl + 8 * f.C_WAIT_ASSET, wait_asset)
+        store_at(p_ctrl + 8 * f.C_WAIT_ID, np.int64(wait_id))
+        store_at(p_ctrl + 8 * f.C_FOUND, 0)
         idle = 0
         while True:
-            flags = self._poll()
-            rc = self._callbacks()
-            if rc != 0:
-                return rc
+            flags = 0
+            for a in range(n_assets):
+                if load_at(self.p_md_ws[a]) != load_at(p_cursor + 8 * a):
+                    flags |= self._consume_md(a)
+            for c in range(n_conns):
+                if load_at(self.p_resp_w[c]) != load_at(self.p_resp_r[c]):
+                    flags |= self._consume_resp(c)
+            if load_at(p_ctrl + 8 * f.C_CB_N) != 0:
+                rc = self._callbacks()
+                if rc != 0:
+                    return rc
             now = rdtsc()
-            if now >= np.int64(self.tsc[1]):
+            if now >= load_at(p_ctrl + 8 * f.C_HOUSEKEEP_TSC):
                 self._housekeep(now)
-            end = self._ended()
-            if end != 0:
+            if (
+                load_at(p_sig) != 0
+                or load_at(p_ctrl + 8 * f.C_CLOSED) != 0
+                or load_at(p_ctrl + 8 * f.C_END) != 0
+            ):
                 # what the connector published before it stopped is applied: a final poll
                 self._poll()
                 self._callbacks()
-                return end
+                return self._ended()
             if mode == MODE_FEED:
                 if flags & f.F_FEED:
                     return MARKET_FEED
                 if include_resp and flags & f.F_RESP:
                     return ORDER_RESPONSE
-            elif mode == MODE_ORDER and self.ctrl[f.C_FOUND] != 0:
+            elif mode == MODE_ORDER and load_at(p_ctrl + 8 * f.C_FOUND) != 0:
                 return 0
             if now >= deadline:
                 return 0
             if flags == 0:
                 idle += 1
                 if idle > IDLE_SPINS:
-                    policy = self.ctrl[f.C_POLICY]
+                    policy = load_at(p_ctrl + 8 * f.C_POLICY)
                     if policy == WAIT_SLEEP:
                         left = np.int64((deadline - now) / tpn)
                         sleep_ns(self.ts, min(left, SLEEP_SLICE_NS))
@@ -354,33 +389,37 @@ class _LiveBotBase:
 
     def _callbacks(self):
         """Run the Python handlers on what the last poll queued; non-zero: stop with it."""
-        if self.ctrl[f.C_CB_N] == 0:
+        if self._ctrl(f.C_CB_N) == 0:
             return 0
-        if self.ctrl[f.C_HAS_CB] == 0:
-            self.ctrl[f.C_CB_N] = 0
+        if self._ctrl(f.C_HAS_CB) == 0:
+            self._set_ctrl(f.C_CB_N, 0)
             return 0
         return _dispatch(self.key)
 
     def _poll(self):
         flags = 0
-        for a in range(self.cursor.shape[0]):
-            hdr = self.md_hdr[a]
-            if atomic_load(hdr, MD_WRITE_SEQ) != self.cursor[a]:
-                d = self.depths[a]
-                flags |= f.md_consume(hdr, self.md_ring[a], self.md_snap[a], self.cursor, a,
-                                      d.di, d.df, d.bk, d.bv, d.ak, d.av, self.trades[a],
-                                      self.trade_n[a], self.latency[a], self.scratch,
-                                      self.snap_scratch, self.ctrl, self.cbq)  # fmt: skip
-        for c in range(self.conn_pid.shape[0]):
-            hdr = self.resp_hdr[c]
-            if atomic_load(hdr, SPSC_WRITE) != hdr[SPSC_READ]:
-                flags |= f.resp_consume(hdr, self.resp[c], self.inst_asset[c], self.state,
-                                        self.otab, self.order_n, self.latency, self.ctrl,
-                                        self.cbq, self.cbq_prev, self.ts)  # fmt: skip
+        for a in range(self.n_assets):
+            if load_at(self.p_md_ws[a]) != load_at(self.p_cursor + 8 * a):
+                flags |= self._consume_md(a)
+        for c in range(self.n_conns):
+            if load_at(self.p_resp_w[c]) != load_at(self.p_resp_r[c]):
+                flags |= self._consume_resp(c)
         return flags
 
+    def _consume_resp(self, c):
+        return f.resp_consume(self.resp_hdr[c], self.resp[c], self.inst_asset[c], self.state,
+                              self.otab, self.order_n, self.latency, self.ctrl, self.cbq,
+                              self.cbq_prev, self.ts)  # fmt: skip
+
+    def _consume_md(self, a):
+        d = self.depths[a]
+        return f.md_consume(self.md_hdr[a], self.md_ring[a], self.md_snap[a], self.cursor, a,
+                            d.di, d.df, d.bk, d.bv, d.ak, d.av, self.trades[a], self.trade_n[a],
+                            self.latency[a], self.scratch, self.snap_scratch, self.ctrl,
+                            self.cbq)  # fmt: skip
+
     def _housekeep(self, now_tsc):
-        self.tsc[1] = now_tsc + HOUSEKEEP_NS * self.tsc[0]
+        self._set_ctrl(f.C_HOUSEKEEP_TSC, now_tsc + np.int64(HOUSEKEEP_NS * self.tpn))
         now = wall_ns(self.ts)
         self.view_hdr[8] = now
         for c in range(self.conn_pid.shape[0]):
@@ -436,6 +475,15 @@ def make_livebot_class(n_assets: int, n_conns: int):
         ("view_hdr", i8[:]),
         ("bot_id", nb.uint64),
         ("key", i8),
+        ("n_assets", i8),
+        ("n_conns", i8),
+        ("p_sig", i8),
+        ("p_ctrl", i8),
+        ("p_cursor", i8),
+        ("p_md_ws", types.UniTuple(i8, n_assets)),
+        ("p_resp_w", types.UniTuple(i8, n_conns)),
+        ("p_resp_r", types.UniTuple(i8, n_conns)),
+        ("tpn", nb.float64),
     ]
     cls = type(f"LiveBot_{n_assets}x{n_conns}", (), dict(_LiveBotBase.__dict__))
     jc = jitclass(spec)(cls)

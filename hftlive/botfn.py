@@ -81,6 +81,7 @@ C_READY = 11
 C_WAIT_ASSET = 12
 C_WAIT_ID = 13
 C_RESYNCS = 14
+C_HOUSEKEEP_TSC = 15  # the TSC reading at which the next housekeeping is due
 C_WORDS = 16
 
 # ctl header int64 words
