@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -39,19 +38,15 @@ from connector.binancefutures.protocol import (
     parse_stream,
 )
 from connector.binancefutures.rest import RequestFailed, RestClient
-from connector.errors import VenueProtocolError
-from connector.sim.venue import (
+from connector.book import (
     ASK_BBO,
-    ASK_DEPTH,
     BID_BBO,
-    BID_DEPTH,
     BUY_TRADE,
-    CLEAR,
     SELL_TRADE,
-    Batch,
+    RecordingBook,
 )
-from hftlive.constants import ERR_BOOK_RESYNC, ERR_CONNECTION, INVALID_MAX, INVALID_MIN
-from hftlive.depth import DepthBook
+from connector.errors import VenueProtocolError
+from hftlive.constants import ERR_BOOK_RESYNC, ERR_CONNECTION
 
 log = logging.getLogger(__name__)
 
@@ -73,48 +68,22 @@ def _decimals(step: float) -> int:
     return max(0, -Decimal(repr(step)).normalize().as_tuple().exponent)
 
 
-class MdInstrument:
+class MdInstrument(RecordingBook):
     """One instrument: the venue's spec, the connector's book and its event batch.
 
     `set_bid`/`set_ask`/`clear` (BookSync's Book) apply to the book and record events.
     """
 
     def __init__(self, idx: int, cfg):
-        self.idx = idx
-        self.symbol = cfg.symbol
+        super().__init__(idx, cfg)
         self.upper = cfg.symbol.upper()
-        self.tick_size = cfg.tick_size
-        self.lot_size = cfg.lot_size
         self.price_dp = _decimals(cfg.tick_size)
         self.qty_dp = _decimals(cfg.lot_size)
         self._tick = Decimal(repr(cfg.tick_size))
         self._lot = Decimal(repr(cfg.lot_size))
-        self.book = DepthBook(cfg.tick_size, cfg.lot_size)
-        self.batch = Batch(4096)
         self.sync = BookSync(self)
-        self.exch_ts = 0
-        self.local_ts = 0
         self.fetching = False  # a depth snapshot request is under way
         self.refetch = False  # BookSync asked again meanwhile
-
-    # BookSync's Book
-    def set_bid(self, px: float, qty: float) -> None:
-        self.book.set_bid(px, qty, self.exch_ts)
-        self.batch.add(BID_DEPTH, self.exch_ts, self.local_ts, px, qty)
-
-    def set_ask(self, px: float, qty: float) -> None:
-        self.book.set_ask(px, qty, self.exch_ts)
-        self.batch.add(ASK_DEPTH, self.exch_ts, self.local_ts, px, qty)
-
-    def clear(self) -> None:
-        self.book.clear()
-        self.batch.add(CLEAR, self.exch_ts, self.local_ts, 0.0, 0.0)
-
-    def mid(self) -> float:
-        b, a = self.book.best_bid_tick, self.book.best_ask_tick
-        if b == INVALID_MIN or a == INVALID_MAX:
-            return math.nan
-        return (b + a) * 0.5 * self.tick_size
 
     # order formatting: exact decimals on the venue's grid (str(1e-05) would be refused)
     def px_text(self, price_tick: int) -> str:

@@ -25,8 +25,9 @@ from connector.binancefutures.protocol import (
     Trade,
     parse_stream,
 )
+from connector.book import ASK_BBO, BID_BBO
 from connector.errors import VenueProtocolError
-from connector.sim.venue import ASK_BBO, BID_BBO, SimVenue, open_capture
+from connector.sim.venue import SimVenue, open_capture
 from hftlive.constants import BUY, ERR_BOOK_RESYNC, SELL
 
 log = logging.getLogger(__name__)

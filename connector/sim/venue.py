@@ -11,96 +11,31 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-import math
 import random
 import time
 
-import numpy as np
-
+from connector.book import BUY_TRADE, SELL_TRADE, RecordingBook
 from connector.sim.matching import MatchingEngine, Report, SimOrder
 from connector.venue import OrderReport
 from hftlive.constants import (
     BUY,
-    BUY_EVENT,
-    DEPTH_BBO_EVENT,
-    DEPTH_CLEAR_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    EXCH_EVENT,
-    INVALID_MAX,
-    INVALID_MIN,
-    LOCAL_EVENT,
-    SELL,
-    SELL_EVENT,
-    TRADE_EVENT,
 )
-from hftlive.depth import DepthBook
-from hftlive.layout import REQ_CANCEL, REQ_MODIFY, REQ_SUBMIT, event_dtype
+from hftlive.layout import REQ_CANCEL, REQ_MODIFY, REQ_SUBMIT
 
 log = logging.getLogger(__name__)
 
-BID_DEPTH = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_EVENT
-ASK_DEPTH = EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_EVENT
-BID_SNAP = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_SNAPSHOT_EVENT
-ASK_SNAP = EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_SNAPSHOT_EVENT
-BUY_TRADE = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | TRADE_EVENT
-SELL_TRADE = EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | TRADE_EVENT
-CLEAR = EXCH_EVENT | LOCAL_EVENT | DEPTH_CLEAR_EVENT
-BID_BBO = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_BBO_EVENT
-ASK_BBO = EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_BBO_EVENT
 
-
-class Batch:
-    """Events of one atomic update, built up and then published at once."""
-
-    def __init__(self, capacity: int):
-        self.ev = np.zeros(capacity, event_dtype)
-        self.n = 0
-
-    def add(self, ev: int, exch_ts: int, local_ts: int, px: float, qty: float) -> None:
-        if self.n == len(self.ev):
-            grown = np.zeros(2 * len(self.ev), event_dtype)
-            grown[: self.n] = self.ev
-            self.ev = grown
-        self.ev[self.n] = (ev, exch_ts, local_ts, px, qty, 0, 0, 0.0)
-        self.n += 1
-
-
-class SimInstrument:
-    """One instrument of the sim: its book, its matching engine, its batch."""
+class SimInstrument(RecordingBook):
+    """One instrument of the sim: its book, its batch, and the matching engine that
+    watches every level change."""
 
     def __init__(self, idx: int, cfg, fees: tuple[float, float]):
-        self.idx = idx
-        self.symbol = cfg.symbol
-        self.tick_size = cfg.tick_size
-        self.lot_size = cfg.lot_size
-        self.book = DepthBook(cfg.tick_size, cfg.lot_size)
+        super().__init__(idx, cfg)
         self.engine = MatchingEngine(self.book, cfg.lot_size)
-        self.batch = Batch(4096)
         self.maker_fee, self.taker_fee = fees
-        self.exch_ts = 0
-        self.local_ts = 0
 
-    # book mutators used by replays and the synthetic market: apply, record, tell the engine
-    def set_bid(self, px: float, qty: float) -> None:
-        t = self.book.set_bid(px, qty, self.exch_ts)
-        self.batch.add(BID_DEPTH, self.exch_ts, self.local_ts, px, qty)
-        self.engine.on_depth(BUY, t, qty, self.exch_ts)
-
-    def set_ask(self, px: float, qty: float) -> None:
-        t = self.book.set_ask(px, qty, self.exch_ts)
-        self.batch.add(ASK_DEPTH, self.exch_ts, self.local_ts, px, qty)
-        self.engine.on_depth(SELL, t, qty, self.exch_ts)
-
-    def clear(self) -> None:
-        self.book.clear()
-        self.batch.add(CLEAR, self.exch_ts, self.local_ts, 0.0, 0.0)
-
-    def mid(self) -> float:
-        b, a = self.book.best_bid_tick, self.book.best_ask_tick
-        if b == INVALID_MIN or a == INVALID_MAX:
-            return math.nan
-        return (b + a) * 0.5 * self.tick_size
+    def on_level(self, side: int, tick: int, qty: float) -> None:
+        self.engine.on_depth(side, tick, qty, self.exch_ts)
 
 
 class SimVenue:
