@@ -423,7 +423,7 @@ def _build(b: LiveBotBuilder):
             _wait_ack(ctl, slot_idx[c], session.slots[c][2], conn_names[c], b._connect_timeout)
         session.bell_fds = [_open_bell(nm) for nm in conn_names]
         bell_fd = np.array(session.bell_fds, np.int64)
-        tsc = np.array([calibrate_tsc(), 0.0])
+        ticks_per_ns = calibrate_tsc()
         if b._policy == WAIT_SLEEP:
             set_timer_slack_ns(1)
         cursor = np.zeros(n, np.int64)
@@ -444,7 +444,7 @@ def _build(b: LiveBotBuilder):
             tuple(ctls[c].resp[slot_idx[c]] for c in range(nc)),
             np.array([int(c.header[0]["pid"]) for c in ctls], np.int64),
             np.array([int(c.header[0]["epoch"]) for c in ctls], np.int64),
-            bell_fd, ctrl, signals.FLAG, tsc, np.zeros(2, np.int64),
+            bell_fd, ctrl, np.zeros(2, np.int64),
             np.zeros(256, event_dtype),
             np.zeros(max(len(m.snapshot) for m in mds), event_dtype),
             cbq, cbq_prev, np.ones(1, np.uint8), view_hdr, np.uint64(bot_id), key,
@@ -452,7 +452,7 @@ def _build(b: LiveBotBuilder):
              tuple(m.words.ctypes.data + 8 * MD_WRITE_SEQ for m in mds),
              tuple(ctls[c].resp_hdr[slot_idx[c]].ctypes.data + 8 * SPSC_WRITE for c in range(nc)),
              tuple(ctls[c].resp_hdr[slot_idx[c]].ctypes.data + 8 * SPSC_READ for c in range(nc)),
-             float(tsc[0])),
+             ticks_per_ns),
         )  # fmt: skip
     except BaseException:
         s = _SESSIONS.pop(key, None)

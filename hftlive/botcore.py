@@ -92,7 +92,7 @@ class _LiveBotBase:
         self, depths, order_dicts, states, otab, order_n, state, trades, trade_n, latency,
         md_hdr, md_ring, md_snap, cursor, asset_conn, asset_inst, inst_asset,
         ctl, slot, req_hdr, req, resp_hdr, resp, conn_pid, conn_epoch, bell_fd,
-        ctrl, sig, tsc, ts, scratch, snap_scratch, cbq, cbq_prev, bell, view_hdr, bot_id, key,
+        ctrl, ts, scratch, snap_scratch, cbq, cbq_prev, bell, view_hdr, bot_id, key,
         hot,
     ):  # fmt: skip
         self.depths = depths
@@ -121,8 +121,6 @@ class _LiveBotBase:
         self.conn_epoch = conn_epoch
         self.bell_fd = bell_fd
         self.ctrl = ctrl
-        self.sig = sig
-        self.tsc = tsc
         self.ts = ts
         self.scratch = scratch
         self.snap_scratch = snap_scratch
@@ -134,7 +132,7 @@ class _LiveBotBase:
         self.key = key
         # The polling loop reads through raw addresses (ints): reading an array field of a
         # jitclass costs an atomic reference-count increment and decrement each time.
-        # The arrays stay alive: they are fields too, and the bot's session holds them.
+        # The arrays stay alive: they are fields too (the signal flag is a module global).
         self.n_assets = hot[0]
         self.n_conns = hot[1]
         self.p_sig = hot[2]
@@ -464,8 +462,6 @@ def make_livebot_class(n_assets: int, n_conns: int):
         ("conn_epoch", i8[:]),
         ("bell_fd", i8[:]),
         ("ctrl", i8[:]),
-        ("sig", i8[:]),
-        ("tsc", nb.float64[:]),
         ("ts", i8[:]),
         ("scratch", event_nb[:]),
         ("snap_scratch", event_nb[:]),
