@@ -66,8 +66,10 @@ class Connector:
             if now - last_hb >= HEARTBEAT_EVERY_S:
                 last_hb = now
                 self.shm.heartbeat()
+                # the venue's own figure where it gives one, else the sum of the bots' fills
+                account = getattr(self.venue, "account_position", self.router.position)
                 for i in range(len(self.cfg.instruments)):
-                    self.shm.ctl.instruments[i]["account_position"] = self.router.position(i)
+                    self.shm.ctl.instruments[i]["account_position"] = account(i)
             if now - last_forget >= FORGET_EVERY_S:
                 last_forget = now
                 self.router.forget_final()

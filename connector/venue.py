@@ -52,3 +52,6 @@ class Venue(Protocol):
 
     def reference_price(self, inst: int) -> float:
         """A price for risk checks of orders without one (the mid), NaN if unknown."""
+
+    # Optional: `account_position(inst) -> float`, the account's position as the venue
+    # reports it; without it the connector publishes the sum of its bots' fills.

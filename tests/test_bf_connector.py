@@ -54,7 +54,7 @@ ws_private_url = "{ws_private}"
 ws_api_url = "{ws_api}"
 api_key_env = "BFT_API_KEY"
 secret_env = "BFT_SECRET"
-order_entry = "rest"
+order_entry = "{order_entry}"
 recv_window_ms = 5000
 client_order_prefix = "t"
 {extra}
@@ -102,10 +102,10 @@ class Emulator:
 class BfConnector:
     """`python -m connector --connector binancefutures` with its key in the environment."""
 
-    def __init__(self, tmp_path: Path, emu: Emulator, extra: str = ""):
+    def __init__(self, tmp_path: Path, emu: Emulator, extra: str = "", order_entry: str = "rest"):
         self.name = f"bf{os.getpid()}x{next(_names)}"
         self.cfg = tmp_path / f"{self.name}.toml"
-        self.cfg.write_text(CONFIG.format(extra=extra, **emu.urls))
+        self.cfg.write_text(CONFIG.format(extra=extra, order_entry=order_entry, **emu.urls))
         self.log = tmp_path / f"{self.name}.log"
         self._logf = open(self.log, "ab")
         env = {**os.environ, "BFT_API_KEY": KEY, "BFT_SECRET": SECRET}
@@ -213,11 +213,16 @@ def test_depth_gap_tells_the_bot_and_resyncs(conn, emu):
         hbt.close()
 
 
-def test_order_lifecycle_submit_modify_cancel_fill_and_gtx_reject(conn, emu):
+@pytest.mark.parametrize("order_entry", ["rest", "ws"])
+def test_order_lifecycle_submit_modify_cancel_fill_and_rejects(tmp_path, emu, order_entry):
+    conn = BfConnector(tmp_path, emu, order_entry=order_entry)
     errors = []
-    hbt = _bot(conn, errors)
+    hbt = None
     try:
+        hbt = _bot(conn, errors)
         _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        if order_entry == "ws":
+            assert "WebSocket API connected" in conn.text()
         d = hbt.depth(0)
         bid, ask = d.best_bid, d.best_ask
         qty = 0.02  # above the 20 USDT min notional at ~2500
@@ -260,8 +265,44 @@ def test_order_lifecycle_submit_modify_cancel_fill_and_gtx_reject(conn, emu):
         assert hbt.orders(0).get(3).status == EXPIRED
         e = next(e for e in errors if e.code == -5022)
         assert e.kind == ERR_ORDER and e.order_id == 3
+
+        # the venue refuses for margin: -2019 -> EXPIRED with the venue's code
+        emu.faults(reject_orders=[-2019])
+        assert hbt.submit_buy_order(0, 4, round(bid - 5.0, 2), qty, GTX, LIMIT, True) == 0
+        _wait(hbt, lambda: any(e.code == -2019 for e in errors), what="the -2019 error")
+        assert hbt.orders(0).get(4).status == EXPIRED
+
+        # partial fill: an IOC sell for more than the best bid holds, on a paused market,
+        # takes that level and expires the rest (IOC), the fill reported before the end
+        _paused_and_settled(hbt, emu)
+        d = hbt.depth(0)
+        top_px, top_qty = d.best_bid, d.bid_qty_at_tick(d.best_bid_tick)
+        big = round(top_qty + 0.5, 3)
+        pos0, n0 = hbt.position(0), hbt.state_values(0).num_trades
+        assert hbt.submit_sell_order(0, 5, top_px, big, IOC, LIMIT, True) == 0
+        _wait(hbt, lambda: hbt.orders(0).get(5).status == EXPIRED, what="the IOC to end")
+        o = hbt.orders(0).get(5)
+        assert o.exec_price_tick == d.best_bid_tick
+        assert o.leaves_qty == pytest.approx(big - top_qty)  # the part the IOC let expire
+        assert hbt.position(0) == pytest.approx(pos0 - top_qty)
+        assert hbt.state_values(0).num_trades == n0 + 1
+        assert hbt.position(0) == pytest.approx(_venue_position(emu))
     finally:
-        hbt.close()
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()
+    assert SECRET not in conn.text()
+
+
+def _venue_position(emu: Emulator) -> float:
+    """The emulator account's position (its own positionRisk, signed with the test key)."""
+    from connector.binancefutures.signing import sign_params
+
+    q = sign_params({"symbol": "ETHUSDT"}, SECRET, int(time.time() * 1000), 5000)
+    req = urllib.request.Request(f"{emu.urls['rest']}/fapi/v2/positionRisk?{q}",
+                                 headers={"X-MBX-APIKEY": KEY})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return float(json.loads(r.read())[0]["positionAmt"])
 
 
 def test_config_section_is_checked_naming_key_and_file(tmp_path):
@@ -271,7 +312,7 @@ def test_config_section_is_checked_naming_key_and_file(tmp_path):
 
     urls = {k: "http://127.0.0.1:9" for k in ("rest", "ws_public", "ws_market", "ws_private",
                                               "ws_api")}  # fmt: skip
-    good = CONFIG.format(extra="", **urls)
+    good = CONFIG.format(extra="", order_entry="rest", **urls)
     for text, words in (
         (good + "typo_key = 1\n", ["binancefutures.typo_key"]),
         (good.replace('order_entry = "rest"', 'order_entry = "fix"'), ["order_entry"]),
@@ -283,13 +324,16 @@ def test_config_section_is_checked_naming_key_and_file(tmp_path):
             load_venue_config(load_config(p, "binancefutures"))
         for w in [*words, str(p)]:
             assert w in str(e.value)
-    p.write_text(CONFIG.format(extra="", **urls).replace('api_key_env = "BFT_API_KEY"\n', ""))
+    p.write_text(good.replace('api_key_env = "BFT_API_KEY"\n', ""))
     with pytest.raises(ConfigError, match="missing required key binancefutures.api_key_env"):
         load_venue_config(load_config(p, "binancefutures"))
 
 
-def test_listen_key_expiry_reconnects_and_a_lost_ack_is_resolved_not_resent(tmp_path, emu):
-    conn = BfConnector(tmp_path, emu, extra="request_timeout_s = 1.0")
+@pytest.mark.parametrize("order_entry", ["rest", "ws"])
+def test_listen_key_expiry_reconnects_and_a_lost_ack_is_resolved_not_resent(
+    tmp_path, emu, order_entry
+):
+    conn = BfConnector(tmp_path, emu, extra="request_timeout_s = 1.0", order_entry=order_entry)
     hbt = None
     try:
         hbt = _bot(conn)

@@ -1,8 +1,10 @@
 """The Binance USD-M futures venue adapter: asyncio I/O around the pure protocol layer.
 
-Pieces (one module each): `rest` (signed REST, clock offset, rate-limit headers), `streams`
-(market data into the connector's books and shared memory; the user data stream),
-`orders` (order entry and the mapping of replies and ORDER_TRADE_UPDATE to OrderReports).
+Pieces (one module each): `rest` (signed REST, clock offset), `ratelimit` (the venue's
+counters and the throttle), `wsapi` (the WebSocket API), `streams` (market data into the
+connector's books and shared memory; the user data stream), `orders` (order entry over
+either transport, reconciliation, and the mapping of replies and ORDER_TRADE_UPDATE to
+OrderReports).
 This module holds the `[binancefutures]` config, `prepare` (exchangeInfo before shared
 memory exists) and `BinanceFuturesVenue`, which owns every task in one TaskGroup.
 
@@ -10,7 +12,7 @@ Config (`[binancefutures]` in the connector TOML)::
 
     rest_url, ws_public_url, ws_market_url, ws_private_url, ws_api_url   base URLs
     api_key_env, secret_env      names of the environment variables holding the key/secret
-    order_entry = "rest"         "rest" or "ws" (the WS-API; not built yet: ConfigError)
+    order_entry = "rest"         "rest" (POST/PUT/DELETE /fapi/v1/order) or "ws" (the WS-API)
     recv_window_ms = 5000
     client_order_prefix = "hl"   newClientOrderId = prefix + run tag + key (<= 36 chars)
     depth_interval_ms = 0        diff depth stream: 0 (<sym>@depth@0ms), 100, 250 or 500
@@ -28,12 +30,14 @@ import os
 from dataclasses import dataclass
 from decimal import Decimal
 
-from connector.binancefutures.orders import OrderEntry
+from connector.binancefutures.orders import OrderEntry, RestOrders, WsOrders
 from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.binancefutures.signing import Credentials
-from connector.binancefutures.streams import MarketData, MdInstrument, UserStream
+from connector.binancefutures.streams import MarketData, MdInstrument, UserStream, backoff
+from connector.binancefutures.wsapi import WsApiClient
 from connector.config import Config, _build
 from connector.errors import ConfigError, VenueProtocolError
+from hftlive.constants import ERR_CONNECTION
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +74,6 @@ def load_venue_config(cfg: Config) -> BinanceFuturesConfig:
         raise ConfigError(
             f'{p}: {SECTION}.order_entry must be "rest" or "ws", got {c.order_entry!r}'
         )
-    if c.order_entry == "ws":
-        raise ConfigError(f'{p}: {SECTION}.order_entry = "ws" is not implemented yet; use "rest"')
     if c.depth_interval_ms not in (0, 100, 250, 500):
         raise ConfigError(f"{p}: {SECTION}.depth_interval_ms must be 0, 100, 250 or 500")
     if c.snapshot_limit not in (5, 10, 20, 50, 100, 500, 1000):
@@ -157,9 +159,21 @@ class BinanceFuturesVenue:
         self.insts = [MdInstrument(i, ic) for i, ic in enumerate(cfg.instruments)]
         self.md = MarketData(self.bf, self.insts, shm, router, self.rest,
                              cfg.connector.snapshot_interval_ms)  # fmt: skip
-        self.orders = OrderEntry(self.bf.client_order_prefix, self.insts, router, self.rest)
-        self.user = UserStream(self.bf, self.rest, router, self.orders)
+        self.ws_api = None
+        transport = RestOrders(self.rest)
+        if self.bf.order_entry == "ws":
+            self.ws_api = WsApiClient(self.bf.ws_api_url, self.creds, self.rest,
+                                      self.bf.recv_window_ms, self.bf.request_timeout_s,
+                                      backoff, self._on_ws_api)  # fmt: skip
+            transport = WsOrders(self.ws_api)
+        self.orders = OrderEntry(self.bf.client_order_prefix, self.insts, router, self.rest,
+                                 transport)  # fmt: skip
+        self.user = UserStream(self.bf, self.rest, router, self.orders, shm)
         self._stop = asyncio.Event()
+
+    def _on_ws_api(self, up: bool) -> None:
+        if not up:
+            self.router.broadcast_error(ERR_CONNECTION, 0, "WebSocket API connection lost")
 
     # ------------------------------------------------------------------ Venue protocol
     def submit(self, key, inst, side, price_tick, qty, tif, order_type) -> None:
@@ -175,6 +189,10 @@ class BinanceFuturesVenue:
     def reference_price(self, inst: int) -> float:
         return self.insts[inst].mid()
 
+    def account_position(self, inst: int) -> float:
+        """The account's position as the venue reports it (positionRisk, ACCOUNT_UPDATE)."""
+        return self.orders.positions.get(inst, 0.0)
+
     def stop(self) -> None:
         # Only marks the stop: the connector still cancels open orders through us during
         # its shutdown grace period, then cancels run().
@@ -184,9 +202,13 @@ class BinanceFuturesVenue:
         async with self.rest, asyncio.TaskGroup() as tg:
             offset = await self.rest.sync_time()
             log.info("venue clock offset %+d ms", offset)
+            await self._read_rate_limits()
             if self.bf.cancel_all_on_start:
                 await self._cancel_all_open()
+            await self.orders.fetch_positions()
             self.orders.tg = tg
+            if self.ws_api is not None:
+                tg.create_task(self.ws_api.run(), name="bf-ws-api")
             tg.create_task(self.user.run(), name="bf-user")
             tg.create_task(self.md.run(), name="bf-md")
             tg.create_task(self._clock_loop(), name="bf-clock")
@@ -201,6 +223,16 @@ class BinanceFuturesVenue:
                 await self.rest.sync_time()
             except RequestFailed as e:
                 log.warning("clock offset refresh failed: %s", e)
+
+    async def _read_rate_limits(self) -> None:
+        r = await self.rest.request("GET", "/fapi/v1/exchangeInfo")
+        if r.status != 200 or not isinstance(r.body, dict):
+            raise VenueProtocolError(f"GET /fapi/v1/exchangeInfo: HTTP {r.status} {r.raw[:200]!r}")
+        lim = self.rest.limits
+        lim.set_limits(r.body.get("rateLimits") or [])
+        log.info("rate limits: weight %d/min, orders %d/10s and %d/min (throttle at %d%%)",
+                 lim.weight_limit, lim.orders_10s_limit, lim.orders_1m_limit,
+                 round(100 * lim.headroom))  # fmt: skip
 
     async def _cancel_all_open(self) -> None:
         for s in self.insts:

@@ -218,6 +218,33 @@ class OrderResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountTrade:
+    """One of our fills, from `GET /fapi/v1/userTrades` (§1.6); `id` is the stream's `t`."""
+
+    symbol: str
+    trade_id: int  # id
+    order_id: int  # orderId
+    side: str  # side
+    px: float  # price
+    qty: float  # qty
+    commission: float  # commission (in commissionAsset)
+    commission_asset: str  # commissionAsset
+    maker: bool  # maker
+    time_ns: int  # time
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRisk:
+    """One entry of `GET /fapi/v2/positionRisk` (§1.6); `position_amt` is signed."""
+
+    symbol: str
+    position_side: str  # positionSide: BOTH in one-way mode
+    position_amt: float  # positionAmt
+    entry_px: float  # entryPrice
+    update_time_ns: int  # updateTime
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorReply:
     """`{"code":-2019,"msg":".."}` (§1.8). Code 200 is allOpenOrders' success body."""
 

@@ -45,6 +45,7 @@ from connector.binancefutures._levels import (
     scan_snapshot,
 )
 from connector.binancefutures.messages import (
+    AccountTrade,
     AccountUpdate,
     AggTrade,
     Balance,
@@ -57,6 +58,7 @@ from connector.binancefutures.messages import (
     OrderResponse,
     OrderTradeUpdate,
     Position,
+    PositionRisk,
     Trade,
     TradeLite,
     Unknown,
@@ -86,7 +88,9 @@ __all__ = [
     "parse_depth_snapshot",
     "parse_error",
     "parse_order_response",
+    "parse_position_risk",
     "parse_stream",
+    "parse_user_trades",
     # venue <-> hftbacktest mappings
     "EXEC_TYPES",
     "GTX_REJECT_CODE",
@@ -101,6 +105,7 @@ __all__ = [
     "side_code",
     "tif_code",
     # messages (re-exported from connector.binancefutures.messages)
+    "AccountTrade",
     "AccountUpdate",
     "AggTrade",
     "Balance",
@@ -113,6 +118,7 @@ __all__ = [
     "OrderResponse",
     "OrderTradeUpdate",
     "Position",
+    "PositionRisk",
     "Trade",
     "TradeLite",
     "Unknown",
@@ -582,6 +588,54 @@ def parse_order_response(raw: bytes | str | dict) -> OrderResponse | ErrorReply:
         update_time_ns=_ns(m, "updateTime", ev),
         request_id=request_id,
     )
+
+
+def _array(raw: bytes | str | list, what: str) -> list:
+    if type(raw) is list:
+        m = raw
+    else:
+        try:
+            m = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise VenueProtocolError(f"{what}: malformed JSON: {e}") from None
+    if type(m) is not list or not all(type(x) is dict for x in m):
+        raise VenueProtocolError(f"{what}: expected an array of objects, got {str(m)[:80]}")
+    return m
+
+
+def parse_user_trades(raw: bytes | str | list) -> list[AccountTrade]:
+    """Parses a `GET /fapi/v1/userTrades` body (an array; numbers as strings)."""
+    ev = "userTrades"
+    return [
+        AccountTrade(
+            symbol=_get(m, "symbol", str, ev).lower(),
+            trade_id=_get(m, "id", int, ev),
+            order_id=_get(m, "orderId", int, ev),
+            side=_enum(m, "side", SIDES, ev),
+            px=_dec(m, "price", ev),
+            qty=_dec(m, "qty", ev),
+            commission=_dec(m, "commission", ev),
+            commission_asset=_get(m, "commissionAsset", str, ev),
+            maker=_bool(m, "maker", ev),
+            time_ns=_ns(m, "time", ev),
+        )
+        for m in _array(raw, ev)
+    ]
+
+
+def parse_position_risk(raw: bytes | str | list) -> list[PositionRisk]:
+    """Parses a `GET /fapi/v2/positionRisk` body (an array; numbers as strings)."""
+    ev = "positionRisk"
+    return [
+        PositionRisk(
+            symbol=_get(m, "symbol", str, ev).lower(),
+            position_side=_get(m, "positionSide", str, ev),
+            position_amt=_dec(m, "positionAmt", ev),
+            entry_px=_dec(m, "entryPrice", ev),
+            update_time_ns=_ns(m, "updateTime", ev),
+        )
+        for m in _array(raw, ev)
+    ]
 
 
 def parse_error(raw: bytes | str | dict) -> ErrorReply:

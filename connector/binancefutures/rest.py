@@ -1,5 +1,5 @@
 """Binance USD-M futures REST client: one kept-alive aiohttp session, signing, the clock
-offset, and rate-limit bookkeeping (venue_protocols.md §1.6, §1.8).
+offset, and the rate limits (`ratelimit.RateLimits`, venue_protocols.md §1.6, §1.8).
 
 Every signed request carries all its parameters in the query string, signed over that
 exact string (`signing.sign_params`), and the URL is handed to aiohttp already encoded
@@ -8,7 +8,8 @@ exact string (`signing.sign_params`), and the URL is handed to aiohttp already e
 Replies come back as `Reply(status, body, headers)`; the venue's `{"code","msg"}` bodies
 are not raised: callers map them to order reports. Transport failures raise
 `RequestFailed` with `sent` telling whether the request may have reached the venue (a
-timeout: maybe; a refused connection: no).
+timeout: maybe; a refused connection, or a request held back by a Retry-After: no).
+Requests other than orders wait while the minute's weight is near the limit.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import aiohttp
 import orjson
 import yarl
 
+from connector.binancefutures.ratelimit import RATE_LIMITED, RateLimits
 from connector.binancefutures.signing import Credentials, sign_params
 from connector.errors import ConnectorError
 
 log = logging.getLogger(__name__)
 
-RATE_LIMITED = (418, 429)
+# Order requests: `order=` of RestClient.request
+NEW_ORDER = "new"  # place or modify: counts against the ORDERS limits
+CANCEL_ORDER = "cancel"
 
 
 class RequestFailed(ConnectorError):
@@ -63,10 +67,7 @@ class RestClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.session: aiohttp.ClientSession | None = None
         self.offset_ms = 0  # venue clock minus local clock
-        self.used_weight_1m = 0
-        self.order_count_10s = 0
-        self.order_count_1m = 0
-        self.blocked_until = 0.0  # time.monotonic() before which nothing is sent (Retry-After)
+        self.limits = RateLimits()
 
     async def __aenter__(self) -> RestClient:
         self.session = aiohttp.ClientSession(
@@ -97,21 +98,36 @@ class RestClient:
     # ------------------------------------------------------------------ requests
     def blocked_for(self) -> float:
         """Seconds left of a venue-imposed pause (429/418 Retry-After), 0 if none."""
-        return max(0.0, self.blocked_until - time.monotonic())
+        return self.limits.blocked_for()
 
     async def request(self, method: str, path: str, params: dict | None = None,
-                      signed: bool = False, key: bool = False) -> Reply:  # fmt: skip
+                      signed: bool = False, key: bool = False, weight: int = 1,
+                      order: str | None = None) -> Reply:  # fmt: skip
         """Sends one request once; never retries.
 
         Args:
             params: str/int/bool values in order; floats must be formatted by the caller.
             signed: add recvWindow, timestamp and signature (TRADE / USER_DATA endpoints).
             key: send X-MBX-APIKEY (USER_STREAM endpoints; implied by signed).
+            weight: the endpoint's request weight (§1.6); counted until the reply says.
+            order: NEW_ORDER or CANCEL_ORDER for order requests, which the caller has
+                checked with `limits.order_refusal`; others wait for weight room here.
 
         Raises:
-            RequestFailed: no HTTP reply (timeout, connection failure).
+            RequestFailed: no HTTP reply (timeout, connection failure), or not sent
+                because the venue's Retry-After is still running (sent=False).
         """
         assert self.session is not None, "use `async with RestClient(...)`"
+        if order is None:
+            wait = self.limits.weight_wait_s(weight, self.now_ms())
+            if wait > 0:
+                log.warning("%s %s: request weight near the limit, waiting %.1f s", method, path,
+                            wait)  # fmt: skip
+                await asyncio.sleep(wait)
+        if (pause := self.blocked_for()) > 0:
+            # [BN-GI] a request during a 429's Retry-After gets the IP banned (418)
+            raise RequestFailed(f"{method} {path}: not sent, the venue asked to back off "
+                                f"({pause:.1f} s left)", sent=False)  # fmt: skip
         headers = {}
         if signed or key:
             headers["X-MBX-APIKEY"] = self.creds.api_key
@@ -121,11 +137,12 @@ class RestClient:
             query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
         url = yarl.URL(f"{self.base_url}{path}?{query}" if query else self.base_url + path,
                        encoded=True)  # fmt: skip
+        self.limits.sent(self.now_ms(), weight, order == NEW_ORDER)
         try:
             async with self.session.request(method, url, headers=headers) as resp:
                 raw = await resp.read()
-                self._track(resp)
                 status = resp.status
+                self.limits.on_headers(resp.headers, status, self.now_ms())
         except asyncio.TimeoutError:
             raise RequestFailed(f"{method} {path}: no reply within {self.timeout.total} s",
                                 sent=True) from None  # fmt: skip
@@ -147,17 +164,3 @@ class RestClient:
         else:
             log.debug("%s %s: HTTP %d", method, path, status)
         return Reply(status, body, raw)
-
-    def _track(self, resp: aiohttp.ClientResponse) -> None:
-        h = resp.headers
-        # [BN-GI] X-MBX-USED-WEIGHT-1M on every reply; order counts on order replies
-        if (w := h.get("X-MBX-USED-WEIGHT-1M")) is not None and w.isdigit():
-            self.used_weight_1m = int(w)
-        if (n := h.get("X-MBX-ORDER-COUNT-10S")) is not None and n.isdigit():
-            self.order_count_10s = int(n)
-        if (n := h.get("X-MBX-ORDER-COUNT-1M")) is not None and n.isdigit():
-            self.order_count_1m = int(n)
-        if resp.status in RATE_LIMITED:
-            ra = h.get("Retry-After", "")
-            wait = float(ra) if ra.replace(".", "", 1).isdigit() else 60.0
-            self.blocked_until = max(self.blocked_until, time.monotonic() + wait)

@@ -12,7 +12,9 @@ reconnected (the watchdog); every reconnect waits `backoff()` and resets the boo
 
 User data (§1.5): POST a listenKey, connect `/private/ws?listenKey=..`, PUT keepalive
 every 30 minutes; `listenKeyExpired` or -1125 -> a new key and a new connection.
-ORDER_TRADE_UPDATE goes to `orders.OrderEntry`.
+ORDER_TRADE_UPDATE and ACCOUNT_UPDATE go to `orders.OrderEntry`. On every (re)connect,
+open orders, missed fills and positions are reconciled by REST before the stream is read
+and the instruments' `connected` flag in shared memory is set again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from websockets.asyncio.client import connect
 
 from connector.binancefutures.book_sync import BookSync, Gap, NeedSnapshot
 from connector.binancefutures.protocol import (
+    AccountUpdate,
     BookTicker,
     DepthUpdate,
     ErrorReply,
@@ -259,12 +262,18 @@ class MarketData:
 class UserStream:
     """The user data stream: listenKey lifecycle and ORDER_TRADE_UPDATE to `orders`."""
 
-    def __init__(self, bf, rest: RestClient, router, orders):
+    def __init__(self, bf, rest: RestClient, router, orders, shm):
         self.url = bf.ws_private_url.rstrip("/")
         self.rest = rest
         self.router = router
         self.orders = orders
+        self.shm = shm
         self.connected = False
+
+    def _set_connected(self, up: bool) -> None:
+        self.connected = up
+        for i in range(len(self.orders.insts)):
+            self.shm.ctl.instruments[i]["connected"] = int(up)
 
     async def _listen_key(self, method: str, key: str | None = None) -> str | None:
         params = {"listenKey": key} if key else None
@@ -284,13 +293,15 @@ class UserStream:
                 url = f"{self.url}/ws?listenKey={key}&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"
                 async with connect(url, **WS_OPTS) as ws:
                     opened = time.monotonic()
-                    self.connected = True
                     log.info("user data stream connected")
+                    # events arriving meanwhile wait in the socket; fills are deduplicated
                     await self.orders.reconcile()
+                    self._set_connected(True)
                     reason = await self._read(ws, key)
-            except (OSError, RequestFailed, websockets.WebSocketException) as e:
+            except (OSError, RequestFailed, VenueProtocolError,
+                    websockets.WebSocketException) as e:  # fmt: skip
                 reason = f"{type(e).__name__}: {e}"
-            self.connected = False
+            self._set_connected(False)
             log.warning("user data stream lost (%s); reconnecting", reason)
             self.router.broadcast_error(ERR_CONNECTION, 0, f"user data stream lost: {reason}")
             if opened is not None and time.monotonic() - opened > STABLE_S:
@@ -316,5 +327,7 @@ class UserStream:
                 continue
             if isinstance(msg, OrderTradeUpdate):
                 self.orders.on_trade_update(msg)
+            elif isinstance(msg, AccountUpdate):
+                self.orders.on_account_update(msg)
             elif isinstance(msg, ListenKeyExpired):
                 return "listenKeyExpired"

@@ -72,6 +72,7 @@ class Account:
         self.positions = {s: Position() for s in markets}
         self._next_id = FIRST_ORDER_ID
         self._next_trade_id = 1_000_000_000
+        self.trades: list[dict] = []  # GET /fapi/v1/userTrades bodies, oldest first
         self._rng = random.Random(seed)
 
     # ------------------------------------------------------------------ requests
@@ -219,6 +220,25 @@ class Account:
             )
         return out, []
 
+    def user_trades(self, p: dict[str, str], now_ms: int) -> tuple[list, list[dict]]:
+        """GET /fapi/v1/userTrades: `symbol`, optional `orderId`, `fromId`, `limit` (500,
+        at most 1000), oldest first [BN account trade list]."""
+        sym = self.market(p).spec.upper
+        try:
+            oid = int(p["orderId"]) if "orderId" in p else None
+            from_id = int(p["fromId"]) if "fromId" in p else None
+            limit = int(p.get("limit", 500))
+        except ValueError:
+            raise ApiError(-1100, name="orderId/fromId/limit", legal="an integer") from None
+        if not 1 <= limit <= 1000:
+            raise ApiError(-1100, name="limit", legal="1-1000")
+        out = [
+            t for t in self.trades
+            if t["symbol"] == sym and (oid is None or t["orderId"] == oid)
+            and (from_id is None or t["id"] >= from_id)
+        ]  # fmt: skip
+        return out[:limit], []
+
     # ------------------------------------------------------------------ market input
     def on_trade(self, sym: str, taker_buy: bool, tick: int, lots: int, now_ms: int) -> list:
         """A market trade printed: fills resting orders it went through."""
@@ -312,6 +332,24 @@ class Account:
         self.wallet += realized - fee
         trade_id = self._next_trade_id
         self._next_trade_id += 1
+        self.trades.append(
+            {
+                "buyer": order.side == "BUY",
+                "commission": f"{fee:.8f}",
+                "commissionAsset": "USDT",
+                "id": trade_id,
+                "maker": maker,
+                "orderId": order.order_id,
+                "price": spec.px(tick),
+                "qty": spec.qty(lots),
+                "quoteQty": f"{px * qty:.8f}",
+                "realizedPnl": f"{realized:.8f}",
+                "side": order.side,
+                "positionSide": "BOTH",
+                "symbol": spec.upper,
+                "time": now_ms,
+            }
+        )
         lite = {
             "e": "TRADE_LITE",
             "E": now_ms,

@@ -63,6 +63,7 @@ ENDPOINTS = {
         SIGNED, lambda p: 1 if p.get("symbol") else 40, "account.open_orders"
     ),
     ("GET", "/fapi/v1/order"): Endpoint(SIGNED, 1, "account.query_order"),
+    ("GET", "/fapi/v1/userTrades"): Endpoint(SIGNED, 5, "account.user_trades"),
     ("POST", "/fapi/v1/order"): Endpoint(
         SIGNED, 0, "account.new_order", counts_order=True, ack_faults=True, new_order=True
     ),
