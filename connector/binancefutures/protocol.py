@@ -20,8 +20,9 @@ status/side) raises `VenueProtocolError` naming the event and field, never anyth
 
 Module boundaries: the message dataclasses live in `messages`, the depth-level parsers
 (a numba byte scanner and its checked fallback, with their measurements) in `_levels`; this
-module holds the parsers and the venue <-> hftbacktest mappings, and re-exports every
-public name of `messages` plus hftbacktest's constants it maps to (listed in `__all__`).
+module holds the parsers, and re-exports every public name of `messages`, of `mapping`
+(the venue <-> hftbacktest enum mappings) and the hftbacktest constants those return
+(listed in `__all__`). Checked field access (`_get`, `_dec`, ...) lives in `_fields`.
 
 Speed: parse_stream on bookTicker 245k msgs/s (4.1 us), trade 264k/s (3.8 us), depthUpdate
 98k/s (10.2 us, see `_levels`), the whole mixed capture ethusdt_20240808.gz (54k bookTicker,
@@ -33,16 +34,38 @@ object.__setattr__; a plain slots class takes 0.23 us). The depth fast path only
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import orjson
 
-from connector.binancefutures._levels import (
-    checked_levels,
-    fast_book,
-    scan_depth_update,
-    scan_snapshot,
+from connector.binancefutures._fields import (
+    _MISSING,
+    _array,
+    _as_bytes,
+    _bad,
+    _bool,
+    _dec,
+    _enum,
+    _get,
+    _int_or_str,
+    _levels,
+    _loads,
+    _ns,
+    _opt,
+    _opt_str,
+)
+from connector.binancefutures._levels import fast_book, scan_depth_update, scan_snapshot
+from connector.binancefutures.mapping import (
+    EXEC_TYPES,
+    GTX_REJECT_CODE,
+    ORDER_STATUSES,
+    ORDER_TYPE_NAMES,
+    SIDE_NAMES,
+    SIDES,
+    TIF_NAMES,
+    is_fill,
+    order_status,
+    order_type_code,
+    side_code,
+    tif_code,
 )
 from connector.binancefutures.messages import (
     AccountTrade,
@@ -63,7 +86,7 @@ from connector.binancefutures.messages import (
     TradeLite,
     Unknown,
 )
-from connector.errors import UsageError, VenueProtocolError
+from connector.errors import VenueProtocolError
 from hftlive.constants import (
     BUY,
     CANCELED,
@@ -140,157 +163,6 @@ __all__ = [
     "SELL",
     "UNSUPPORTED",
 ]
-
-GTX_REJECT_CODE = -5022  # post-only would take: HTTP 400, order not recorded (§1.8)
-
-# Venue enums as strings (§1.5 ORDER_TRADE_UPDATE, §1.6 order response [BN-COMMON]).
-ORDER_STATUSES = frozenset(
-    ("NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED")
-)
-EXEC_TYPES = frozenset(("NEW", "CANCELED", "CALCULATED", "EXPIRED", "TRADE", "AMENDMENT"))
-SIDES = frozenset(("BUY", "SELL"))
-
-_STATUS_CODE = {
-    "NEW": NEW,
-    "PARTIALLY_FILLED": PARTIALLY_FILLED,
-    "FILLED": FILLED,
-    "CANCELED": CANCELED,
-    "EXPIRED": EXPIRED,
-    # STP expiry during matching: the order is gone without a cancel request.
-    "EXPIRED_IN_MATCH": EXPIRED,
-    # hftbacktest's backtester marks a rejected new order EXPIRED; REJECTED=6 is internal.
-    "REJECTED": EXPIRED,
-}
-_TIF_CODE = {"GTC": GTC, "GTX": GTX, "FOK": FOK, "IOC": IOC}
-_TYPE_CODE = {"LIMIT": LIMIT, "MARKET": MARKET}
-SIDE_NAMES = {BUY: "BUY", SELL: "SELL"}
-TIF_NAMES = {v: k for k, v in _TIF_CODE.items()}
-ORDER_TYPE_NAMES = {v: k for k, v in _TYPE_CODE.items()}
-
-
-def order_status(status: str) -> int:
-    """Maps an order status `X` (stream) or `status` (REST) to an hftbacktest status.
-
-    The execution type `x` never changes the result: it says what happened (`is_fill`),
-    `X` says where the order is now. A rejected submit (any REST error, -5022 included)
-    also ends EXPIRED, which the connector applies itself since no order body comes back.
-
-    Raises:
-        VenueProtocolError: `status` is not a documented order status.
-    """
-    try:
-        return _STATUS_CODE[status]
-    except KeyError:
-        raise VenueProtocolError(f"unknown order status {status!r}") from None
-
-
-def is_fill(exec_type: str) -> bool:
-    """True when an ORDER_TRADE_UPDATE execution type `x` carries a fill (l, L, t)."""
-    return exec_type == "TRADE" or exec_type == "CALCULATED"  # CALCULATED: liquidation fill
-
-
-def side_code(side: str) -> int:
-    """BUY -> BUY (1), SELL -> SELL (-1); anything else raises VenueProtocolError."""
-    if side == "BUY":
-        return BUY
-    if side == "SELL":
-        return SELL
-    raise VenueProtocolError(f"unknown side {side!r}")
-
-
-def tif_code(tif: str) -> int:
-    """GTC/GTX/FOK/IOC -> hftbacktest codes; GTD, RPI and others -> UNSUPPORTED."""
-    return _TIF_CODE.get(tif, UNSUPPORTED)
-
-
-def order_type_code(order_type: str) -> int:
-    """LIMIT/MARKET -> hftbacktest codes; STOP, LIQUIDATION, ... -> UNSUPPORTED."""
-    return _TYPE_CODE.get(order_type, UNSUPPORTED)
-
-
-# ------------------------------------------------------------------------ field access
-_MISSING = object()
-_TYPE_NAMES = {int: "integer", str: "string", bool: "boolean", list: "array", dict: "object"}
-
-
-def _bad(ev: str, key: str, want: str, v: object) -> VenueProtocolError:
-    if v is _MISSING:
-        return VenueProtocolError(f"{ev}: missing field {key!r}")
-    return VenueProtocolError(f"{ev}: field {key!r} must be {want}, got {v!r:.60}")
-
-
-def _get(m: dict, key: str, typ: type, ev: str):
-    v = m.get(key, _MISSING)
-    if type(v) is typ:  # exact: bool is not accepted as int
-        return v
-    raise _bad(ev, key, _TYPE_NAMES[typ], v)
-
-
-def _ns(m: dict, key: str, ev: str) -> int:
-    return _get(m, key, int, ev) * 1_000_000
-
-
-def _dec(m: dict, key: str, ev: str) -> float:
-    """A decimal sent as a JSON string; must be finite."""
-    v = m.get(key, _MISSING)
-    if type(v) is str:
-        try:
-            x = float(v)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(x):
-                return x
-    raise _bad(ev, key, "a decimal string", v)
-
-
-def _bool(m: dict, key: str, ev: str) -> bool:
-    return _get(m, key, bool, ev)
-
-
-def _opt(fn, m: dict, key: str, ev: str):
-    return None if m.get(key) is None else fn(m, key, ev)
-
-
-def _opt_str(m: dict, key: str, ev: str) -> str | None:
-    return None if m.get(key) is None else _get(m, key, str, ev)
-
-
-def _int_or_str(m: dict, key: str, ev: str) -> int:
-    """An integer that some venue versions send as a string (listenKeyExpired.E, er)."""
-    v = m.get(key, _MISSING)
-    if type(v) is int:
-        return v
-    if type(v) is str and v.isascii() and v.isdigit():
-        return int(v)
-    raise _bad(ev, key, "an integer or a digit string", v)
-
-
-def _as_bytes(raw: bytes | str) -> bytes:
-    if type(raw) is bytes:
-        return raw
-    if type(raw) is str:
-        try:
-            return raw.encode()
-        except UnicodeEncodeError:  # lone surrogates
-            raise VenueProtocolError("frame is not valid UTF-8 text") from None
-    if isinstance(raw, (bytearray, memoryview)):
-        return bytes(raw)
-    raise UsageError(f"expected a text or bytes frame, got {type(raw).__name__}")
-
-
-def _loads(raw: bytes | str) -> dict:
-    try:
-        m = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise VenueProtocolError(f"malformed JSON: {e}") from None
-    if type(m) is not dict:
-        raise VenueProtocolError(f"expected a JSON object, got {type(m).__name__}")
-    return m
-
-
-def _levels(m: dict, key: str, ev: str) -> np.ndarray:
-    return checked_levels(_get(m, key, list, ev), key, ev)
 
 
 # ------------------------------------------------------------------------------ parsers
@@ -376,13 +248,6 @@ def _agg_trade(m: dict) -> AggTrade:
         _get(m, "m", bool, ev),
         _opt(_dec, m, "nq", ev),
     )
-
-
-def _enum(m: dict, key: str, allowed: frozenset, ev: str) -> str:
-    v = _get(m, key, str, ev)
-    if v not in allowed:
-        raise VenueProtocolError(f"{ev}: field {key!r} has unknown value {v!r}")
-    return v
 
 
 def _order_trade_update(m: dict) -> OrderTradeUpdate:
@@ -588,19 +453,6 @@ def parse_order_response(raw: bytes | str | dict) -> OrderResponse | ErrorReply:
         update_time_ns=_ns(m, "updateTime", ev),
         request_id=request_id,
     )
-
-
-def _array(raw: bytes | str | list, what: str) -> list:
-    if type(raw) is list:
-        m = raw
-    else:
-        try:
-            m = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            raise VenueProtocolError(f"{what}: malformed JSON: {e}") from None
-    if type(m) is not list or not all(type(x) is dict for x in m):
-        raise VenueProtocolError(f"{what}: expected an array of objects, got {str(m)[:80]}")
-    return m
 
 
 def parse_user_trades(raw: bytes | str | list) -> list[AccountTrade]:
