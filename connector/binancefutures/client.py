@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -42,6 +43,7 @@ from hftlive.constants import ERR_CONNECTION
 log = logging.getLogger(__name__)
 
 SECTION = "binancefutures"
+SETTLE_EVERY_S = 5.0  # requests of unknown outcome are asked about again this often
 
 
 @dataclass(frozen=True)
@@ -211,18 +213,22 @@ class BinanceFuturesVenue:
                 tg.create_task(self.ws_api.run(), name="bf-ws-api")
             tg.create_task(self.user.run(), name="bf-user")
             tg.create_task(self.md.run(), name="bf-md")
-            tg.create_task(self._clock_loop(), name="bf-clock")
+            tg.create_task(self._housekeeping(), name="bf-housekeeping")
             await self._stop.wait()
             # keep serving (shutdown cancels) until the connector cancels this task
             await asyncio.Event().wait()
 
-    async def _clock_loop(self) -> None:
+    async def _housekeeping(self) -> None:
+        next_sync = time.monotonic() + 300.0
         while True:
-            await asyncio.sleep(300.0)  # the clock offset drifts slowly; re-measure
-            try:
-                await self.rest.sync_time()
-            except RequestFailed as e:
-                log.warning("clock offset refresh failed: %s", e)
+            await asyncio.sleep(SETTLE_EVERY_S)
+            await self.orders.settle_unknown(SETTLE_EVERY_S)
+            if time.monotonic() >= next_sync:  # the clock offset drifts slowly; re-measure
+                next_sync = time.monotonic() + 300.0
+                try:
+                    await self.rest.sync_time()
+                except RequestFailed as e:
+                    log.warning("clock offset refresh failed: %s", e)
 
     async def _read_rate_limits(self) -> None:
         r = await self.rest.request("GET", "/fapi/v1/exchangeInfo")

@@ -145,6 +145,7 @@ class LiveOrder:
     last_ts_ns: int = 0
     in_flight: int = 0  # requests sent and not answered
     pending: list[int] = field(default_factory=list)  # requests sent and not concluded
+    unsettled_at: float = 0.0  # time.monotonic() a request's outcome became unknown, 0: none
     trade_ids: set[int] = field(default_factory=set)
 
     def state(self) -> tuple:
@@ -258,8 +259,12 @@ class OrderEntry:
         try:
             r = await self.rest.request("GET", "/fapi/v1/order", p, signed=True)
         except RequestFailed as e:
-            log.error("order %s: the status query failed too (%s); left in flight", o.client_id, e)
+            if req:
+                o.unsettled_at = o.unsettled_at or time.monotonic()
+            log.error("order %s: the status query failed too (%s); left in flight, asked "
+                      "again later", o.client_id, e)  # fmt: skip
             return
+        o.unsettled_at = 0.0
         resp = self._parse(r)
         if isinstance(resp, ErrorReply):
             if resp.code == NO_SUCH_ORDER and (req == REQ_SUBMIT or o.status == NONE
@@ -435,6 +440,16 @@ class OrderEntry:
         for s in self.insts:
             log.info("%s: account position %g (positionRisk)", s.symbol,
                      self.positions.get(s.idx, 0.0))  # fmt: skip
+
+    async def settle_unknown(self, after_s: float) -> None:
+        """Asks again about requests whose outcome is still unknown after `after_s` (their
+        reply and the first query both failed, and no stream event concluded them)."""
+        now = time.monotonic()
+        for o in list(self.live.values()):
+            if o.unsettled_at and not o.pending:
+                o.unsettled_at = 0.0  # the stream concluded it meanwhile
+            elif o.unsettled_at and now - o.unsettled_at >= after_s and not o.in_flight:
+                await self._query(o, o.pending[0])
 
     async def reconcile(self) -> None:
         """After the user stream (re)connects: every order not final is queried (its events,

@@ -324,6 +324,8 @@ class UserStream:
                 msg = parse_stream(raw)
             except VenueProtocolError as e:
                 log.warning("user stream: malformed message skipped: %s", e)
+                for i in range(len(self.orders.insts)):
+                    self.shm.ctl.instruments[i]["n_bad_messages"] += 1
                 continue
             if isinstance(msg, OrderTradeUpdate):
                 self.orders.on_trade_update(msg)
