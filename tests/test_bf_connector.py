@@ -329,6 +329,33 @@ def test_config_section_is_checked_naming_key_and_file(tmp_path):
         load_venue_config(load_config(p, "binancefutures"))
 
 
+def test_secret_from_a_file_that_only_its_owner_can_read(tmp_path, monkeypatch):
+    from connector.binancefutures.client import credentials, load_venue_config
+    from connector.config import load_config
+    from connector.errors import ConfigError
+
+    urls = dict.fromkeys(("rest", "ws_public", "ws_market", "ws_private", "ws_api"), "http://x")
+    text = CONFIG.format(extra="", order_entry="ws", **urls)
+    monkeypatch.setenv("BFT_API_KEY", KEY)
+    secret = tmp_path / "bf.secret"
+    secret.write_text(SECRET + "\n")
+    p = tmp_path / "bf.toml"
+    p.write_text(text.replace('secret_env = "BFT_SECRET"', 'secret_file = "bf.secret"'))
+    c = load_venue_config(load_config(p, "binancefutures"))
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by others; chmod 600"):
+        credentials(c, str(p))
+    secret.chmod(0o600)
+    creds = credentials(c, str(p))  # relative to the config's folder; newline stripped
+    assert creds.secret == SECRET and creds.kind == "HMAC" and SECRET not in repr(creds)
+    p.write_text(text.replace('secret_env = "BFT_SECRET"', 'secret_file = "none"'))
+    with pytest.raises(ConfigError, match="No such file"):
+        credentials(load_venue_config(load_config(p, "binancefutures")), str(p))
+    p.write_text(text + 'secret_file = "bf.secret"\n')
+    with pytest.raises(ConfigError, match="exactly one of secret_env and secret_file"):
+        load_venue_config(load_config(p, "binancefutures"))
+
+
 @pytest.mark.parametrize("order_entry", ["rest", "ws"])
 def test_listen_key_expiry_reconnects_and_a_lost_ack_is_resolved_not_resent(
     tmp_path, emu, order_entry

@@ -12,6 +12,8 @@ Config (`[binancefutures]` in the connector TOML)::
 
     rest_url, ws_public_url, ws_market_url, ws_private_url, ws_api_url   base URLs
     api_key_env, secret_env      names of the environment variables holding the key/secret
+    secret_file = ""             or a file holding the secret (e.g. an Ed25519 PEM key; it
+                                 must not be readable by group or others)
     order_entry = "rest"         "rest" (POST/PUT/DELETE /fapi/v1/order) or "ws" (the WS-API)
     recv_window_ms = 5000
     client_order_prefix = "hl"   newClientOrderId = prefix + run tag + key (<= 36 chars)
@@ -30,6 +32,7 @@ import os
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 from connector.binancefutures.orders import OrderEntry, RestOrders, WsOrders
 from connector.binancefutures.rest import RequestFailed, RestClient
@@ -54,7 +57,8 @@ class BinanceFuturesConfig:
     ws_private_url: str
     ws_api_url: str
     api_key_env: str
-    secret_env: str
+    secret_env: str = ""
+    secret_file: str = ""
     order_entry: str = "rest"
     recv_window_ms: int = 5000
     client_order_prefix: str = "hl"
@@ -82,6 +86,8 @@ def load_venue_config(cfg: Config) -> BinanceFuturesConfig:
         raise ConfigError(f"{p}: {SECTION}.snapshot_limit must be one of 5..1000 (Binance's)")
     if not 0 < c.recv_window_ms <= 60_000:
         raise ConfigError(f"{p}: {SECTION}.recv_window_ms must be in 1..60000")
+    if bool(c.secret_env) == bool(c.secret_file):
+        raise ConfigError(f"{p}: {SECTION} needs exactly one of secret_env and secret_file")
     prefix = c.client_order_prefix
     if not prefix or len(prefix) > 12 or not all(ch.isalnum() or ch in "._-" for ch in prefix):
         raise ConfigError(
@@ -95,10 +101,26 @@ def load_venue_config(cfg: Config) -> BinanceFuturesConfig:
 
 def credentials(c: BinanceFuturesConfig, path: str) -> Credentials:
     """The API key and secret from the environment variables the config names."""
-    key, secret = os.environ.get(c.api_key_env), os.environ.get(c.secret_env)
-    for name, v in ((c.api_key_env, key), (c.secret_env, secret)):
-        if not v:
-            raise ConfigError(f"{path}: environment variable ${name} ({SECTION}) is not set")
+    key = os.environ.get(c.api_key_env)
+    if not key:
+        raise ConfigError(f"{path}: environment variable ${c.api_key_env} ({SECTION}) is not set")
+    if c.secret_file:
+        f = Path(c.secret_file).expanduser()
+        if not f.is_absolute():
+            f = Path(path).parent / f
+        try:
+            if f.stat().st_mode & 0o077:
+                raise ConfigError(f"{path}: {SECTION}.secret_file {f} is readable by others; "
+                                  f"chmod 600 it")  # fmt: skip
+            secret = f.read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"{path}: {SECTION}.secret_file {f}: {e.strerror}") from None
+        if not secret:
+            raise ConfigError(f"{path}: {SECTION}.secret_file {f} is empty")
+        return Credentials(key, secret)
+    secret = os.environ.get(c.secret_env)
+    if not secret:
+        raise ConfigError(f"{path}: environment variable ${c.secret_env} ({SECTION}) is not set")
     return Credentials(key, secret)
 
 
