@@ -601,6 +601,7 @@ def test_429_retry_after_then_418_ban():
             status, hdrs, body = await c.call("GET", "/fapi/v1/time")
             assert (status, parse_error(body).code, hdrs["Retry-After"]) == (429, -1003, "1")
             assert "X-MBX-USED-WEIGHT-1M" in hdrs
+            await asyncio.sleep(1.05)  # Retry-After honoured
             status, _, _ = await c.call("GET", "/fapi/v1/time")
             assert status == 200
             status, _, _ = await c.call("GET", "/fapi/v1/depth", "symbol=ETHUSDT&limit=1000")
@@ -611,6 +612,19 @@ def test_429_retry_after_then_418_ban():
             status, hdrs, body = await c.call("GET", "/fapi/v1/time")
             assert (status, parse_error(body).code) == (418, -1003)
             assert int(hdrs["Retry-After"]) > 60  # ban_s = 120
+
+    run(main())
+
+
+def test_a_request_inside_an_injected_429s_retry_after_is_banned():
+    async def main():
+        async with replay(start_paused=True) as emu, aiohttp.ClientSession() as s:
+            c = Client(emu, s)
+            emu.set_faults(http_429=1, retry_after_s=5)
+            status, hdrs, _ = await c.call("GET", "/fapi/v1/time")
+            assert (status, hdrs["Retry-After"]) == (429, "5")
+            status, hdrs, body = await c.call("GET", "/fapi/v1/time")
+            assert (status, parse_error(body).code) == (418, -1003)
 
     run(main())
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+import orjson
+
 DISCONNECT_KINDS = ("all", "public", "market", "private", "ws-api")
 ACTIONS = {"disconnect": str, "abort": bool, "expire_listen_keys": bool}
 
@@ -41,6 +43,13 @@ class Faults:
         clock_skew_ms: added to the server clock (serverTime, E/T stamps, the -1021 check).
         listen_key_expired_e_str: send listenKeyExpired.E as a string, as seen in real
             traffic before 2026 (§0.6); otherwise an integer.
+        garbage_public: the next N market-data payloads sent on `/public` streams (depth,
+            bookTicker) are malformed (`garble`): alternately cut to half their length
+            (truncated JSON; the last of the run is one of these) and replaced by valid
+            JSON of the same event type with every other field missing. The venue's book
+            still applies a garbled diff, so the next diff's `pu` shows the gap, as with
+            `drop_depth`. Only payloads someone is subscribed to count.
+        garbage_market: the same for payloads sent on `/market` streams (trade, aggTrade).
     """
 
     drop_depth: int = 0
@@ -54,6 +63,8 @@ class Faults:
     retry_after_s: int = 1
     clock_skew_ms: int = 0
     listen_key_expired_e_str: bool = False
+    garbage_public: int = 0
+    garbage_market: int = 0
 
     def take(self, name: str) -> bool:
         """Consumes one unit of counter `name`; True if there was one."""
@@ -70,6 +81,15 @@ class Faults:
     def as_dict(self) -> dict:
         """Current switches, JSON-ready."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def garble(payload: bytes, left: int) -> bytes:
+    """The malformed payload sent instead of `payload` while `left` (>= 1, this one
+    included) garbage payloads remain: odd `left` cuts it to half its length (truncated
+    JSON), even `left` keeps only its event type (`{"e":"trade"}`: every field missing)."""
+    if left % 2:
+        return payload[: len(payload) // 2]
+    return orjson.dumps({"e": orjson.loads(payload).get("e", "")})
 
 
 def split_request(body: object) -> tuple[dict, dict]:

@@ -116,6 +116,10 @@ class Gate:
             raise ApiError(-1003, retry_after_s=wait, limit=self.weight_limit)
         self._weight = (minute, used + weight)
 
+    def back_off(self, wait_s: float) -> None:
+        """A 429 was answered: a request within `wait_s` gets the IP banned (418)."""
+        self._backoff_until = max(self._backoff_until, time.monotonic() + wait_s)
+
     def _ban_error(self, now: float) -> ApiError:
         wait = math.ceil(self._banned_until - now)
         until = self.clock_ms() + wait * 1000

@@ -80,14 +80,16 @@ def resolve(emu, name: str):
     return getattr(emu if owner == "emu" else emu.account, method)
 
 
-def injected_limit_error(faults) -> ApiError | None:
-    """The next injected 418 or 429, if any (consumes one)."""
+def injected_limit_error(faults, gate) -> ApiError | None:
+    """The next injected 418 or 429, if any (consumes one). An injected 429 arms the ban
+    as a real one does: a request before its Retry-After ends gets 418 [BN-GI]."""
     wait = faults.retry_after_s
     if faults.take("http_418"):
         until = (time.time_ns() // 1_000_000) + wait * 1000
         msg = f"Way too many requests; IP(127.0.0.1) banned until {until}."
         return ApiError(-1003, msg, status=418, retry_after_s=wait)
     if faults.take("http_429"):
+        gate.back_off(wait)
         return ApiError(-1003, status=429, retry_after_s=wait, limit="(injected)")
     return None
 
@@ -104,7 +106,7 @@ async def handle(emu, request: web.Request) -> web.StreamResponse:
     headers: dict[str, str] = {}
     status, executed = 200, False
     try:
-        err = injected_limit_error(emu.faults)
+        err = injected_limit_error(emu.faults, emu.gate)
         if err is not None:
             raise err
         weight = ep.weight(params) if callable(ep.weight) else ep.weight

@@ -11,6 +11,9 @@ Paths (base URLs in `Emulator.urls`):
     /ws-fapi/v1                      WebSocket API (wsapi.py)
     /_emulator/faults                GET the switches, POST to set them (faults.py)
     /_emulator/book?symbol=&limit=   the venue's exact book (for out-of-process tests)
+    /_emulator/requests              read-only: REST requests received, by "METHOD /path",
+                                     and replies sent, by HTTP status (tests check that a
+                                     client kept quiet, e.g. during a 429's Retry-After)
 
 Lifecycle: `async with Emulator(cfg) as emu:` binds the port (0 = ephemeral), pre-rolls
 the market source, and runs three background tasks in a TaskGroup that the context owns:
@@ -26,6 +29,7 @@ import logging
 import random
 import string
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -34,7 +38,7 @@ from aiohttp import web
 from connector.binancefutures.emulator import rest, wsapi
 from connector.binancefutures.emulator.book import AGG_INTERVALS_MS
 from connector.binancefutures.emulator.exchange import Account
-from connector.binancefutures.emulator.faults import Faults, split_request
+from connector.binancefutures.emulator.faults import Faults, garble, split_request
 from connector.binancefutures.emulator.gate import Gate
 from connector.binancefutures.emulator.market import ReplaySource, SyntheticSource
 from connector.binancefutures.emulator.streams import (
@@ -48,6 +52,7 @@ from connector.binancefutures.emulator.streams import (
     PrivateConn,
     Timers,
     UserHub,
+    stream_route,
 )
 
 log = logging.getLogger(__name__)
@@ -113,6 +118,8 @@ class Emulator:
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
+        self.rest_requests: Counter[str] = Counter()  # "METHOD /path" -> received
+        self.rest_statuses: Counter[int] = Counter()  # HTTP status -> replies sent
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Emulator:
@@ -249,17 +256,17 @@ class Emulator:
             self.user_events(self.account.on_depth(sym, changes, now))
         elif kind == "bookTicker":
             payload = orjson.dumps(msg)
-            hub.publish(f"{sym}@bookTicker", payload)
-            hub.publish("!bookTicker", payload)
+            self._publish(f"{sym}@bookTicker", payload)
+            self._publish("!bookTicker", payload)
         elif kind == "trade":
             if hub.wanted(f"{sym}@trade"):
-                hub.publish(f"{sym}@trade", orjson.dumps(msg))
+                self._publish(f"{sym}@trade", orjson.dumps(msg))
             agg_id, mkt.next_agg_id = mkt.next_agg_id, mkt.next_agg_id + 1
             if hub.wanted(f"{sym}@aggTrade"):
                 agg = {"e": "aggTrade", "E": now, "s": msg["s"], "a": agg_id, "p": msg["p"]}
                 agg.update(q=msg["q"], nq=msg["q"], f=msg["t"], l=msg["t"], T=msg["T"])
                 agg["m"] = msg["m"]
-                hub.publish(f"{sym}@aggTrade", orjson.dumps(agg))
+                self._publish(f"{sym}@aggTrade", orjson.dumps(agg))
             if msg.get("X", "MARKET") == "MARKET":  # as hftbacktest: only market trades
                 tick, lots = mkt.spec.tick_of(msg["p"]), mkt.spec.lots_of(msg["q"])
                 self.user_events(self.account.on_trade(sym, not msg["m"], tick, lots, now))
@@ -272,7 +279,18 @@ class Emulator:
             return
         if self.faults.take("corrupt_pu"):
             msg = {**msg, "pu": msg["pu"] - 1}
-        self.market_hub.publish(stream, orjson.dumps(msg))
+        self._publish(stream, orjson.dumps(msg))
+
+    def _publish(self, stream: str, payload: bytes) -> None:
+        """Sends one market payload, garbled while a garbage_* fault counts down."""
+        hub = self.market_hub
+        if not hub.wanted(stream):
+            return
+        name = "garbage_public" if stream_route(stream) == PUBLIC else "garbage_market"
+        left = getattr(self.faults, name)
+        if self.faults.take(name):
+            payload = garble(payload, left)
+        hub.publish(stream, payload)
 
     async def _flush_loop(self) -> None:
         due = {ms: time.monotonic() + ms / 1000 for ms in AGG_INTERVALS_MS}
@@ -306,7 +324,7 @@ class Emulator:
                 if hub.wanted(name):
                     top_b, top_a = mkt.book.top(n)
                     part = {**head, "b": mkt.levels(dict(top_b)), "a": mkt.levels(dict(top_a))}
-                    hub.publish(name, orjson.dumps(part))
+                    self._publish(name, orjson.dumps(part))
 
     async def _expiry_loop(self) -> None:
         period = min(1.0, self.cfg.listen_key_ttl_s / 4)
@@ -365,9 +383,13 @@ class Emulator:
         r.add_get("/ws-fapi/v1", self._ws_api)
         r.add_route("*", "/_emulator/faults", self._control_faults)
         r.add_get("/_emulator/book", self._control_book)
+        r.add_get("/_emulator/requests", self._control_requests)
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
-        return await rest.handle(self, request)
+        self.rest_requests[f"{request.method} {request.path}"] += 1
+        resp = await rest.handle(self, request)
+        self.rest_statuses[resp.status] += 1
+        return resp
 
     async def _market_ws(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -458,6 +480,11 @@ class Emulator:
         elif request.method != "GET":
             return web.Response(status=405)
         return web.json_response(self.faults.as_dict())
+
+    async def _control_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"requests": dict(self.rest_requests), "statuses": dict(self.rest_statuses)}
+        )
 
     async def _control_book(self, request: web.Request) -> web.Response:
         mkt = self.markets.get(request.query.get("symbol", "").lower())
