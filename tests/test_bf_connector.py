@@ -31,6 +31,7 @@ from hftlive import (
     Instrument,
     LiveBot,
 )
+from hftlive.monitor import ConnectorView
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, SECRET = "test-api-key", "test-secret-not-logged"
@@ -388,6 +389,58 @@ def test_listen_key_expiry_reconnects_and_a_lost_ack_is_resolved_not_resent(
         assert conn.text().count("outcome unknown") == 1
         assert hbt.cancel(0, 2, True) == 0
         assert hbt.orders(0).get(2).status == CANCELED
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()
+
+
+@pytest.mark.parametrize("outage", ["disconnect", "listen_key_expired"])
+def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outage):
+    """The venue fills orders while their user-stream events are lost and the stream then
+    drops (or its listenKey expires): after the reconnect the connector reads the missing
+    fills from userTrades; none is lost, none counted twice, no order sent twice, and the
+    bot's position equals the venue's."""
+    conn = BfConnector(tmp_path, emu)
+    hbt = None
+    try:
+        hbt = _bot(conn)
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        qty = 0.02
+        # a resting order, and two MARKET orders filled while the user stream loses events
+        d = hbt.depth(0)
+        assert hbt.submit_buy_order(0, 1, round(d.best_bid - 5.0, 2), qty, GTX, LIMIT, True) == 0
+        emu.faults(lose_user_events=1000)
+        assert hbt.submit_buy_order(0, 2, d.best_ask, qty, IOC, MARKET, True) == 0
+        assert hbt.submit_sell_order(0, 3, d.best_bid, 2 * qty, IOC, MARKET, True) == 0
+        # the replies say FILLED, but no fill has arrived: the orders wait for their fills
+        assert hbt.orders(0).get(2).status == NEW and hbt.position(0) == 0
+        if outage == "disconnect":
+            emu.faults(lose_user_events=0, disconnect="private")
+        else:
+            emu.faults(lose_user_events=0, expire_listen_keys=True)
+        _wait(hbt, lambda: hbt.orders(0).get(3).status == FILLED, what="the recovered fills")
+        assert hbt.orders(0).get(2).status == FILLED
+        assert hbt.orders(0).get(1).status == NEW  # reconciled, unchanged
+        assert hbt.position(0) == pytest.approx(-qty)
+        assert hbt.position(0) == pytest.approx(_venue_position(emu))
+        sv = hbt.state_values(0)
+        n_trades = sv.num_trades
+        assert n_trades >= 2 and sv.fee > 0
+        assert "recovered from userTrades" in conn.text()
+        # fills after the reconnect flow from the stream again, and nothing is doubled
+        assert hbt.submit_buy_order(0, 4, hbt.depth(0).best_ask, qty, IOC, MARKET, True) == 0
+        _wait(hbt, lambda: hbt.orders(0).get(4).status == FILLED, what="a streamed fill")
+        hbt.elapse(300_000_000)
+        assert hbt.position(0) == pytest.approx(0.0, abs=1e-9)
+        assert hbt.position(0) == pytest.approx(_venue_position(emu), abs=1e-9)
+        assert emu.control("/_emulator/requests")["requests"]["POST /fapi/v1/order"] == 4
+        view = ConnectorView(conn.name)
+        try:  # the account position the connector publishes is the venue's
+            _wait(hbt, lambda: abs(view.instruments()[0]["account_position"]) < 1e-9,
+                  what="the account position")  # fmt: skip
+        finally:
+            view.close()
     finally:
         if hbt is not None:
             hbt.close()

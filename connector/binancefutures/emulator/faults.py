@@ -50,6 +50,10 @@ class Faults:
             still applies a garbled diff, so the next diff's `pu` shows the gap, as with
             `drop_depth`. Only payloads someone is subscribed to count.
         garbage_market: the same for payloads sent on `/market` streams (trade, aggTrade).
+        lose_user_events: the next N user-data events (ORDER_TRADE_UPDATE, TRADE_LITE,
+            ACCOUNT_UPDATE) are never delivered, as events in flight when a connection
+            dies; the account still changes. Pair it with `disconnect: "private"` or
+            `expire_listen_keys` to test recovery.
     """
 
     drop_depth: int = 0
@@ -65,6 +69,7 @@ class Faults:
     listen_key_expired_e_str: bool = False
     garbage_public: int = 0
     garbage_market: int = 0
+    lose_user_events: int = 0
 
     def take(self, name: str) -> bool:
         """Consumes one unit of counter `name`; True if there was one."""

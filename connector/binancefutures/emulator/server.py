@@ -338,7 +338,8 @@ class Emulator:
     def user_events(self, events: list[dict]) -> None:
         key = self.listen_keys.active
         for ev in events:
-            self.user_hub.deliver(key, ev)
+            if not self.faults.take("lose_user_events"):
+                self.user_hub.deliver(key, ev)
 
     def _new_listen_key(self) -> str:
         return "".join(self._rng.choices(string.ascii_letters + string.digits, k=64))
