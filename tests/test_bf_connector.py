@@ -65,12 +65,12 @@ client_order_prefix = "t"
 class Emulator:
     """`python -m connector.binancefutures.emulator` in a child process."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *args: str):
         self.log = open(tmp_path / "emulator.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "connector.binancefutures.emulator", "--port", "0",
              "--data", "none", "--symbols", "ethusdt", "--api-key", KEY, "--secret-env",
-             "BFT_SECRET"],
+             "BFT_SECRET", *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log,
             env={**os.environ, "BFT_SECRET": SECRET},
         )  # fmt: skip
@@ -445,3 +445,37 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
         if hbt is not None:
             hbt.close()
         assert conn.stop() == 0, conn.text()
+
+
+def test_new_orders_are_throttled_before_the_venues_order_limit(tmp_path):
+    """With ORDERS 10 per 10 s (from exchangeInfo), a burst of 12 submits sends 9 (90 %)
+    and refuses 3 locally with THROTTLED; the venue never answers 429 or 418."""
+    from connector.binancefutures.orders import THROTTLED
+
+    emu = Emulator(tmp_path, "--orders-10s", "10")
+    conn = BfConnector(tmp_path, emu)
+    errors = []
+    hbt = None
+    try:
+        hbt = _bot(conn, errors)
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        assert "orders 10/10s" in conn.text()
+        while time.time() % 10 > 4:  # the burst stays inside one 10 s window
+            hbt.elapse(50_000_000)
+        px = round(hbt.depth(0).best_bid - 20.0, 2)
+        for i in range(1, 13):
+            assert hbt.submit_buy_order(0, i, px, 0.02, GTX, LIMIT, False) == 0
+        _wait(hbt, lambda: all(int(hbt.orders(0).get(i).req) == 0 for i in range(1, 13)),
+              what="every request to conclude")  # fmt: skip
+        status = [hbt.orders(0).get(i).status for i in range(1, 13)]
+        assert status == [NEW] * 9 + [EXPIRED] * 3
+        assert [e.code for e in errors if e.kind == ERR_ORDER] == [THROTTLED] * 3
+        assert "throttled: 9 orders this 10 s, limit 10" in errors[-1].msg
+        seen = emu.control("/_emulator/requests")
+        assert seen["requests"]["POST /fapi/v1/order"] == 9
+        assert not {"429", "418"} & set(seen["statuses"])
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()
+        emu.stop()

@@ -56,7 +56,7 @@ from connector.binancefutures.protocol import (
     parse_position_risk,
     parse_user_trades,
 )
-from connector.binancefutures.rest import CANCEL_ORDER, NEW_ORDER, Reply, RequestFailed, RestClient
+from connector.binancefutures.rest import Reply, RequestFailed, RestClient
 from connector.errors import VenueProtocolError
 from connector.venue import OrderReport
 from hftlive.constants import (
@@ -97,17 +97,16 @@ class RestOrders:
     """Order requests as REST calls on /fapi/v1/order (weights §1.6)."""
 
     name = "REST"
-    _CALLS = {REQ_SUBMIT: ("POST", 0, NEW_ORDER), REQ_MODIFY: ("PUT", 0, NEW_ORDER),
-              REQ_CANCEL: ("DELETE", 1, CANCEL_ORDER)}  # fmt: skip
+    _CALLS = {REQ_SUBMIT: ("POST", 0), REQ_MODIFY: ("PUT", 0), REQ_CANCEL: ("DELETE", 1)}
 
     def __init__(self, rest: RestClient):
         self.rest = rest
         self.connected = True  # a connection is made per need (kept alive by the pool)
 
     async def send(self, req: int, params: dict) -> Reply:
-        method, weight, kind = self._CALLS[req]
+        method, weight = self._CALLS[req]
         return await self.rest.request(method, "/fapi/v1/order", params, signed=True,
-                                       weight=weight, order=kind)  # fmt: skip
+                                       weight=weight, order=True)  # fmt: skip
 
 
 class WsOrders:
@@ -124,7 +123,7 @@ class WsOrders:
         return self.ws.connected
 
     async def send(self, req: int, params: dict) -> Reply:
-        return await self.ws.request(self._METHODS[req], params, new_order=req != REQ_CANCEL,
+        return await self.ws.request(self._METHODS[req], params,
                                      weight=1 if req == REQ_CANCEL else 0)  # fmt: skip
 
 
@@ -227,6 +226,9 @@ class OrderEntry:
     def _start(self, o: LiveOrder, req: int, params: dict) -> None:
         o.in_flight += 1
         o.pending.append(req)
+        if req != REQ_CANCEL:
+            # counted now, not when the task sends it: a burst is checked order by order
+            self.rest.limits.sent(self.rest.now_ms(), 0, new_order=True)
         self.tg.create_task(self._send(o, req, params))
 
     async def _send(self, o: LiveOrder, req: int, params: dict) -> None:

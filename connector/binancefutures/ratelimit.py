@@ -165,8 +165,9 @@ class RateLimits:
         self.throttled += 1
         return self.weight.left_ms(now_ms) / 1e3
 
-    def sent(self, now_ms: int, weight: int, new_order: bool) -> None:
-        """Counts a request being sent, until the venue's reply says the exact figure."""
+    def sent(self, now_ms: int, weight: int, new_order: bool = False) -> None:
+        """Counts a request (and a new or modified order) being sent, until the venue's
+        reply says the exact figure."""
         if weight:
             self.weight.add(now_ms, weight)
         if new_order:

@@ -29,10 +29,6 @@ from connector.errors import ConnectorError
 
 log = logging.getLogger(__name__)
 
-# Order requests: `order=` of RestClient.request
-NEW_ORDER = "new"  # place or modify: counts against the ORDERS limits
-CANCEL_ORDER = "cancel"
-
 
 class RequestFailed(ConnectorError):
     """No reply came back. `sent`: the venue may have executed the request."""
@@ -102,7 +98,7 @@ class RestClient:
 
     async def request(self, method: str, path: str, params: dict | None = None,
                       signed: bool = False, key: bool = False, weight: int = 1,
-                      order: str | None = None) -> Reply:  # fmt: skip
+                      order: bool = False) -> Reply:  # fmt: skip
         """Sends one request once; never retries.
 
         Args:
@@ -110,15 +106,15 @@ class RestClient:
             signed: add recvWindow, timestamp and signature (TRADE / USER_DATA endpoints).
             key: send X-MBX-APIKEY (USER_STREAM endpoints; implied by signed).
             weight: the endpoint's request weight (§1.6); counted until the reply says.
-            order: NEW_ORDER or CANCEL_ORDER for order requests, which the caller has
-                checked with `limits.order_refusal`; others wait for weight room here.
+            order: an order request, which the caller has checked with
+                `limits.order_refusal` (and counted); others wait for weight room here.
 
         Raises:
             RequestFailed: no HTTP reply (timeout, connection failure), or not sent
                 because the venue's Retry-After is still running (sent=False).
         """
         assert self.session is not None, "use `async with RestClient(...)`"
-        if order is None:
+        if not order:
             wait = self.limits.weight_wait_s(weight, self.now_ms())
             if wait > 0:
                 log.warning("%s %s: request weight near the limit, waiting %.1f s", method, path,
@@ -137,7 +133,7 @@ class RestClient:
             query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
         url = yarl.URL(f"{self.base_url}{path}?{query}" if query else self.base_url + path,
                        encoded=True)  # fmt: skip
-        self.limits.sent(self.now_ms(), weight, order == NEW_ORDER)
+        self.limits.sent(self.now_ms(), weight)  # orders were counted by OrderEntry
         try:
             async with self.session.request(method, url, headers=headers) as resp:
                 raw = await resp.read()

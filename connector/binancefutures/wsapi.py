@@ -126,8 +126,7 @@ class WsApiClient:
         body = m.get("result") if "result" in m else m.get("error")
         fut.set_result(Reply(status if isinstance(status, int) else 0, body, raw))
 
-    async def request(self, method: str, params: dict, new_order: bool = False,
-                      weight: int = 0) -> Reply:  # fmt: skip
+    async def request(self, method: str, params: dict, weight: int = 0) -> Reply:
         """Sends one signed request once and returns its response.
 
         Raises:
@@ -146,7 +145,7 @@ class WsApiClient:
         frame = orjson.dumps({"id": rid, "method": method, "params": signed}).decode()
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        self.rest.limits.sent(now, weight, new_order)
+        self.rest.limits.sent(now, weight)  # orders were counted by OrderEntry
         try:
             await ws.send(frame)
         except websockets.ConnectionClosed:

@@ -33,15 +33,30 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start-paused", action="store_true", help="start with the market paused")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--weight-limit", type=int, default=EmulatorConfig.weight_limit,
+                   help="REQUEST_WEIGHT per minute (Binance: 2400)")  # fmt: skip
+    p.add_argument("--orders-10s", type=int, default=EmulatorConfig.orders_10s,
+                   help="ORDERS per 10 s (Binance: 300)")  # fmt: skip
+    p.add_argument("--orders-1m", type=int, default=EmulatorConfig.orders_1m,
+                   help="ORDERS per minute (Binance: 1200)")  # fmt: skip
+    p.add_argument("--bench", choices=("orders", "blast"), default=None,
+                   help="benchmark instrumentation (blast.py): stamp order requests; 'blast' "
+                        "also sends the --data capture pre-encoded on request, not replayed")  # fmt: skip
     return p.parse_args(argv)
 
 
-async def _serve(cfg: EmulatorConfig) -> None:
+async def _serve(cfg: EmulatorConfig, bench: str | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Emulator(cfg) as emu:
+    if bench is None:
+        emu = Emulator(cfg)
+    else:
+        from connector.binancefutures.emulator.blast import BenchEmulator
+
+        emu = BenchEmulator(cfg, blast=bench == "blast")
+    async with emu:
         info = {**emu.urls, "port": emu.port, "symbols": list(cfg.symbols)}
         print(json.dumps(info), flush=True)
         await stop.wait()
@@ -70,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         port=a.port,
         seed=a.seed,
         start_paused=a.start_paused,
+        weight_limit=a.weight_limit,
+        orders_10s=a.orders_10s,
+        orders_1m=a.orders_1m,
     )
     try:
-        asyncio.run(_serve(cfg))
+        asyncio.run(_serve(cfg, a.bench))
     except (ValueError, OSError) as e:
         print(f"emulator: error: {e}", file=sys.stderr)
         return 2

@@ -458,7 +458,10 @@ class Emulator:
     async def _ws_api(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(**WS_OPTS)
         await ws.prepare(request)
-        conn = Conn(ws, WSAPI, self.cfg.timers, request.transport)
+        # the 10 frames/s rule is the market streams' (§1.2); the WS-API's limits are
+        # request weight and order counts (§1.7), applied per request by wsapi.on_text
+        timers = replace(self.cfg.timers, max_incoming_per_s=1 << 30)
+        conn = Conn(ws, WSAPI, timers, request.transport)
         self.ws_api_conns.add(conn)
         try:
             await conn.run(lambda c, text: wsapi.on_text(self, c, text))

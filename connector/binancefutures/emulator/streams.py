@@ -5,8 +5,9 @@ Connection rules (§1.2, §1.7), with timers shortened by config for tests:
 * the server sends a ping frame every `ping_interval_s` (Binance: 180 s) and drops a
   connection that sent no pong for `pong_timeout_s` (600 s); market streams count any
   pong (unsolicited pongs are allowed), the WS-API only a pong echoing a ping payload;
-* more than `max_incoming_per_s` frames (10) in one second, pings and pongs included,
-  close the connection; so does a send queue that fills up (a slow reader);
+* on market streams, more than `max_incoming_per_s` frames (10) in one second, pings and
+  pongs included, close the connection (the WS-API has no such rule: it is limited by
+  request weight and order counts, §1.7); so does a send queue that fills up;
 * a connection is closed after `max_lifetime_s` (24 h).
 
 Routing (§0.1, §1.2): `@depth*` and `@bookTicker` streams are served on `/public`,
