@@ -1,6 +1,6 @@
 """Run every benchmark, one fresh subprocess each, and print their tables in turn.
 
-    python -m bench.run_all [feed_latency strategy_calls startup]
+    python -m bench.run_all [feed_latency strategy_calls startup bf_ingest bf_order_path]
 
 Exit status: 0 if every script ran to the end (a MISS against a target is reported, not an
 error), 1 if one failed or ran past its time limit.
@@ -16,7 +16,7 @@ import time
 
 from bench._common import ROOT
 
-BENCHES = ["feed_latency", "strategy_calls", "startup"]
+BENCHES = ["feed_latency", "strategy_calls", "startup", "bf_ingest", "bf_order_path"]
 TIMEOUT_S = 120  # each script is built to finish well within this on 2 cores
 
 
