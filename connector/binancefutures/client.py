@@ -229,7 +229,7 @@ class BinanceFuturesVenue:
             await self._read_rate_limits()
             if self.bf.cancel_all_on_start:
                 await self._cancel_all_open()
-            await self.orders.fetch_positions()
+            # positions are read when the user stream connects (reconcile), before any order
             self.orders.tg = tg
             if self.ws_api is not None:
                 tg.create_task(self.ws_api.run(), name="bf-ws-api")
