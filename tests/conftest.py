@@ -110,6 +110,12 @@ class ConnectorProc:
     def text(self) -> str:
         return self.log.read_text()
 
+    def remove_segments(self) -> None:
+        """Unlinks what a connector that was killed (on purpose) left in /dev/shm."""
+        assert self.proc is None or self.proc.poll() is not None
+        for p in Path("/dev/shm").glob(f"hftlive.{self.name}.*"):
+            p.unlink(missing_ok=True)
+
 
 @pytest.fixture
 def connector(tmp_path):
@@ -117,6 +123,7 @@ def connector(tmp_path):
     c = ConnectorProc(tmp_path).start()
     yield c
     c.stop()
+    c.remove_segments()
 
 
 @pytest.fixture
@@ -130,7 +137,8 @@ def make_connector(tmp_path):
 
     yield make
     for c in made:
-        c.stop(signal.SIGKILL if c.proc and c.proc.poll() is None else signal.SIGTERM)
+        c.stop()
+        c.remove_segments()
 
 
 def run_py(code: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
