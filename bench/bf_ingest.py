@@ -21,6 +21,8 @@ Rows, all on the same messages (the "main" part of the capture):
   connector parse_stream      connector.binancefutures.protocol.parse_stream alone
   websockets client alone     a child process with the connector's websockets options,
                               receiving the blast on both routes and doing nothing else
+  picows client alone         the same with the connector's market-data transport
+                              (connector/binancefutures/md_transport.py, picows)
   connector -> shared memory  the headline: python -m connector, real sockets, real shm
 
     python -m bench.bf_ingest [--profile] [--no-client]
@@ -93,30 +95,40 @@ def baselines(cap) -> dict:
     return out
 
 
-# ------------------------------------------------------------------ websockets client alone
-def _client_main(urls: list[str], expected: int, conn) -> None:
-    """Child process: receive on every url until `expected` frames came; report times."""
+# ------------------------------------------------------------------ a client alone
+def _client_main(urls: list[str], expected: int, conn, transport: str = "websockets") -> None:
+    """Child process: receive on every url until `expected` frames came; report times.
+
+    `transport`: "websockets" (the connector's options for it) or "picows" (the connector's
+    market-data transport, connector.binancefutures.md_transport)."""
     import asyncio
 
     from websockets.asyncio.client import connect
 
+    from connector.binancefutures.md_transport import MdConnection
     from connector.binancefutures.streams import WS_OPTS
 
     async def run() -> tuple[int, int, int]:
         n, first, last = 0, 0, 0
         done = asyncio.Event()
 
-        async def read(url: str) -> None:
+        def on_message(_raw: bytes, t: int) -> None:  # t: stamped as the connector does
             nonlocal n, first, last
+            if n == 0:
+                first = t
+            n += 1
+            last = t
+            if n >= expected:
+                done.set()
+
+        async def read(url: str) -> None:
+            if transport == "picows":
+                c = await MdConnection.open(url, on_message)
+                await c.wait_closed(RUN_TIMEOUT_S)
+                return
             async with connect(url, **WS_OPTS) as ws:
-                async for _raw in ws:
-                    t = time.time_ns()  # as the connector stamps each frame
-                    if n == 0:
-                        first = t
-                    n += 1
-                    last = t
-                    if n >= expected:
-                        done.set()
+                async for raw in ws:
+                    on_message(raw, time.time_ns())
 
         tasks = [asyncio.create_task(read(u)) for u in urls]
         try:
@@ -133,11 +145,11 @@ def _client_main(urls: list[str], expected: int, conn) -> None:
     conn.send((n, first, last, time.process_time() - c0))
 
 
-def client_alone(emu: Emulator, cap, urls: list[str]) -> dict:
+def client_alone(emu: Emulator, cap, urls: list[str], transport: str) -> dict:
     expected = len(cap.main)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    p = ctx.Process(target=_client_main, args=(urls, expected, child), daemon=True)
+    p = ctx.Process(target=_client_main, args=(urls, expected, child, transport), daemon=True)
     p.start()
     try:
         wait_for(lambda: emu.control("/_emulator/blast")["conns"] == {"public": 1, "market": 1},
@@ -145,7 +157,7 @@ def client_alone(emu: Emulator, cap, urls: list[str]) -> dict:
         c0 = proc_cpu_s(p.pid)
         emu.control("/_emulator/blast", {"send": "main"})
         if not parent.poll(RUN_TIMEOUT_S + 10):
-            raise RuntimeError("the websockets client did not report")
+            raise RuntimeError(f"the {transport} client did not report")
         n, first, last, _cpu = parent.recv()
         cpu = proc_cpu_s(p.pid) - c0 if p.is_alive() else _cpu
         p.join(10)
@@ -386,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bf_ingest", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--profile", action="store_true", help="also profile the connector once")
-    p.add_argument("--no-client", action="store_true", help="skip the websockets-alone row")
+    p.add_argument("--no-client", action="store_true", help="skip the client-alone rows")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-ups
     t_start = time.monotonic()
@@ -403,12 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     prof_file = os.path.join(prof_dir, "connector.prof")
     prof_text = None
     try:
-        client = None
+        clients = {}
         if not args.no_client:
             u = emu.urls
             urls = [f"{u['ws_public']}/stream?streams=ethusdt@depth@0ms/ethusdt@bookTicker",
                     f"{u['ws_market']}/stream?streams=ethusdt@trade"]  # fmt: skip
-            client = client_alone(emu, cap, urls)
+            for transport in ("websockets", "picows"):
+                clients[transport] = client_alone(emu, cap, urls, transport)
         r = run_connector(emu, cap, f"bfi{os.getpid()}")
         prof = None
         if args.profile:
@@ -430,8 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         ["connector parse_stream alone (in process)", n, n / p_rate, p_rate, "-", ratio(p_rate),
          p_cpu * 100],
     ]  # fmt: skip
-    if client is not None:
-        rows.append(["websockets client alone (recv only)", client["msgs"], client["span"],
+    for transport, client in clients.items():
+        rows.append([f"{transport} client alone (recv only)", client["msgs"], client["span"],
                      client["rate"], "-", ratio(client["rate"]), client["cpu"]])  # fmt: skip
     rows.append(["connector: capture -> shared memory", r["msgs"], r["span"], r["rate"],
                  r["ev_rate"], ratio(r["rate"]), r["cpu"]])  # fmt: skip

@@ -256,6 +256,36 @@ def update_ask(di, df, bk, bv, ak, av, px, qty, ts):
 
 
 @nb.njit(cache=True)
+def depth_apply_levels(di, df, bk, bv, ak, av, bids, asks, exch_ts, local_ts, out, n):
+    """Sets every level of `bids`, then of `asks` ((m, 2) [px, qty] rows, in order, as
+    update_bid/update_ask one by one) and writes one DEPTH event per level into out[n:],
+    px and qty as given. Returns the new event count; `out` must have room for them all.
+
+    One call per venue diff: per level from Python, the same work took ~1.5 us a level."""
+    for side in range(2):
+        levels = bids if side == 0 else asks
+        flags = (BUY_EVENT if side == 0 else SELL_EVENT) | EXCH_EVENT | LOCAL_EVENT | DEPTH_EVENT
+        for i in range(levels.shape[0]):
+            px = levels[i, 0]
+            qty = levels[i, 1]
+            if side == 0:
+                update_bid(di, df, bk, bv, ak, av, px, qty, exch_ts)
+            else:
+                update_ask(di, df, bk, bv, ak, av, px, qty, exch_ts)
+            e = out[n]
+            e.ev = flags
+            e.exch_ts = exch_ts
+            e.local_ts = local_ts
+            e.px = px
+            e.qty = qty
+            e.order_id = 0
+            e.ival = 0
+            e.fval = 0.0
+            n += 1
+    return n
+
+
+@nb.njit(cache=True)
 def apply_depth_event(di, df, bk, bv, ak, av, ev, px, qty, ts):
     """Apply one market event to the depth if it is a LOCAL depth kind; returns True if so.
 

@@ -10,8 +10,10 @@ level that is not there is normal.
 Nothing here does I/O or reads a clock. The caller feeds parsed messages in and carries
 out the returned actions: `NeedSnapshot` means "fetch GET /fapi/v1/depth and pass the
 result to on_snapshot" (keep diffs flowing meanwhile; they are buffered here). The book is
-written to directly through `clear()`, `set_bid(px, qty)`, `set_ask(px, qty)`; the other
-actions tell the caller what happened to it (to publish a depth clear, count gaps, ...).
+written to directly through `clear()` and `apply_levels(bids, asks)` (every bid level,
+then every ask level, in order: a whole diff or snapshot in one call, so that a fast book
+applies it in bulk); the other actions tell the caller what happened to it (to publish a
+depth clear, count gaps, ...).
 
 States and transitions. L is the snapshot's lastUpdateId; prev_u is the u of the last
 applied diff; "held" is a snapshot newer than every buffered diff, kept until the diff
@@ -51,7 +53,10 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
+
+import numpy as np
 
 from connector.binancefutures.messages import DepthSnapshot, DepthUpdate
 from connector.errors import UsageError
@@ -61,11 +66,24 @@ SYNCED = "SYNCED"
 
 
 class Book(Protocol):
-    """What BookSync writes to. `set_*` with qty 0 deletes the level (absent is fine)."""
+    """What BookSync writes to. `set_*` with qty 0 deletes the level (absent is fine).
+
+    `apply_levels(bids, asks)` means `set_bid` for each (px, qty) row of `bids`, then
+    `set_ask` for each row of `asks` ((n, 2) float64); `levels_by_one` is the plain way."""
 
     def clear(self) -> None: ...
     def set_bid(self, px: float, qty: float) -> None: ...
     def set_ask(self, px: float, qty: float) -> None: ...
+    def apply_levels(self, bids: np.ndarray, asks: np.ndarray) -> None: ...
+
+
+def levels_by_one(book, bids: np.ndarray, asks: np.ndarray) -> None:
+    """`Book.apply_levels` one level at a time, through `set_bid`/`set_ask`."""
+    set_bid, set_ask = book.set_bid, book.set_ask
+    for px, qty in bids.tolist():
+        set_bid(px, qty)
+    for px, qty in asks.tolist():
+        set_ask(px, qty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +127,7 @@ class BookSync:
     """Keeps `book` equal to the venue's book for one symbol; see the module table.
 
     Args:
-        book: any object with clear(), set_bid(px, qty), set_ask(px, qty).
+        book: a `Book`; one without `apply_levels` is written level by level.
         max_buffer: diffs kept while waiting for a snapshot; the oldest go first.
     """
 
@@ -117,6 +135,8 @@ class BookSync:
         if max_buffer < 1:
             raise UsageError(f"max_buffer must be >= 1, got {max_buffer}")
         self.book = book
+        bulk = getattr(book, "apply_levels", None)
+        self._apply_levels = bulk if bulk is not None else partial(levels_by_one, book)
         self.max_buffer = max_buffer
         self.state = WAIT_SNAPSHOT
         self._buffer: deque[DepthUpdate] = deque()
@@ -207,12 +227,8 @@ class BookSync:
 
     def _sync(self, snap: DepthSnapshot) -> list[Action]:
         """Buffer head satisfies U <= L <= u: load the snapshot, replay the buffer."""
-        book = self.book
-        book.clear()
-        for px, qty in snap.bids.tolist():
-            book.set_bid(px, qty)
-        for px, qty in snap.asks.tolist():
-            book.set_ask(px, qty)
+        self.book.clear()
+        self._apply_levels(snap.bids, snap.asks)
         actions: list[Action] = [Cleared("snapshot"), SnapshotApplied(snap)]
         self.state = SYNCED
         buf = self._buffer
@@ -231,11 +247,7 @@ class BookSync:
 
     def _apply(self, upd: DepthUpdate) -> None:
         # [BN-OB] step 6: absolute quantities, 0 removes, removing an absent level is normal.
-        set_bid, set_ask = self.book.set_bid, self.book.set_ask
-        for px, qty in upd.bids.tolist():
-            set_bid(px, qty)
-        for px, qty in upd.asks.tolist():
-            set_ask(px, qty)
+        self._apply_levels(upd.bids, upd.asks)
         self._prev_u = upd.final_update_id
 
     def _drop_book(self, reason: str, upd: DepthUpdate) -> list[Action]:
@@ -272,6 +284,9 @@ class DictBook:
             self.asks.pop(px, None)
         else:
             self.asks[px] = qty
+
+    def apply_levels(self, bids: np.ndarray, asks: np.ndarray) -> None:
+        levels_by_one(self, bids, asks)
 
     def top(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """Best `n` levels per side: bids by price descending, asks ascending."""

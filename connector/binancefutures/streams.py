@@ -10,6 +10,12 @@ batch per venue message, as the sim venue does (exch_ts = the venue's transactio
 local_ts = our receive time). A stream silent for `stale_after_s` is dropped and
 reconnected (the watchdog); every reconnect waits `backoff()` and resets the books.
 
+The market connections run on picows (`md_transport`: frames handed over inside the
+socket read, pings answered in C), and the hot kinds skip the dataclasses: bookTicker and
+MARKET trade frames go through `scan_ticker` straight to events (any frame it does not
+take goes through `parse_stream`), and a diff's levels are applied to the book and
+recorded in one @njit call (`RecordingBook.apply_levels`). bench/bf_ingest.py measures it.
+
 User data (§1.5): POST a listenKey, connect `/private/ws?listenKey=..`, PUT keepalive
 every 30 minutes; `listenKeyExpired` or -1125 -> a new key and a new connection.
 ORDER_TRADE_UPDATE and ACCOUNT_UPDATE go to `orders.OrderEntry`. On every (re)connect,
@@ -25,11 +31,15 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+import numpy as np
 import websockets
 from websockets.asyncio.client import connect
 
 from connector.binancefutures.book_sync import BookSync, Gap, NeedSnapshot
+from connector.binancefutures.md_transport import MdConnection, WSError
 from connector.binancefutures.protocol import (
+    BOOK_TICKER,
+    TRADE,
     AccountUpdate,
     BookTicker,
     DepthUpdate,
@@ -39,6 +49,7 @@ from connector.binancefutures.protocol import (
     Trade,
     parse_depth_snapshot,
     parse_stream,
+    scan_ticker,
 )
 from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.book import (
@@ -50,6 +61,7 @@ from connector.book import (
 )
 from connector.errors import VenueProtocolError
 from hftlive.constants import ERR_BOOK_RESYNC, ERR_CONNECTION
+from hftlive.layout import event_dtype
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +119,8 @@ class MarketData:
         self.bf = bf
         self.insts = insts
         self.by_symbol = {s.symbol: s for s in insts}
+        self._by_wire = {s.upper.encode(): s for s in insts}  # "s" as Binance sends it
+        self._fast_ev = np.zeros(2, event_dtype)  # scan_ticker's events, published at once
         self.shm = shm
         self.router = router
         self.rest = rest
@@ -117,6 +131,16 @@ class MarketData:
         mkt = [f"{s.symbol}@trade" for s in insts]
         self.public_url = f"{bf.ws_public_url.rstrip('/')}/stream?streams={'/'.join(pub)}"
         self.market_url = f"{bf.ws_market_url.rstrip('/')}/stream?streams={'/'.join(mkt)}"
+        self._compile()
+
+    def _compile(self) -> None:
+        """Loads (or, on a first run, compiles: ~10 s) the @njit functions every frame uses,
+        with the argument types frames bring, before any connection is opened."""
+        scan_ticker(b"{}", self._fast_ev, 0)
+        none = np.empty((0, 2))
+        none.flags.writeable = False  # as parsed levels are
+        for s in self.insts:
+            s.apply_levels(none, none)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -134,21 +158,14 @@ class MarketData:
     async def _stream(self, route: str, url: str, on_frame) -> None:
         stale = self.bf.stale_after_s
         delays = backoff()
-        loop = asyncio.get_running_loop()
         while True:
             opened = None
             try:
-                async with connect(url, **WS_OPTS) as ws:
-                    opened = time.monotonic()
-                    log.info("%s market stream connected", route)
-                    async with asyncio.timeout(stale) as watchdog:
-                        async for raw in ws:
-                            watchdog.reschedule(loop.time() + stale)
-                            on_frame(raw, time.time_ns())
-                reason = "closed by the venue"
-            except TimeoutError:
-                reason = f"silent for {stale:g} s"
-            except (OSError, websockets.WebSocketException) as e:
+                conn = await MdConnection.open(url, on_frame)
+                opened = time.monotonic()
+                log.info("%s market stream connected", route)
+                reason = await conn.wait_closed(stale)  # the watchdog runs in there
+            except (OSError, TimeoutError, WSError) as e:
                 reason = f"{type(e).__name__}: {e}"
             log.warning("%s market stream lost (%s); reconnecting", route, reason)
             self.router.broadcast_error(ERR_CONNECTION, 0, f"{route} market stream lost: {reason}")
@@ -182,7 +199,14 @@ class MarketData:
                 self.shm.ctl.instruments[i]["n_bad_messages"] += 1
             return None
 
-    def _on_public(self, raw, local_ns: int) -> None:
+    def _on_public(self, raw: bytes, local_ns: int) -> None:
+        kind, lo, hi, exch_ns = scan_ticker(raw, self._fast_ev, local_ns)
+        if kind == BOOK_TICKER:
+            s = self._by_wire.get(raw[lo:hi])
+            if s is not None:  # else parse_stream decides (lowercases, may not know it)
+                s.local_ts, s.exch_ts = local_ns, exch_ns
+                self.shm.publish(s.idx, self._fast_ev, 2)
+                return
         msg = self._parse(raw, "public")
         if isinstance(msg, DepthUpdate):
             s = self.by_symbol.get(msg.symbol)
@@ -196,13 +220,20 @@ class MarketData:
             if s is None:
                 return
             s.local_ts, s.exch_ts = local_ns, msg.transact_ts_ns
-            s.batch.add(BID_BBO, s.exch_ts, s.local_ts, msg.bid_px, msg.bid_qty)
-            s.batch.add(ASK_BBO, s.exch_ts, s.local_ts, msg.ask_px, msg.ask_qty)
+            s.batch.add2(BID_BBO, msg.bid_px, msg.bid_qty, ASK_BBO, msg.ask_px, msg.ask_qty,
+                         s.exch_ts, s.local_ts)  # fmt: skip
             self._publish(s)
         elif isinstance(msg, ErrorReply):
             log.error("public stream: venue error %d: %s", msg.code, msg.msg)
 
-    def _on_market(self, raw, local_ns: int) -> None:
+    def _on_market(self, raw: bytes, local_ns: int) -> None:
+        kind, lo, hi, exch_ns = scan_ticker(raw, self._fast_ev, local_ns)
+        if kind == TRADE:
+            s = self._by_wire.get(raw[lo:hi])
+            if s is not None:
+                s.local_ts, s.exch_ts = local_ns, exch_ns
+                self.shm.publish(s.idx, self._fast_ev, 1)
+                return
         msg = self._parse(raw, "market")
         if isinstance(msg, Trade):
             s = self.by_symbol.get(msg.symbol)
