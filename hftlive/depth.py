@@ -61,6 +61,20 @@ def round_half_away(x):
 
 
 @nb.njit(cache=True, inline="always")
+def put_event(out, k, ev, exch_ts, local_ts, px, qty):
+    """Writes one market event (no order id, ival or fval) into out[k]."""
+    e = out[k]
+    e.ev = ev
+    e.exch_ts = exch_ts
+    e.local_ts = local_ts
+    e.px = px
+    e.qty = qty
+    e.order_id = 0
+    e.ival = 0
+    e.fval = 0.0
+
+
+@nb.njit(cache=True, inline="always")
 def _slot(key, mask):
     h = np.uint64(key) * _GOLDEN
     return np.int64((h ^ (h >> np.uint64(29))) & np.uint64(mask))
@@ -272,15 +286,7 @@ def depth_apply_levels(di, df, bk, bv, ak, av, bids, asks, exch_ts, local_ts, ou
                 update_bid(di, df, bk, bv, ak, av, px, qty, exch_ts)
             else:
                 update_ask(di, df, bk, bv, ak, av, px, qty, exch_ts)
-            e = out[n]
-            e.ev = flags
-            e.exch_ts = exch_ts
-            e.local_ts = local_ts
-            e.px = px
-            e.qty = qty
-            e.order_id = 0
-            e.ival = 0
-            e.fval = 0.0
+            put_event(out, n, flags, exch_ts, local_ts, px, qty)
             n += 1
     return n
 
@@ -411,15 +417,8 @@ def depth_snapshot_into(di, df, bk, bv, ak, av, out, ts):
         if k >= nb_:
             break
         if bt[i] <= best_bid:
-            e = out[n]
-            e.ev = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_SNAPSHOT_EVENT
-            e.exch_ts = ts
-            e.local_ts = ts
-            e.px = bt[i] * tick
-            e.qty = bq[i]
-            e.order_id = 0
-            e.ival = 0
-            e.fval = 0.0
+            ev = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_SNAPSHOT_EVENT
+            put_event(out, n, ev, ts, ts, bt[i] * tick, bq[i])
             n += 1
             k += 1
     k = 0
@@ -427,15 +426,8 @@ def depth_snapshot_into(di, df, bk, bv, ak, av, out, ts):
         if k >= na_:
             break
         if at[i] >= best_ask:
-            e = out[n]
-            e.ev = EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_SNAPSHOT_EVENT
-            e.exch_ts = ts
-            e.local_ts = ts
-            e.px = at[i] * tick
-            e.qty = aq[i]
-            e.order_id = 0
-            e.ival = 0
-            e.fval = 0.0
+            ev = EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_SNAPSHOT_EVENT
+            put_event(out, n, ev, ts, ts, at[i] * tick, aq[i])
             n += 1
             k += 1
     return n

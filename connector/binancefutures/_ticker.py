@@ -26,7 +26,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from connector.binancefutures._levels import _decimal
+from connector.binancefutures._levels import _P10, _decimal
 from hftlive.constants import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
@@ -35,6 +35,7 @@ from hftlive.constants import (
     SELL_EVENT,
     TRADE_EVENT,
 )
+from hftlive.depth import put_event
 
 FALLBACK, BOOK_TICKER, TRADE = 0, 1, 2
 
@@ -58,7 +59,6 @@ _V_MARKET = np.frombuffer(b"MARKET", np.uint8)
 _V_TRUE = np.frombuffer(b"true", np.uint8)
 _V_FALSE = np.frombuffer(b"false", np.uint8)
 _V_NULL = np.frombuffer(b"null", np.uint8)
-_P10 = np.array([10.0**k for k in range(16)])
 _MAX_T_MS = 9_000_000_000_000  # T * 1e6 must fit int64
 
 _NO = (FALLBACK, 0, 0, 0)
@@ -223,8 +223,8 @@ def scan_ticker(buf, out, local_ts):
         aq = _dec(buf, lo[_AQ], hi[_AQ])
         if bp < 0.0 or bq < 0.0 or ap < 0.0 or aq < 0.0:
             return _NO
-        _event(out, 0, _BID_BBO, exch_ts, local_ts, bp, bq)
-        _event(out, 1, _ASK_BBO, exch_ts, local_ts, ap, aq)
+        put_event(out, 0, _BID_BBO, exch_ts, local_ts, bp, bq)
+        put_event(out, 1, _ASK_BBO, exch_ts, local_ts, ap, aq)
         return BOOK_TICKER, lo[_S], hi[_S], exch_ts
     if _is(buf, lo[_E], hi[_E], _V_TRADE):
         if seen & _NEED_TRADE != _NEED_TRADE or kind[_TID] != _INT:
@@ -241,19 +241,6 @@ def scan_ticker(buf, out, local_ts):
             return _NO
         # [BN] m = buyer is maker: the taker sold
         ev = _SELL_TRADE if kind[_M] == _TRUE else _BUY_TRADE
-        _event(out, 0, ev, exch_ts, local_ts, px, qty)
+        put_event(out, 0, ev, exch_ts, local_ts, px, qty)
         return TRADE, lo[_S], hi[_S], exch_ts
     return _NO
-
-
-@nb.njit(cache=True, inline="always")
-def _event(out, k, ev, exch_ts, local_ts, px, qty):
-    e = out[k]
-    e.ev = ev
-    e.exch_ts = exch_ts
-    e.local_ts = local_ts
-    e.px = px
-    e.qty = qty
-    e.order_id = 0
-    e.ival = 0
-    e.fval = 0.0
