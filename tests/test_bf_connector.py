@@ -20,6 +20,7 @@ import pytest
 from hftlive import (
     CANCELED,
     ERR_BOOK_RESYNC,
+    ERR_CONNECTION,
     ERR_ORDER,
     EXPIRED,
     FILLED,
@@ -479,3 +480,36 @@ def test_new_orders_are_throttled_before_the_venues_order_limit(tmp_path):
             hbt.close()
         assert conn.stop() == 0, conn.text()
         emu.stop()
+
+
+def test_ws_api_outage_cancels_go_over_rest_and_new_orders_are_refused(tmp_path, emu):
+    from connector.binancefutures.orders import NOT_READY
+
+    conn = BfConnector(tmp_path, emu, order_entry="ws")
+    errors = []
+    hbt = None
+    try:
+        hbt = _bot(conn, errors)
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        px = round(hbt.depth(0).best_bid - 5.0, 2)
+        assert hbt.submit_buy_order(0, 1, px, 0.02, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(1).status == NEW
+        emu.faults(refuse_ws_api=True, disconnect="ws-api")
+        _wait(hbt, lambda: any("WebSocket API connection lost" in e.msg for e in errors),
+              what="the outage")  # fmt: skip
+        assert any(e.kind == ERR_CONNECTION for e in errors)
+        assert hbt.cancel(0, 1, True) == 0
+        assert hbt.orders(0).get(1).status == CANCELED
+        assert emu.control("/_emulator/requests")["requests"]["DELETE /fapi/v1/order"] == 1
+        assert hbt.submit_buy_order(0, 2, px, 0.02, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(2).status == EXPIRED
+        assert errors[-1].code == NOT_READY and "WebSocket API" in errors[-1].msg
+        emu.faults(refuse_ws_api=False)
+        _wait(hbt, lambda: conn.text().count("WebSocket API connected") >= 2, what="a reconnect")
+        assert hbt.submit_buy_order(0, 3, px, 0.02, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(3).status == NEW
+        assert "POST /fapi/v1/order" not in emu.control("/_emulator/requests")["requests"]
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()

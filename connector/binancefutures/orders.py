@@ -26,6 +26,8 @@ Rules:
   backtester; the later one only updates the state.
 * Reports that change nothing (the REST reply and the stream event of the same NEW) are
   not sent.
+* With `order_entry = "ws"`, a cancel goes over REST while the WebSocket API is down;
+  new orders and modifies are refused then (NOT_READY).
 * Rate limits (`ratelimit.RateLimits`): during a 429/418 Retry-After nothing is sent; new
   orders are refused locally before the order counts reach the venue's limits.
 
@@ -161,7 +163,8 @@ class OrderEntry:
         self.by_symbol = {s.symbol: s for s in insts}
         self.router = router
         self.rest = rest
-        self.transport = transport or RestOrders(rest)
+        self.rest_orders = RestOrders(rest)
+        self.transport = transport or self.rest_orders
         self.tg = None
         self.live: dict[int, LiveOrder] = {}
         self.by_cid: dict[str, int] = {}
@@ -193,12 +196,14 @@ class OrderEntry:
         o = self.live.get(key)
         if o is None:
             return
-        refused = self._refusal(True, False)
+        # a cancel must get through: over REST while the WebSocket API is down
+        via = self.transport if self.transport.connected else self.rest_orders
+        refused = self._refusal(True, False, via)
         if refused:
             self._reject_existing(o, REQ_CANCEL, *refused)
             return
         self._start(o, REQ_CANCEL, {"symbol": self.insts[inst].upper,
-                                    "origClientOrderId": o.client_id})  # fmt: skip
+                                    "origClientOrderId": o.client_id}, via)  # fmt: skip
 
     def modify(self, key, inst, price_tick, qty) -> None:
         o = self.live.get(key)
@@ -213,27 +218,28 @@ class OrderEntry:
              "quantity": s.qty_text(qty), "price": s.px_text(price_tick)}  # fmt: skip
         self._start(o, REQ_MODIFY, p)
 
-    def _refusal(self, user_ready: bool, new_order: bool) -> tuple[int, str] | None:
+    def _refusal(self, user_ready: bool, new_order: bool, via=None) -> tuple[int, str] | None:
+        via = via or self.transport
         if self.tg is None or not user_ready:
             return NOT_READY, "the user data stream is not connected yet"
-        if not self.transport.connected:
-            return NOT_READY, f"the {self.transport.name} is not connected"
+        if not via.connected:
+            return NOT_READY, f"the {via.name} is not connected"
         why = self.rest.limits.order_refusal(self.rest.now_ms(), new_order)
         if why:
             return (PAUSED if self.rest.blocked_for() > 0 else THROTTLED), why
         return None
 
-    def _start(self, o: LiveOrder, req: int, params: dict) -> None:
+    def _start(self, o: LiveOrder, req: int, params: dict, via=None) -> None:
         o.in_flight += 1
         o.pending.append(req)
         if req != REQ_CANCEL:
             # counted now, not when the task sends it: a burst is checked order by order
             self.rest.limits.sent(self.rest.now_ms(), 0, new_order=True)
-        self.tg.create_task(self._send(o, req, params))
+        self.tg.create_task(self._send(o, req, params, via or self.transport))
 
-    async def _send(self, o: LiveOrder, req: int, params: dict) -> None:
+    async def _send(self, o: LiveOrder, req: int, params: dict, via) -> None:
         try:
-            r = await self.transport.send(req, params)
+            r = await via.send(req, params)
         except RequestFailed as e:
             o.in_flight -= 1
             if not e.sent:

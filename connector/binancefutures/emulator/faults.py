@@ -50,6 +50,8 @@ class Faults:
             still applies a garbled diff, so the next diff's `pu` shows the gap, as with
             `drop_depth`. Only payloads someone is subscribed to count.
         garbage_market: the same for payloads sent on `/market` streams (trade, aggTrade).
+        refuse_ws_api: new WebSocket API connections are refused (HTTP 503 to the
+            upgrade) while set; pair it with `disconnect: "ws-api"` for an outage.
         lose_user_events: the next N user-data events (ORDER_TRADE_UPDATE, TRADE_LITE,
             ACCOUNT_UPDATE) are never delivered, as events in flight when a connection
             dies; the account still changes. Pair it with `disconnect: "private"` or
@@ -70,6 +72,7 @@ class Faults:
     garbage_public: int = 0
     garbage_market: int = 0
     lose_user_events: int = 0
+    refuse_ws_api: bool = False
 
     def take(self, name: str) -> bool:
         """Consumes one unit of counter `name`; True if there was one."""

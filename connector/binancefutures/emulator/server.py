@@ -456,6 +456,8 @@ class Emulator:
         conn.send(orjson.dumps({"result": result, "id": rid}).decode())
 
     async def _ws_api(self, request: web.Request) -> web.StreamResponse:
+        if self.faults.refuse_ws_api:
+            return web.Response(status=503, text="Service Unavailable.")
         ws = web.WebSocketResponse(**WS_OPTS)
         await ws.prepare(request)
         # the 10 frames/s rule is the market streams' (§1.2); the WS-API's limits are
