@@ -281,8 +281,11 @@ class OrderEntry:
             else:
                 log.error("order %s: status query refused: %d %s", o.client_id, resp.code, resp.msg)
             return
-        if resp is None:
-            return
+        if resp is not None:
+            await self._settle(o, resp, req)
+
+    async def _settle(self, o: LiveOrder, resp: OrderResponse, req: int) -> None:
+        """Applies what the venue says of `o`, after reading fills it shows and we lack."""
         if resp.executed_qty > o.filled_qty + EPS:
             await self._recover_fills(o, resp.order_id)
         self._apply_rest(o, resp, req)
@@ -460,12 +463,30 @@ class OrderEntry:
                 await self._query(o, o.pending[0])
 
     async def reconcile(self) -> None:
-        """After the user stream (re)connects: every order not final is queried (its events,
-        fills included, may have been missed while the stream was down), then positions."""
-        n = 0
-        for o in list(self.live.values()):
-            if o.status not in _FINAL:
-                n += 1
+        """After the user stream (re)connects, every order not final is brought up to date
+        (its events, fills included, may have been missed while the stream was down): one
+        GET openOrders per symbol (weight 1) for those still open, a status query each for
+        the others (they ended, or never reached the venue); then positions."""
+        mine = [o for o in self.live.values() if o.status not in _FINAL]
+        if not mine:
+            await self.fetch_positions()
+            return
+        open_now: dict[str, OrderResponse] = {}
+        for s in self.insts:
+            r = await self.rest.request("GET", "/fapi/v1/openOrders", {"symbol": s.upper},
+                                        signed=True)  # fmt: skip
+            if r.status != 200 or not isinstance(r.body, list):
+                raise VenueProtocolError(f"GET openOrders: HTTP {r.status} {r.raw[:200]!r}")
+            for m in r.body:
+                resp = parse_order_response(m if isinstance(m, dict) else {})
+                if isinstance(resp, OrderResponse):
+                    open_now[resp.client_order_id] = resp
+        for o in mine:
+            resp = open_now.get(o.client_id)
+            if resp is None:
                 await self._query(o, 0)
+            else:
+                await self._settle(o, resp, 0)
         await self.fetch_positions()
-        log.info("reconciled %d open order(s) and positions with the venue", n)
+        log.info("reconciled %d order(s) (%d open at the venue) and positions", len(mine),
+                 sum(o.client_id in open_now for o in mine))  # fmt: skip
