@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from connector.binancefutures.orders import OrderEntry, RestOrders, WsOrders
+from connector.binancefutures.orders import OrderEntry, WsOrders
 from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.binancefutures.signing import Credentials
 from connector.binancefutures.streams import MarketData, MdInstrument, UserStream, backoff
@@ -184,7 +184,7 @@ class BinanceFuturesVenue:
         self.md = MarketData(self.bf, self.insts, shm, router, self.rest,
                              cfg.connector.snapshot_interval_ms)  # fmt: skip
         self.ws_api = None
-        transport = RestOrders(self.rest)
+        transport = None  # REST
         if self.bf.order_entry == "ws":
             self.ws_api = WsApiClient(self.bf.ws_api_url, self.creds, self.rest,
                                       self.bf.recv_window_ms, self.bf.request_timeout_s,
