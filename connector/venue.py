@@ -53,5 +53,7 @@ class Venue(Protocol):
     def reference_price(self, inst: int) -> float:
         """A price for risk checks of orders without one (the mid), NaN if unknown."""
 
+    # Optional: `reports_connected = True` when the venue sets the instruments' `connected`
+    # flag itself (after reconciling a session); otherwise the connector sets it at start.
     # Optional: `account_position(inst) -> float`, the account's position as the venue
     # reports it; without it the connector publishes the sum of its bots' fills.

@@ -120,6 +120,8 @@ class ConnectorView:
             out.append({
                 "symbol": sym, "tick_size": float(r["tick_size"]), "lot_size": float(r["lot_size"]),
                 "account_position": float(r["account_position"]), "events": int(r["n_events"]),
+                "resyncs": int(r["n_resyncs"]), "bad_messages": int(r["n_bad_messages"]),
+                "connected": bool(r["connected"]),
             })  # fmt: skip
         return out
 

@@ -440,6 +440,7 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
         try:  # the account position the connector publishes is the venue's
             _wait(hbt, lambda: abs(view.instruments()[0]["account_position"]) < 1e-9,
                   what="the account position")  # fmt: skip
+            assert view.instruments()[0]["connected"]  # reconciled and back
         finally:
             view.close()
     finally:

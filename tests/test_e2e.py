@@ -65,6 +65,9 @@ def test_bad_requests_get_their_codes_and_send_nothing(connector):
     hbt = _bot(connector.name)
     try:
         hbt.elapse(100_000_000)
+        view = ConnectorView(connector.name)
+        assert [i["connected"] for i in view.instruments()] == [True, True]  # sim: always
+        view.close()
         px = hbt.depth(0).best_bid * 0.98
         assert hbt.submit_buy_order(0, 1, px, 0.001, GTX, LIMIT, True) == 0
         sent = int(hbt.req_hdr[0][0])  # the request ring's write sequence

@@ -172,6 +172,8 @@ async def prepare(cfg: Config) -> Config:
 class BinanceFuturesVenue:
     """The venue the connector drives: `run()` until cancelled; orders via `submit` etc."""
 
+    reports_connected = True  # UserStream sets the instruments' `connected` flag
+
     def __init__(self, cfg: Config, shm, router):
         self.cfg = cfg
         self.bf = load_venue_config(cfg)
