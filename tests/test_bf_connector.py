@@ -514,3 +514,23 @@ def test_ws_api_outage_cancels_go_over_rest_and_new_orders_are_refused(tmp_path,
         if hbt is not None:
             hbt.close()
         assert conn.stop() == 0, conn.text()
+
+
+def test_a_clock_jump_gives_one_1021_then_the_offset_is_measured_again(tmp_path, emu):
+    conn = BfConnector(tmp_path, emu)
+    errors = []
+    hbt = None
+    try:
+        hbt = _bot(conn, errors)
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        emu.faults(clock_skew_ms=30_000)  # the venue's clock jumps 30 s ahead of ours
+        px = round(hbt.depth(0).best_bid - 5.0, 2)
+        assert hbt.submit_buy_order(0, 1, px, 0.02, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(1).status == EXPIRED and errors[-1].code == -1021
+        _wait(hbt, lambda: "re-measured" in conn.text(), what="the clock re-measured")
+        assert hbt.submit_buy_order(0, 2, px, 0.02, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(2).status == NEW
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()

@@ -80,6 +80,7 @@ PAUSED = -9102
 NOT_SENT = -9103
 THROTTLED = -9104
 NO_SUCH_ORDER = -2013
+OUTSIDE_RECV_WINDOW = -1021
 EPS = 1e-12
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _FINAL = (FILLED, CANCELED, EXPIRED)
@@ -341,6 +342,9 @@ class OrderEntry:
     def _refused(self, o: LiveOrder, req: int, code: int, msg: str) -> None:
         """The venue (or the way to it) refused a request that was sent or tried."""
         log.info("order %s: %s refused: %d %s", o.client_id, _REQ_NAMES[req], code, msg)
+        if code == OUTSIDE_RECV_WINDOW and self.tg is not None:
+            # our clock and the venue's drifted apart faster than the periodic re-measure
+            self.tg.create_task(self.rest.resync_clock(f"order {o.client_id}: -1021"))
         done = self._conclude(o, req)
         if req == REQ_SUBMIT:
             self._reject_new(o, code, msg, done)

@@ -63,6 +63,7 @@ class RestClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.session: aiohttp.ClientSession | None = None
         self.offset_ms = 0  # venue clock minus local clock
+        self._resyncing = False
         self.limits = RateLimits()
 
     async def __aenter__(self) -> RestClient:
@@ -90,6 +91,21 @@ class RestClient:
             raise RequestFailed(f"GET /fapi/v1/time: HTTP {r.status} {r.raw[:200]!r}", False)
         self.offset_ms = int(r.body["serverTime"]) - (t0 + t1) // 2_000_000
         return self.offset_ms
+
+    async def resync_clock(self, why: str) -> None:
+        """Re-measures the offset now (once at a time), e.g. after a -1021 reply."""
+        if self._resyncing:
+            return
+        self._resyncing = True
+        try:
+            before = self.offset_ms
+            await self.sync_time()
+            log.warning("%s: venue clock offset re-measured, %+d -> %+d ms", why, before,
+                        self.offset_ms)  # fmt: skip
+        except RequestFailed as e:
+            log.error("%s: venue clock offset could not be re-measured: %s", why, e)
+        finally:
+            self._resyncing = False
 
     # ------------------------------------------------------------------ requests
     def blocked_for(self) -> float:
