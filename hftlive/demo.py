@@ -1,12 +1,16 @@
 """The demo: a connector on the simulated venue plus the tutorial grid bot, ~30 seconds.
 
-    python -m hftlive.demo [--seconds 30]
+    python -m hftlive.demo [--seconds 30] [--venue sim|binance]
 
 No network, no keys. Three processes, as in production: the connector (python -m
 connector ... --connector sim), the bot (this module with --bot), and this one, which
 attaches read-only to the bot's shared memory to print a live status line. At the end
 the connector is stopped with SIGINT: it cancels the bot's open orders and shuts down,
 the bot's elapse() returns 1, and the bot prints its summary.
+
+`--venue binance` runs the same bot through the Binance USD-M connector against the
+loopback Binance emulator (a fourth process speaking Binance's REST, streams, user data
+stream and matching): the path a live run takes, with the emulator's keys.
 """
 
 from __future__ import annotations
@@ -38,10 +42,68 @@ volatility_bp = 1.0
 trades_per_tick = 3.0
 """
 
+BF_DEMO_CONFIG = """
+[[instruments]]
+symbol = "btcusdt"
+
+[risk]
+max_position = 0.05
+max_order_notional = 10000.0
+max_orders_per_second = 200
+
+[binancefutures]
+rest_url = "{rest}"
+ws_public_url = "{ws_public}"
+ws_market_url = "{ws_market}"
+ws_private_url = "{ws_private}"
+ws_api_url = "{ws_api}"
+api_key_env = "HFTLIVE_DEMO_KEY"
+secret_env = "HFTLIVE_DEMO_SECRET"
+order_entry = "ws"
+"""
+
 BOT_ID = 4242
 
 
-def run_bot(name: str, record_path: str) -> int:
+def start_venue(venue: str, name: str, tmp: str) -> tuple[list[subprocess.Popen], str]:
+    """Starts the connector (and, for `binance`, the emulator); returns them and a label."""
+    cfg = os.path.join(tmp, "demo.toml")
+    if venue == "sim":
+        with open(cfg, "w") as f:
+            f.write(DEMO_CONFIG)
+        conn = subprocess.Popen(
+            [sys.executable, "-m", "connector", "--name", name, "--connector", "sim",
+             "--config", cfg, "--log-level", "WARNING"],
+        )  # fmt: skip
+        return [conn], "the simulated venue (synthetic BTCUSDT market)"
+    import json
+
+    from connector.binancefutures.emulator.server import EmulatorConfig
+
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "connector.binancefutures.emulator", "--port", "0",
+         "--symbols", "btcusdt", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    urls = json.loads(emu.stdout.readline() or "{}")
+    if "rest" not in urls:
+        emu.kill()
+        raise RuntimeError("the Binance emulator did not start")
+    with open(cfg, "w") as f:
+        f.write(BF_DEMO_CONFIG.format(**urls))
+    env = {**os.environ, "HFTLIVE_DEMO_KEY": EmulatorConfig.api_key,
+           "HFTLIVE_DEMO_SECRET": EmulatorConfig.secret}  # fmt: skip
+    conn = subprocess.Popen(
+        [sys.executable, "-m", "connector", "--name", name, "--connector", "binancefutures",
+         "--config", cfg, "--log-level", "WARNING"], env=env,
+    )  # fmt: skip
+    return [
+        conn,
+        emu,
+    ], f"the Binance USD-M connector against the loopback emulator ({urls['rest']})"
+
+
+def run_bot(name: str, record_path: str, qty: float) -> int:
     import numpy as np
 
     from hftlive import Instrument, LiveBot
@@ -56,7 +118,7 @@ def run_bot(name: str, record_path: str) -> int:
         .build()
     )
     recorder = Recorder(1, 100_000)
-    gridtrading(hbt, recorder.recorder, 0.001, 0.01, 5, 20, 10)
+    gridtrading(hbt, recorder.recorder, qty, 10 * qty, 5, 20, 10)
     sv = hbt.state_values(0)
     mid = (hbt.depth(0).best_bid + hbt.depth(0).best_ask) / 2
     print(
@@ -76,27 +138,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30.0, help="how long the demo trades")
     p.add_argument("--bot", metavar="CONNECTOR", help=argparse.SUPPRESS)
     p.add_argument("--record", default="demo_record.npz", help="where the bot writes its recording")
+    p.add_argument("--venue", choices=("sim", "binance"), default="sim",
+                   help="sim (default) or binance: the Binance connector against its emulator")  # fmt: skip
+    p.add_argument("--qty", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    # Binance's minimum order notional for BTCUSDT is 100 USDT: 0.002 BTC at ~60,000
+    qty = args.qty or (0.002 if args.venue == "binance" else 0.001)
     if args.bot:
-        return run_bot(args.bot, args.record)
+        return run_bot(args.bot, args.record, qty)
 
     from hftlive.monitor import BotView
 
     name = f"demo{os.getpid()}"
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = os.path.join(tmp, "demo.toml")
-        with open(cfg, "w") as f:
-            f.write(DEMO_CONFIG)
-        print(f"starting connector {name!r} on the simulated venue (synthetic BTCUSDT market)")
-        conn = subprocess.Popen(
-            [sys.executable, "-m", "connector", "--name", name, "--connector", "sim",
-             "--config", cfg, "--log-level", "WARNING"],
-        )  # fmt: skip
+        procs, what = start_venue(args.venue, name, tmp)
+        conn = procs[0]
+        print(f"started connector {name!r} on {what}")
         bot = None
         try:
             print("starting the grid bot (strategies/grid.py; numba compiles it first)")
             bot = subprocess.Popen([sys.executable, "-m", "hftlive.demo", "--bot", name,
-                                    "--record", args.record])  # fmt: skip
+                                    "--record", args.record, "--qty", str(qty)])  # fmt: skip
             view = None
             t_end = None
             while bot.poll() is None:
@@ -122,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
             conn.send_signal(signal.SIGINT)  # the connector cancels orders; elapse() returns 1
             rc = bot.wait(timeout=60)
             conn.wait(timeout=30)
+            for emu in procs[1:]:
+                emu.send_signal(signal.SIGTERM)
+                emu.wait(timeout=30)
             return rc
         finally:
-            for proc in (bot, conn):
+            for proc in (bot, *procs):
                 if proc is not None and proc.poll() is None:
                     proc.kill()
 
