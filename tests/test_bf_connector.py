@@ -296,15 +296,20 @@ def test_order_lifecycle_submit_modify_cancel_fill_and_rejects(tmp_path, emu, or
     assert SECRET not in conn.text()
 
 
-def _venue_position(emu: Emulator) -> float:
-    """The emulator account's position (its own positionRisk, signed with the test key)."""
+def _venue_get(emu: Emulator, path: str):
+    """A signed GET on the emulator for ETHUSDT, with the test key: the venue's own view."""
     from connector.binancefutures.signing import sign_params
 
     q = sign_params({"symbol": "ETHUSDT"}, SECRET, int(time.time() * 1000), 5000)
-    req = urllib.request.Request(f"{emu.urls['rest']}/fapi/v2/positionRisk?{q}",
+    req = urllib.request.Request(f"{emu.urls['rest']}{path}?{q}",
                                  headers={"X-MBX-APIKEY": KEY})  # fmt: skip
     with urllib.request.urlopen(req, timeout=5) as r:
-        return float(json.loads(r.read())[0]["positionAmt"])
+        return json.loads(r.read())
+
+
+def _venue_position(emu: Emulator) -> float:
+    """The emulator account's position (its own positionRisk)."""
+    return float(_venue_get(emu, "/fapi/v2/positionRisk")[0]["positionAmt"])
 
 
 def test_config_section_is_checked_naming_key_and_file(tmp_path):
@@ -534,3 +539,31 @@ def test_a_clock_jump_gives_one_1021_then_the_offset_is_measured_again(tmp_path,
         if hbt is not None:
             hbt.close()
         assert conn.stop() == 0, conn.text()
+
+
+def test_a_killed_connector_leaves_no_working_order_at_the_venue(tmp_path, emu):
+    """The dead-man's switch: countdownCancelAll heartbeats stop with the process, and the
+    venue cancels the orders it left (a clean stop disarms the timer instead)."""
+    conn = BfConnector(tmp_path, emu, extra="auto_cancel_s = 2.0")
+    hbt = None
+    try:
+        hbt = _bot(conn)
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        assert "auto-cancel armed" in conn.text()
+        px = round(hbt.depth(0).best_bid - 5.0, 2)
+        for i in (1, 2):
+            assert hbt.submit_buy_order(0, i, px - i, 0.02, GTX, LIMIT, True) == 0
+        hbt.elapse(3_000_000_000)  # heartbeats keep the orders alive past one countdown
+        assert len(_venue_get(emu, "/fapi/v1/openOrders")) == 2
+        conn.proc.kill()  # no shutdown, no cancel from us
+        conn.proc.wait()
+        deadline = time.monotonic() + 10
+        while _venue_get(emu, "/fapi/v1/openOrders") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _venue_get(emu, "/fapi/v1/openOrders") == []
+    finally:
+        if hbt is not None:
+            hbt.close()
+        conn.stop()
+        for p in Path("/dev/shm").glob(f"hftlive.{conn.name}.*"):
+            p.unlink(missing_ok=True)  # what the killed connector left

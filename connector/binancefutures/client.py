@@ -21,6 +21,10 @@ Config (`[binancefutures]` in the connector TOML)::
     snapshot_limit = 1000        GET /fapi/v1/depth limit
     stale_after_s = 10.0         a market stream silent this long is reconnected
     cancel_all_on_start = true   DELETE /fapi/v1/allOpenOrders per symbol at startup
+    auto_cancel_s = 60.0         dead-man's switch: the venue cancels every open order of
+                                 our symbols this long after our last heartbeat
+                                 (countdownCancelAll, sent every auto_cancel_s / 4); a
+                                 killed or cut-off connector leaves nothing working. 0: off
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class BinanceFuturesConfig:
     snapshot_limit: int = 1000
     stale_after_s: float = 10.0
     cancel_all_on_start: bool = True
+    auto_cancel_s: float = 60.0
     request_timeout_s: float = 10.0
 
 
@@ -86,6 +91,8 @@ def load_venue_config(cfg: Config) -> BinanceFuturesConfig:
         raise ConfigError(f"{p}: {SECTION}.snapshot_limit must be one of 5..1000 (Binance's)")
     if not 0 < c.recv_window_ms <= 60_000:
         raise ConfigError(f"{p}: {SECTION}.recv_window_ms must be in 1..60000")
+    if c.auto_cancel_s and not 1.0 <= c.auto_cancel_s <= 3600.0:
+        raise ConfigError(f"{p}: {SECTION}.auto_cancel_s must be 0 (off) or 1..3600 seconds")
     if bool(c.secret_env) == bool(c.secret_file):
         raise ConfigError(f"{p}: {SECTION} needs exactly one of secret_env and secret_file")
     prefix = c.client_order_prefix
@@ -225,12 +232,25 @@ class BinanceFuturesVenue:
         self._stop.set()
 
     async def run(self) -> None:
-        async with self.rest, asyncio.TaskGroup() as tg:
+        async with self.rest:
+            try:
+                await self._serve()
+            finally:
+                if self._stop.is_set() and self.bf.auto_cancel_s:
+                    await self._disarm_auto_cancel()
+
+    async def _serve(self) -> None:
+        async with asyncio.TaskGroup() as tg:
             offset = await self.rest.sync_time()
             log.info("venue clock offset %+d ms", offset)
             await self._read_rate_limits()
             if self.bf.cancel_all_on_start:
                 await self._cancel_all_open()
+            if self.bf.auto_cancel_s:  # armed before the first order can go out
+                await self._set_countdown(round(self.bf.auto_cancel_s * 1000))
+                log.info("auto-cancel armed: the venue cancels our open orders %g s after our "
+                         "last heartbeat", self.bf.auto_cancel_s)  # fmt: skip
+                tg.create_task(self._auto_cancel_heartbeat(), name="bf-auto-cancel")
             # positions are read when the user stream connects (reconcile), before any order
             self.orders.tg = tg
             if self.ws_api is not None:
@@ -253,6 +273,33 @@ class BinanceFuturesVenue:
                     await self.rest.sync_time()
                 except RequestFailed as e:
                     log.warning("clock offset refresh failed: %s", e)
+
+    async def _auto_cancel_heartbeat(self) -> None:
+        """Keeps the venue's auto-cancel countdown from running out while we are alive."""
+        ms = round(self.bf.auto_cancel_s * 1000)
+        while True:
+            await asyncio.sleep(self.bf.auto_cancel_s / 4)
+            try:
+                await self._set_countdown(ms)
+            except (RequestFailed, VenueProtocolError) as e:
+                log.warning("auto-cancel heartbeat failed: %s", e)
+
+    async def _disarm_auto_cancel(self) -> None:
+        """A clean stop: the countdown must not cancel orders someone placed after us."""
+        try:
+            await self._set_countdown(0)
+            log.info("auto-cancel timer stopped")
+        except (RequestFailed, VenueProtocolError) as e:
+            log.warning("auto-cancel timer could not be stopped: %s", e)
+
+    async def _set_countdown(self, ms: int) -> None:
+        for s in self.insts:
+            r = await self.rest.request("POST", "/fapi/v1/countdownCancelAll",
+                                        {"symbol": s.upper, "countdownTime": ms}, signed=True,
+                                        weight=10)  # fmt: skip
+            if r.status != 200:
+                raise VenueProtocolError(f"countdownCancelAll {s.symbol}: HTTP {r.status} "
+                                         f"{r.raw[:200]!r}")  # fmt: skip
 
     async def _read_rate_limits(self) -> None:
         r = await self.rest.request("GET", "/fapi/v1/exchangeInfo")

@@ -73,6 +73,7 @@ class Account:
         self._next_id = FIRST_ORDER_ID
         self._next_trade_id = 1_000_000_000
         self.trades: list[dict] = []  # GET /fapi/v1/userTrades bodies, oldest first
+        self.countdowns: dict[str, int] = {}  # symbol -> venue ms its orders are cancelled
         self._rng = random.Random(seed)
 
     # ------------------------------------------------------------------ requests
@@ -179,6 +180,31 @@ class Account:
             reports = self.engines[sym].cancel(oid, now_ms * 1_000_000)
             events += self._apply(self.orders[oid], reports, now_ms)
         return {"code": 200, "msg": "The operation of cancel all open order is done."}, events
+
+    def countdown_cancel_all(self, p: dict[str, str], now_ms: int) -> tuple[dict, list[dict]]:
+        """POST /fapi/v1/countdownCancelAll: every open order of `symbol` is cancelled when
+        `countdownTime` ms pass without another call; 0 stops the timer [BN auto-cancel]."""
+        spec = self.market(p).spec
+        try:
+            ms = int(ov.need(p, "countdownTime"))
+        except ValueError:
+            raise ApiError(-1100, name="countdownTime", legal="an integer") from None
+        if ms < 0:
+            raise ApiError(-1100, name="countdownTime", legal="0 or more")
+        if ms:
+            self.countdowns[spec.symbol] = now_ms + ms
+        else:
+            self.countdowns.pop(spec.symbol, None)
+        return {"symbol": spec.upper, "countdownTime": str(ms)}, []
+
+    def run_countdowns(self, now_ms: int) -> list[dict]:
+        """Cancels the open orders of every symbol whose countdown ran out; their events."""
+        events: list[dict] = []
+        for sym, deadline in list(self.countdowns.items()):
+            if now_ms >= deadline:
+                del self.countdowns[sym]
+                events += self.cancel_all({"symbol": sym}, now_ms)[1]
+        return events
 
     def query_order(self, p: dict[str, str], now_ms: int) -> tuple[dict, list[dict]]:
         """GET /fapi/v1/order, WS-API order.status; unknown: -2013."""

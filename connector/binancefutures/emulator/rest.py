@@ -72,6 +72,7 @@ ENDPOINTS = {
     ),
     ("DELETE", "/fapi/v1/order"): Endpoint(SIGNED, 1, "account.cancel_order", ack_faults=True),
     ("DELETE", "/fapi/v1/allOpenOrders"): Endpoint(SIGNED, 1, "account.cancel_all"),
+    ("POST", "/fapi/v1/countdownCancelAll"): Endpoint(SIGNED, 10, "account.countdown_cancel_all"),
 }
 
 

@@ -17,8 +17,8 @@ Paths (base URLs in `Emulator.urls`):
 
 Lifecycle: `async with Emulator(cfg) as emu:` binds the port (0 = ephemeral), pre-rolls
 the market source, and runs three background tasks in a TaskGroup that the context owns:
-the market source, the flusher of the 100/250/500 ms depth streams, and the listenKey
-expiry sweeper. A failing task cancels the `async with` body and its error surfaces on
+the market source, the flusher of the 100/250/500 ms depth streams, and the sweeper of
+expired listenKeys and auto-cancel countdowns (countdownCancelAll). A failing task cancels the `async with` body and its error surfaces on
 exit.
 """
 
@@ -327,12 +327,13 @@ class Emulator:
                     self._publish(name, orjson.dumps(part))
 
     async def _expiry_loop(self) -> None:
-        period = min(1.0, self.cfg.listen_key_ttl_s / 4)
+        period = min(0.05, self.cfg.listen_key_ttl_s / 4)  # Binance checks every ~10 ms
         while True:
             await asyncio.sleep(period)  # the sweeper's period
             key = self.listen_keys.take_expired()
             if key is not None:
                 self._send_expired(key)
+            self.user_events(self.account.run_countdowns(self.now_ms()))
 
     # ------------------------------------------------------------------ user data
     def user_events(self, events: list[dict]) -> None:
