@@ -4,9 +4,9 @@ says back as OrderReports (venue_protocols.md §1.5-§1.8).
 Rules:
 
 * Each request is sent once. No reply (a timeout, a dropped connection after sending)
-  leaves the order in flight; one GET /fapi/v1/order then asks what became of it. Nothing
-  is ever resent. A request that could not be sent (no connection, a Retry-After running)
-  is refused at once.
+  leaves the order in flight; a GET /fapi/v1/order then asks what became of it (again
+  every 5 s while that fails: `settle_unknown`). Nothing is ever resent. A request that
+  could not be sent (no connection, a Retry-After running) is refused at once.
 * newClientOrderId = prefix + run tag (base 36 of the start time in ms) + "-" + base 36 of
   the connector's key: unique across restarts by construction, and mapped back to the key.
 * A refused new order ends EXPIRED with the venue's code (-5022 GTX reject included); a
@@ -16,10 +16,12 @@ Rules:
   so far does not move the order to its new state: the stream, which sends fills before
   the final status, will; otherwise the router, which ignores reports after a final
   status, would lose those fills. Older states never overwrite newer ones (updateTime/T).
-* Reconciliation (after the user stream connects or reconnects, and for a query whose
-  order shows fills we have not seen): the order is queried and the missing fills are
-  read from GET /fapi/v1/userTrades (the trade `id` is the stream's `t`, so nothing is
-  counted twice), then the order's state is applied; positions come from positionRisk.
+* Reconciliation (after the user stream connects or reconnects): the orders still open
+  come from GET openOrders, the others are queried; when the venue shows fills we have
+  not seen (there, or in any query), they are read from GET /fapi/v1/userTrades (the
+  trade `id` is the stream's `t`, so nothing is counted twice) before the order's state
+  is applied; positions come from positionRisk and ACCOUNT_UPDATE.
+* A -1021 (timestamp outside recvWindow) makes the REST client re-measure the clock.
 * A request concludes once, at whichever comes first: its reply, or the stream event
   that shows its effect (NEW for a submit, AMENDMENT for a modify, any final status for
   every request pending on the order). The bot's `wait=True` ends there, as in the
