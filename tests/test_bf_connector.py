@@ -567,3 +567,55 @@ def test_a_killed_connector_leaves_no_working_order_at_the_venue(tmp_path, emu):
         conn.stop()
         for p in Path("/dev/shm").glob(f"hftlive.{conn.name}.*"):
             p.unlink(missing_ok=True)  # what the killed connector left
+
+
+def test_a_failing_adapter_cancels_every_open_order_before_the_connector_exits(
+    tmp_path, emu, monkeypatch
+):
+    """A bug in the adapter (injected: the market-data task raises) ends the connector; on
+    the way out it cancels every open order on the venue at once (auto-cancel is off here,
+    so the dead-man's switch is not what does it)."""
+    import asyncio
+
+    from connector.app import Connector
+    from connector.binancefutures.client import prepare
+    from connector.config import load_config
+    from connector.errors import VenueProtocolError
+
+    monkeypatch.setenv("BFT_API_KEY", KEY)
+    monkeypatch.setenv("BFT_SECRET", SECRET)
+    cfg_path = tmp_path / "crash.toml"
+    cfg_path.write_text(CONFIG.format(extra="auto_cancel_s = 0", order_entry="rest", **emu.urls))
+    name = f"bfcrash{os.getpid()}"
+
+    async def main():
+        cfg = await prepare(load_config(cfg_path, "binancefutures"))
+        conn = Connector(name, "binancefutures", cfg)
+        ready = asyncio.Event()
+
+        async def failing_md():
+            await ready.wait()
+            raise VenueProtocolError("injected adapter bug")
+
+        conn.venue.md.run = failing_md
+        task = asyncio.create_task(conn.run())
+        await asyncio.sleep(1.0)  # started: cancel_all_on_start has run
+        # an order resting on the venue (placed by anyone on the account)
+        from connector.binancefutures.signing import sign_params
+
+        q = sign_params({"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT",
+                         "timeInForce": "GTC", "quantity": "0.020", "price": "1000.00"},
+                        SECRET, int(time.time() * 1000), 5000)  # fmt: skip
+        req = urllib.request.Request(f"{emu.urls['rest']}/fapi/v1/order?{q}", method="POST",
+                                     headers={"X-MBX-APIKEY": KEY})  # fmt: skip
+        await asyncio.to_thread(urllib.request.urlopen, req, timeout=5)
+        assert len(_venue_get(emu, "/fapi/v1/openOrders")) == 1
+        ready.set()
+        with pytest.raises(BaseException) as e:
+            await asyncio.wait_for(task, 20)
+        return e.value
+
+    err = asyncio.run(main())
+    assert "injected adapter bug" in repr(err)
+    assert _venue_get(emu, "/fapi/v1/openOrders") == []
+    assert not list(Path("/dev/shm").glob(f"hftlive.{name}.*"))  # segments removed

@@ -235,6 +235,14 @@ class BinanceFuturesVenue:
         async with self.rest:
             try:
                 await self._serve()
+            except asyncio.CancelledError:
+                raise  # the connector's own stop: it has cancelled what it had to
+            except BaseException:
+                # a failure of this adapter ends the connector: leave nothing working
+                if self.cfg.connector.cancel_on_shutdown:
+                    log.error("the Binance adapter failed; cancelling every open order")
+                    await self._cancel_all_open(best_effort=True)
+                raise
             finally:
                 if self._stop.is_set() and self.bf.auto_cancel_s:
                     await self._disarm_auto_cancel()
@@ -311,13 +319,18 @@ class BinanceFuturesVenue:
                  lim.weight_limit, lim.orders_10s_limit, lim.orders_1m_limit,
                  round(100 * lim.headroom))  # fmt: skip
 
-    async def _cancel_all_open(self) -> None:
+    async def _cancel_all_open(self, best_effort: bool = False) -> None:
+        """DELETE /fapi/v1/allOpenOrders per symbol; `best_effort`: log failures, go on."""
         for s in self.insts:
-            r = await self.rest.request(
-                "DELETE", "/fapi/v1/allOpenOrders", {"symbol": s.symbol.upper()}, signed=True
-            )
-            if r.status != 200:
-                raise VenueProtocolError(
-                    f"startup cancel-all for {s.symbol} failed: HTTP {r.status} {r.raw[:200]!r}"
-                )
-            log.info("%s: cancelled every open order at startup", s.symbol)
+            try:
+                r = await self.rest.request("DELETE", "/fapi/v1/allOpenOrders",
+                                            {"symbol": s.upper}, signed=True)  # fmt: skip
+                if r.status != 200:
+                    raise VenueProtocolError(f"cancel-all for {s.symbol} failed: HTTP "
+                                             f"{r.status} {r.raw[:200]!r}")  # fmt: skip
+            except (RequestFailed, VenueProtocolError) as e:
+                if not best_effort:
+                    raise
+                log.error("%s", e)
+                continue
+            log.info("%s: cancelled every open order", s.symbol)
