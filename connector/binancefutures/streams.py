@@ -343,7 +343,10 @@ class UserStream:
         next_keepalive = time.monotonic() + KEEPALIVE_S
         while True:
             try:
-                raw = await asyncio.wait_for(ws.recv(), next_keepalive - time.monotonic())
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
+                # that arrives as the frame does, and the stream would outlive its TaskGroup
+                async with asyncio.timeout(next_keepalive - time.monotonic()):
+                    raw = await ws.recv()
             except TimeoutError:
                 if await self._listen_key("PUT", key) is None:
                     return "listenKey no longer exists (-1125)"

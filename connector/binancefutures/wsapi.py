@@ -154,7 +154,8 @@ class WsApiClient:
             raise RequestFailed(f"{method}: the WebSocket API closed while sending",
                                 sent=True) from None  # fmt: skip
         try:
-            return await asyncio.wait_for(fut, self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # not wait_for: see streams._read
+                return await fut
         except TimeoutError:
             self._pending.pop(rid, None)
             raise RequestFailed(f"{method}: no response within {self.timeout_s:g} s",

@@ -136,9 +136,10 @@ class SimVenue:
 
     async def wait_stopped(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._stop.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel (3.11)
+                await self._stop.wait()
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
 

@@ -156,7 +156,8 @@ class Conn:
                 next_ping = now + t.ping_interval_s
             wake = min(next_ping, self.last_pong + t.pong_timeout_s, self.opened + t.max_lifetime_s)
             try:
-                await asyncio.wait_for(self._closed.wait(), max(0.001, wake - time.monotonic()))
+                async with asyncio.timeout(max(0.001, wake - time.monotonic())):  # not wait_for
+                    await self._closed.wait()
             except TimeoutError:
                 pass
 
