@@ -619,3 +619,19 @@ def test_a_failing_adapter_cancels_every_open_order_before_the_connector_exits(
     assert "injected adapter bug" in repr(err)
     assert _venue_get(emu, "/fapi/v1/openOrders") == []
     assert not list(Path("/dev/shm").glob(f"hftlive.{name}.*"))  # segments removed
+
+
+def test_a_refused_key_is_a_clear_config_error(tmp_path, emu):
+    cfg = tmp_path / "badkey.toml"
+    cfg.write_text(CONFIG.format(extra="", order_entry="rest", **emu.urls))
+    r = subprocess.run(
+        [sys.executable, "-m", "connector", "--name", f"bfkey{os.getpid()}", "--connector",
+         "binancefutures", "--config", str(cfg)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "BFT_API_KEY": KEY, "BFT_SECRET": "not-the-secret"},
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("connector: error: ") and str(cfg) in last
+    assert "refused our API key: -1022" in last and "$BFT_SECRET" in last
+    assert "not-the-secret" not in r.stderr and "Traceback" not in r.stderr

@@ -39,6 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from connector.binancefutures.orders import OrderEntry, WsOrders
+from connector.binancefutures.protocol import parse_error
 from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.binancefutures.signing import Credentials
 from connector.binancefutures.streams import MarketData, MdInstrument, UserStream, backoff
@@ -233,6 +234,9 @@ class BinanceFuturesVenue:
 
     async def run(self) -> None:
         async with self.rest:
+            offset = await self.rest.sync_time()
+            log.info("venue clock offset %+d ms", offset)
+            await self._check_key()  # a refused key is a config error, before anything else
             try:
                 await self._serve()
             except asyncio.CancelledError:
@@ -249,8 +253,6 @@ class BinanceFuturesVenue:
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            offset = await self.rest.sync_time()
-            log.info("venue clock offset %+d ms", offset)
             await self._read_rate_limits()
             if self.bf.cancel_all_on_start:
                 await self._cancel_all_open()
@@ -269,6 +271,22 @@ class BinanceFuturesVenue:
             await self._stop.wait()
             # keep serving (shutdown cancels) until the connector cancels this task
             await asyncio.Event().wait()
+
+    async def _check_key(self) -> None:
+        """One signed read (positionRisk): the venue accepts our key, secret and clock."""
+        r = await self.rest.request("GET", "/fapi/v2/positionRisk", {}, signed=True, weight=5)
+        if r.status == 200:
+            return
+        try:
+            err = parse_error(r.raw)
+        except VenueProtocolError:
+            raise VenueProtocolError(f"GET positionRisk: HTTP {r.status} {r.raw[:200]!r}") from None
+        secret = f"${self.bf.secret_env}" if self.bf.secret_env else self.bf.secret_file
+        raise ConfigError(
+            f"{self.cfg.path}: {self.bf.rest_url} refused our API key: {err.code} {err.msg} "
+            f"(check ${self.bf.api_key_env} and {secret}, and that the key may trade "
+            f"futures from this IP)"
+        )
 
     async def _housekeeping(self) -> None:
         next_sync = time.monotonic() + 300.0
