@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from bench._common import ROOT
+from connector.binancefutures.emulator.server import client_url_keys
 
 # CI keeps ../shared beside the repository; the capture is never copied into it
 CAPTURE = ROOT.parent / "shared/data/binancefutures/ethusdt_20240808.gz"
@@ -39,11 +40,7 @@ snapshot_interval_ms = 100
 max_orders_per_second = 100000
 
 [binancefutures]
-rest_url = "{rest}"
-ws_public_url = "{ws_public}"
-ws_market_url = "{ws_market}"
-ws_private_url = "{ws_private}"
-ws_api_url = "{ws_api}"
+{url_keys}
 api_key_env = "{key_env}"
 secret_env = "{secret_env}"
 order_entry = "{order_entry}"
@@ -150,7 +147,8 @@ class BfConnector:
         self.dir = tempfile.mkdtemp(prefix="hftlive-bench-bf-")
         self.cfg = Path(self.dir) / f"{name}.toml"
         self.cfg.write_text(CONFIG.format(order_entry=order_entry, md_capacity=md_capacity,
-                                          key_env=KEY_ENV, secret_env=SECRET_ENV, **urls))  # fmt: skip
+                                          key_env=KEY_ENV, secret_env=SECRET_ENV,
+                                          url_keys=client_url_keys(urls)))  # fmt: skip
         self.log = Path(self.dir) / f"{name}.log"
         self.profile_to = profile_to
         self.proc: subprocess.Popen | None = None

@@ -52,11 +52,7 @@ max_order_notional = 10000.0
 max_orders_per_second = 200
 
 [binancefutures]
-rest_url = "{rest}"
-ws_public_url = "{ws_public}"
-ws_market_url = "{ws_market}"
-ws_private_url = "{ws_private}"
-ws_api_url = "{ws_api}"
+{url_keys}
 api_key_env = "HFTLIVE_DEMO_KEY"
 secret_env = "HFTLIVE_DEMO_SECRET"
 order_entry = "ws"
@@ -78,7 +74,7 @@ def start_venue(venue: str, name: str, tmp: str) -> tuple[list[subprocess.Popen]
         return [conn], "the simulated venue (synthetic BTCUSDT market)"
     import json
 
-    from connector.binancefutures.emulator.server import EmulatorConfig
+    from connector.binancefutures.emulator.server import EmulatorConfig, client_url_keys
 
     emu = subprocess.Popen(
         [sys.executable, "-m", "connector.binancefutures.emulator", "--port", "0",
@@ -90,7 +86,7 @@ def start_venue(venue: str, name: str, tmp: str) -> tuple[list[subprocess.Popen]
         emu.kill()
         raise RuntimeError("the Binance emulator did not start")
     with open(cfg, "w") as f:
-        f.write(BF_DEMO_CONFIG.format(**urls))
+        f.write(BF_DEMO_CONFIG.format(url_keys=client_url_keys(urls)))
     env = {**os.environ, "HFTLIVE_DEMO_KEY": EmulatorConfig.api_key,
            "HFTLIVE_DEMO_SECRET": EmulatorConfig.secret}  # fmt: skip
     conn = subprocess.Popen(

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from connector.binancefutures.emulator import client_url_keys
 from hftlive import (
     CANCELED,
     ERR_BOOK_RESYNC,
@@ -49,11 +50,7 @@ snapshot_interval_ms = 50
 max_orders_per_second = 1000
 
 [binancefutures]
-rest_url = "{rest}"
-ws_public_url = "{ws_public}"
-ws_market_url = "{ws_market}"
-ws_private_url = "{ws_private}"
-ws_api_url = "{ws_api}"
+{url_keys}
 api_key_env = "BFT_API_KEY"
 secret_env = "BFT_SECRET"
 order_entry = "{order_entry}"
@@ -61,6 +58,10 @@ recv_window_ms = 5000
 client_order_prefix = "t"
 {extra}
 """
+
+
+def config_text(urls: dict, extra: str = "", order_entry: str = "rest") -> str:
+    return CONFIG.format(url_keys=client_url_keys(urls), extra=extra, order_entry=order_entry)
 
 
 class Emulator:
@@ -107,7 +108,7 @@ class BfConnector:
     def __init__(self, tmp_path: Path, emu: Emulator, extra: str = "", order_entry: str = "rest"):
         self.name = f"bf{os.getpid()}x{next(_names)}"
         self.cfg = tmp_path / f"{self.name}.toml"
-        self.cfg.write_text(CONFIG.format(extra=extra, order_entry=order_entry, **emu.urls))
+        self.cfg.write_text(config_text(emu.urls, extra, order_entry))
         self.log = tmp_path / f"{self.name}.log"
         self._logf = open(self.log, "ab")
         env = {**os.environ, "BFT_API_KEY": KEY, "BFT_SECRET": SECRET}
@@ -319,7 +320,7 @@ def test_config_section_is_checked_naming_key_and_file(tmp_path):
 
     urls = {k: "http://127.0.0.1:9" for k in ("rest", "ws_public", "ws_market", "ws_private",
                                               "ws_api")}  # fmt: skip
-    good = CONFIG.format(extra="", order_entry="rest", **urls)
+    good = config_text(urls, "", "rest")
     for text, words in (
         (good + "typo_key = 1\n", ["binancefutures.typo_key"]),
         (good.replace('order_entry = "rest"', 'order_entry = "fix"'), ["order_entry"]),
@@ -342,7 +343,7 @@ def test_secret_from_a_file_that_only_its_owner_can_read(tmp_path, monkeypatch):
     from connector.errors import ConfigError
 
     urls = dict.fromkeys(("rest", "ws_public", "ws_market", "ws_private", "ws_api"), "http://x")
-    text = CONFIG.format(extra="", order_entry="ws", **urls)
+    text = config_text(urls, "", "ws")
     monkeypatch.setenv("BFT_API_KEY", KEY)
     secret = tmp_path / "bf.secret"
     secret.write_text(SECRET + "\n")
@@ -585,7 +586,7 @@ def test_a_failing_adapter_cancels_every_open_order_before_the_connector_exits(
     monkeypatch.setenv("BFT_API_KEY", KEY)
     monkeypatch.setenv("BFT_SECRET", SECRET)
     cfg_path = tmp_path / "crash.toml"
-    cfg_path.write_text(CONFIG.format(extra="auto_cancel_s = 0", order_entry="rest", **emu.urls))
+    cfg_path.write_text(config_text(emu.urls, "auto_cancel_s = 0", "rest"))
     name = f"bfcrash{os.getpid()}"
 
     async def main():
@@ -623,7 +624,7 @@ def test_a_failing_adapter_cancels_every_open_order_before_the_connector_exits(
 
 def test_a_refused_key_is_a_clear_config_error(tmp_path, emu):
     cfg = tmp_path / "badkey.toml"
-    cfg.write_text(CONFIG.format(extra="", order_entry="rest", **emu.urls))
+    cfg.write_text(config_text(emu.urls, "", "rest"))
     r = subprocess.run(
         [sys.executable, "-m", "connector", "--name", f"bfkey{os.getpid()}", "--connector",
          "binancefutures", "--config", str(cfg)],

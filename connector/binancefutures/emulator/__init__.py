@@ -19,7 +19,7 @@ its sources), faults, errors.
 """
 
 from connector.binancefutures.emulator.faults import Faults
-from connector.binancefutures.emulator.server import Emulator, EmulatorConfig
+from connector.binancefutures.emulator.server import Emulator, EmulatorConfig, client_url_keys
 from connector.binancefutures.emulator.streams import Timers
 
-__all__ = ["Emulator", "EmulatorConfig", "Faults", "Timers"]
+__all__ = ["Emulator", "EmulatorConfig", "Faults", "Timers", "client_url_keys"]

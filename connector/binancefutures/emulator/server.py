@@ -92,6 +92,13 @@ class EmulatorConfig:
     synthetic_interval_ms: float = 100.0
 
 
+def client_url_keys(urls: dict[str, str]) -> str:
+    """The `[binancefutures]` URL keys (TOML lines) pointing a connector at `urls`, an
+    emulator's `Emulator.urls` (or the JSON line its command prints)."""
+    names = ("rest", "ws_public", "ws_market", "ws_private", "ws_api")
+    return "\n".join(f'{k}_url = "{urls[k]}"' for k in names)
+
+
 class Emulator:
     """A loopback Binance USD-M futures venue. See the module docstring.
 
