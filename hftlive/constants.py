@@ -89,3 +89,6 @@ ERR_CONNECTION = 2  # the connector lost (or regained) its venue connection
 ERR_BOOK_RESYNC = 3  # a book was cleared and resynchronised (venue gap or slow reader)
 ERR_CONNECTOR = 4  # the connector is shutting down or is gone
 ERR_CUSTOM = 5  # anything else the connector wants a bot to know
+
+# LiveError.code of ERR_CONNECTION events: 0 when a connection is lost, and
+CONNECTION_RESTORED = 1  # the venue session is back, open orders, fills and positions reconciled

@@ -20,6 +20,7 @@ import pytest
 from connector.binancefutures.emulator import client_url_keys
 from hftlive import (
     CANCELED,
+    CONNECTION_RESTORED,
     ERR_BOOK_RESYNC,
     ERR_CONNECTION,
     ERR_ORDER,
@@ -409,9 +410,10 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
     fills from userTrades; none is lost, none counted twice, no order sent twice, and the
     bot's position equals the venue's."""
     conn = BfConnector(tmp_path, emu)
+    errors = []
     hbt = None
     try:
-        hbt = _bot(conn)
+        hbt = _bot(conn, errors)
         _wait(hbt, lambda: _synced(hbt), what="a synced book")
         qty = 0.02
         # a resting order, and two MARKET orders filled while the user stream loses events
@@ -435,6 +437,9 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
         n_trades = sv.num_trades
         assert n_trades >= 2 and sv.fee > 0
         assert "recovered from userTrades" in conn.text()
+        # the bots were told of the loss, then that all is well again, in that order
+        conn_events = [e.code for e in errors if e.kind == ERR_CONNECTION]
+        assert conn_events[-1] == CONNECTION_RESTORED and 0 in conn_events
         # fills after the reconnect flow from the stream again, and nothing is doubled
         assert hbt.submit_buy_order(0, 4, hbt.depth(0).best_ask, qty, IOC, MARKET, True) == 0
         _wait(hbt, lambda: hbt.orders(0).get(4).status == FILLED, what="a streamed fill")
@@ -512,7 +517,8 @@ def test_ws_api_outage_cancels_go_over_rest_and_new_orders_are_refused(tmp_path,
         assert hbt.orders(0).get(2).status == EXPIRED
         assert errors[-1].code == NOT_READY and "WebSocket API" in errors[-1].msg
         emu.faults(refuse_ws_api=False)
-        _wait(hbt, lambda: conn.text().count("WebSocket API connected") >= 2, what="a reconnect")
+        _wait(hbt, lambda: any(e.code == CONNECTION_RESTORED for e in errors), what="a reconnect")
+        assert "WebSocket API connection restored" in errors[-1].msg
         assert hbt.submit_buy_order(0, 3, px, 0.02, GTX, LIMIT, True) == 0
         assert hbt.orders(0).get(3).status == NEW
         assert "POST /fapi/v1/order" not in emu.control("/_emulator/requests")["requests"]

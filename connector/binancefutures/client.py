@@ -46,7 +46,7 @@ from connector.binancefutures.streams import MarketData, MdInstrument, UserStrea
 from connector.binancefutures.wsapi import WsApiClient
 from connector.config import Config, _build
 from connector.errors import ConfigError, VenueProtocolError
-from hftlive.constants import ERR_CONNECTION
+from hftlive.constants import CONNECTION_RESTORED, ERR_CONNECTION
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,7 @@ class BinanceFuturesVenue:
         self.md = MarketData(self.bf, self.insts, shm, router, self.rest,
                              cfg.connector.snapshot_interval_ms)  # fmt: skip
         self.ws_api = None
+        self._ws_api_lost = False
         transport = None  # REST
         if self.bf.order_entry == "ws":
             self.ws_api = WsApiClient(self.bf.ws_api_url, self.creds, self.rest,
@@ -207,7 +208,12 @@ class BinanceFuturesVenue:
 
     def _on_ws_api(self, up: bool) -> None:
         if not up:
+            self._ws_api_lost = True
             self.router.broadcast_error(ERR_CONNECTION, 0, "WebSocket API connection lost")
+        elif self._ws_api_lost:
+            self._ws_api_lost = False
+            self.router.broadcast_error(ERR_CONNECTION, CONNECTION_RESTORED,
+                                        "WebSocket API connection restored")  # fmt: skip
 
     # ------------------------------------------------------------------ Venue protocol
     def submit(self, key, inst, side, price_tick, qty, tif, order_type) -> None:

@@ -60,7 +60,7 @@ from connector.book import (
     RecordingBook,
 )
 from connector.errors import VenueProtocolError
-from hftlive.constants import ERR_BOOK_RESYNC, ERR_CONNECTION
+from hftlive.constants import CONNECTION_RESTORED, ERR_BOOK_RESYNC, ERR_CONNECTION
 from hftlive.layout import event_dtype
 
 log = logging.getLogger(__name__)
@@ -300,6 +300,7 @@ class UserStream:
         self.orders = orders
         self.shm = shm
         self.connected = False
+        self.n_connects = 0
 
     def _set_connected(self, up: bool) -> None:
         self.connected = up
@@ -328,6 +329,12 @@ class UserStream:
                     # events arriving meanwhile wait in the socket; fills are deduplicated
                     await self.orders.reconcile()
                     self._set_connected(True)
+                    if self.n_connects:  # bots were told of the loss: now all is well
+                        self.router.broadcast_error(
+                            ERR_CONNECTION, CONNECTION_RESTORED,
+                            "user data stream restored; orders, fills and positions reconciled",
+                        )  # fmt: skip
+                    self.n_connects += 1
                     reason = await self._read(ws, key)
             except (OSError, RequestFailed, VenueProtocolError,
                     websockets.WebSocketException) as e:  # fmt: skip
