@@ -90,7 +90,7 @@ class Connector:
         self.shm.running()
         if not getattr(self.venue, "reports_connected", False):
             # a venue without a session of its own to lose (sim, replay) is always connected
-            self.shm.ctl.instruments["connected"][: len(self.cfg.instruments)] = 1
+            self.shm.set_connected(True)
         log.info(
             "connector %r (%s, pid %d) serving %s",
             self.name, self.venue_name, os.getpid(), ", ".join(i.symbol for i in self.cfg.instruments),

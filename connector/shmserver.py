@@ -106,6 +106,7 @@ class ShmServer:
             os.unlink(self.bell_path)
         os.mkfifo(self.bell_path, 0o600)
         self.bell_fd = os.open(self.bell_path, os.O_RDONLY | os.O_NONBLOCK)
+        self.n_instruments = n
         self._n_events = [0] * n
         self._req_buf = np.zeros(256, request_dtype)
         self._resp_buf = np.zeros(1, response_dtype)
@@ -145,6 +146,14 @@ class ShmServer:
 
     def running(self) -> None:
         self.set_state(CONN_RUNNING)
+
+    def set_connected(self, up: bool) -> None:
+        """Every instrument's `connected` flag: the venue session is (not) usable."""
+        self.ctl.instruments["connected"][: self.n_instruments] = int(up)
+
+    def count_bad_message(self) -> None:
+        """A malformed venue message (not attributable to one instrument): counted on all."""
+        self.ctl.instruments["n_bad_messages"][: self.n_instruments] += 1
 
     def heartbeat(self, now_ns: int | None = None) -> None:
         store_word(self.ctl.words, 16, now_ns if now_ns is not None else time.time_ns())

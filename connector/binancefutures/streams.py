@@ -195,8 +195,7 @@ class MarketData:
             return parse_stream(raw)
         except VenueProtocolError as e:
             log.warning("%s stream: malformed message skipped: %s", route, e)
-            for i in range(len(self.insts)):
-                self.shm.ctl.instruments[i]["n_bad_messages"] += 1
+            self.shm.count_bad_message()
             return None
 
     def _on_public(self, raw: bytes, local_ns: int) -> None:
@@ -304,8 +303,7 @@ class UserStream:
 
     def _set_connected(self, up: bool) -> None:
         self.connected = up
-        for i in range(len(self.orders.insts)):
-            self.shm.ctl.instruments[i]["connected"] = int(up)
+        self.shm.set_connected(up)
 
     async def _listen_key(self, method: str, key: str | None = None) -> str | None:
         params = {"listenKey": key} if key else None
@@ -365,8 +363,7 @@ class UserStream:
                 msg = parse_stream(raw)
             except VenueProtocolError as e:
                 log.warning("user stream: malformed message skipped: %s", e)
-                for i in range(len(self.orders.insts)):
-                    self.shm.ctl.instruments[i]["n_bad_messages"] += 1
+                self.shm.count_bad_message()
                 continue
             if isinstance(msg, OrderTradeUpdate):
                 self.orders.on_trade_update(msg)

@@ -108,5 +108,4 @@ def _apply(venue: SimVenue, syncs: dict, msg, local: int) -> None:
 
 def _bad(venue: SimVenue, what: str) -> None:
     log.warning("replay: malformed message skipped: %s", what)
-    for i in range(len(venue.insts)):
-        venue.shm.ctl.instruments[i]["n_bad_messages"] += 1
+    venue.shm.count_bad_message()
