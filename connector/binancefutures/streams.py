@@ -198,14 +198,23 @@ class MarketData:
             self.shm.count_bad_message()
             return None
 
-    def _on_public(self, raw: bytes, local_ns: int) -> None:
+    def _fast(self, raw: bytes, local_ns: int, want: int, n_events: int) -> bool:
+        """Publishes a frame `scan_ticker` took as `want` (BOOK_TICKER: 2 events, TRADE: 1)
+        for a symbol we serve; False leaves the frame to `parse_stream`, which lowercases
+        symbols, checks every field and may not know the symbol either."""
         kind, lo, hi, exch_ns = scan_ticker(raw, self._fast_ev, local_ns)
-        if kind == BOOK_TICKER:
-            s = self._by_wire.get(raw[lo:hi])
-            if s is not None:  # else parse_stream decides (lowercases, may not know it)
-                s.local_ts, s.exch_ts = local_ns, exch_ns
-                self.shm.publish(s.idx, self._fast_ev, 2)
-                return
+        if kind != want:
+            return False
+        s = self._by_wire.get(raw[lo:hi])
+        if s is None:
+            return False
+        s.local_ts, s.exch_ts = local_ns, exch_ns
+        self.shm.publish(s.idx, self._fast_ev, n_events)
+        return True
+
+    def _on_public(self, raw: bytes, local_ns: int) -> None:
+        if self._fast(raw, local_ns, BOOK_TICKER, 2):
+            return
         msg = self._parse(raw, "public")
         if isinstance(msg, DepthUpdate):
             s = self.by_symbol.get(msg.symbol)
@@ -226,13 +235,8 @@ class MarketData:
             log.error("public stream: venue error %d: %s", msg.code, msg.msg)
 
     def _on_market(self, raw: bytes, local_ns: int) -> None:
-        kind, lo, hi, exch_ns = scan_ticker(raw, self._fast_ev, local_ns)
-        if kind == TRADE:
-            s = self._by_wire.get(raw[lo:hi])
-            if s is not None:
-                s.local_ts, s.exch_ts = local_ns, exch_ns
-                self.shm.publish(s.idx, self._fast_ev, 1)
-                return
+        if self._fast(raw, local_ns, TRADE, 1):
+            return
         msg = self._parse(raw, "market")
         if isinstance(msg, Trade):
             s = self.by_symbol.get(msg.symbol)
