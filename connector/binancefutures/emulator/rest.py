@@ -81,6 +81,30 @@ def resolve(emu, name: str):
     return getattr(emu if owner == "emu" else emu.account, method)
 
 
+def execute(emu, ep: Endpoint, params: dict, api_key, payload: str, signature,
+            handler_params: dict | None = None):  # fmt: skip
+    """The checks every request passes, in the venue's order, then the endpoint itself
+    (REST and WS-API alike): weight, key, signature and clock, order counters, an
+    injected reject. Returns the body; user events go out. Raises ApiError."""
+    weight = ep.weight(params) if callable(ep.weight) else ep.weight
+    emu.gate.charge(weight)
+    if ep.security != NONE:
+        emu.gate.check_key(api_key)
+    if ep.security == SIGNED:
+        emu.gate.check_signed(params, payload, signature)
+    if ep.counts_order:
+        emu.gate.count_order()
+    if ep.new_order:
+        code = emu.faults.take_reject()
+        if code is not None:
+            raise ApiError(code)
+    result, events = resolve(emu, ep.handler)(
+        params if handler_params is None else handler_params, emu.now_ms()
+    )
+    emu.user_events(events)
+    return result
+
+
 def injected_limit_error(faults, gate) -> ApiError | None:
     """The next injected 418 or 429, if any (consumes one). An injected 429 arms the ban
     as a real one does: a request before its Retry-After ends gets 418 [BN-GI]."""
@@ -110,21 +134,8 @@ async def handle(emu, request: web.Request) -> web.StreamResponse:
         err = injected_limit_error(emu.faults, emu.gate)
         if err is not None:
             raise err
-        weight = ep.weight(params) if callable(ep.weight) else ep.weight
-        emu.gate.charge(weight)
-        if ep.security != NONE:
-            emu.gate.check_key(request.headers.get("X-MBX-APIKEY"))
-        if ep.security == SIGNED:
-            payload, sig = split_signature(query, body)
-            emu.gate.check_signed(params, payload, sig)
-        if ep.counts_order:
-            emu.gate.count_order()
-        if ep.new_order:
-            code = emu.faults.take_reject()
-            if code is not None:
-                raise ApiError(code)
-        result, events = resolve(emu, ep.handler)(params, emu.now_ms())
-        emu.user_events(events)
+        payload, sig = split_signature(query, body) if ep.security == SIGNED else ("", None)
+        result = execute(emu, ep, params, request.headers.get("X-MBX-APIKEY"), payload, sig)
         executed = True
     except ApiError as e:
         result, status = e.body(), e.status

@@ -13,37 +13,22 @@ injected 418/429 counters are REST-only, the real weight limit applies to both.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import orjson
 
 from connector.binancefutures.emulator.errors import ApiError, missing
 from connector.binancefutures.emulator.gate import ws_payload
-from connector.binancefutures.emulator.rest import resolve
+from connector.binancefutures.emulator.rest import ENDPOINTS, execute
 
-SIGNED, USER_STREAM = "SIGNED", "USER_STREAM"
-
-
-@dataclass(frozen=True)
-class Method:
-    security: str
-    weight: int
-    handler: str  # as rest.Endpoint.handler
-    counts_order: bool = False
-    ack_faults: bool = False
-    new_order: bool = False
-
-
+# the REST endpoints' rules (rest.Endpoint) under the WS-API's method names [BN-WSAPI]
 METHODS = {
-    "order.place": Method(
-        SIGNED, 0, "account.new_order", counts_order=True, ack_faults=True, new_order=True
-    ),
-    "order.modify": Method(SIGNED, 0, "account.modify_order", counts_order=True, ack_faults=True),
-    "order.cancel": Method(SIGNED, 1, "account.cancel_order", ack_faults=True),
-    "order.status": Method(SIGNED, 1, "account.query_order"),
-    "userDataStream.start": Method(USER_STREAM, 1, "emu.listen_key_new"),
-    "userDataStream.ping": Method(USER_STREAM, 1, "emu.listen_key_keepalive"),
-    "userDataStream.stop": Method(USER_STREAM, 1, "emu.listen_key_delete"),
+    "order.place": ENDPOINTS[("POST", "/fapi/v1/order")],
+    "order.modify": ENDPOINTS[("PUT", "/fapi/v1/order")],
+    "order.cancel": ENDPOINTS[("DELETE", "/fapi/v1/order")],
+    "order.status": ENDPOINTS[("GET", "/fapi/v1/order")],
+    "userDataStream.start": ENDPOINTS[("POST", "/fapi/v1/listenKey")],
+    "userDataStream.ping": ENDPOINTS[("PUT", "/fapi/v1/listenKey")],
+    "userDataStream.stop": ENDPOINTS[("DELETE", "/fapi/v1/listenKey")],
 }
 
 
@@ -100,19 +85,9 @@ def on_text(emu, conn, text: str) -> None:
         params = m.get("params", {})
         if not isinstance(params, dict):
             raise missing("params")
-        emu.gate.charge(method.weight)
-        emu.gate.check_key(params.get("apiKey"))
-        if method.security == SIGNED:
-            emu.gate.check_signed(params, ws_payload(params), params.get("signature"))
-        if method.counts_order:
-            emu.gate.count_order()
-        if method.new_order:
-            code = emu.faults.take_reject()
-            if code is not None:
-                raise ApiError(code)
         p = {k: _text(v) for k, v in params.items() if k not in ("apiKey", "signature")}
-        result, events = resolve(emu, method.handler)(p, emu.now_ms())
-        emu.user_events(events)
+        result = execute(emu, method, params, params.get("apiKey"), ws_payload(params),
+                         params.get("signature"), handler_params=p)  # fmt: skip
         executed = True
         reply = {"id": rid, "status": 200, "result": result}
     except ApiError as e:
