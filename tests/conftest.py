@@ -48,6 +48,17 @@ trades_per_tick = {trades}
 """
 
 
+def stop_process(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
+    """Sends `sig`, waits up to `timeout`, kills if need be; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
 class ConnectorProc:
     """A `python -m connector` child process, stopped (or killed) at teardown."""
 
@@ -98,14 +109,7 @@ class ConnectorProc:
         raise TimeoutError(f"connector did not start:\n{self.log.read_text()}")
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return 0 if self.proc is None else stop_process(self.proc, sig, timeout)
 
     def text(self) -> str:
         return self.log.read_text()

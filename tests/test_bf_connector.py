@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from hftlive import (
     LiveBot,
 )
 from hftlive.monitor import ConnectorView
+from tests.conftest import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, SECRET = "test-api-key", "test-secret-not-logged"
@@ -93,13 +93,7 @@ class Emulator:
         return self.control(f"/_emulator/book?symbol=ethusdt&limit={limit}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=10)
         self.log.close()
 
 
@@ -123,15 +117,9 @@ class BfConnector:
         return self.log.read_text()
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = stop_process(self.proc, timeout=15)
         self._logf.close()
-        return self.proc.returncode
+        return rc
 
 
 @pytest.fixture
