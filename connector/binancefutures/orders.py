@@ -173,7 +173,6 @@ class OrderEntry:
         self.by_cid: dict[str, int] = {}
         self._legs: dict[tuple[int, str], float] = {}  # (inst, positionSide) -> amount
         self.positions: dict[int, float] = {}  # inst -> the account's position (venue's)
-        self.n_recovered = 0  # fills read from userTrades that the stream never delivered
 
     # ------------------------------------------------------------------ requests
     def submit(self, key, inst, side, price_tick, qty, tif, order_type, user_ready=True) -> None:
@@ -309,7 +308,6 @@ class OrderEntry:
         for t in new:
             self._fill_from_trade(o, t)
         if new:
-            self.n_recovered += len(new)
             log.warning("order %s: %d fill(s) missed by the user stream recovered from "
                         "userTrades", o.client_id, len(new))  # fmt: skip
 

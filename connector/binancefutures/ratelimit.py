@@ -75,7 +75,6 @@ class RateLimits:
         self.orders_10s = _Window(10_000)
         self.orders_1m = _Window(60_000)
         self.blocked_until = 0.0  # time.monotonic() before which nothing is sent
-        self.throttled = 0  # requests refused or delayed by the throttle
 
     def set_limits(self, rate_limits: list) -> None:
         """Takes exchangeInfo's `rateLimits` [{rateLimitType, interval, intervalNum, limit}]."""
@@ -142,7 +141,6 @@ class RateLimits:
         if wait > 0:
             return f"the venue asked to back off; {wait:.1f} s left"
         if self.weight.get(now_ms) >= self.weight_limit:
-            self.throttled += 1
             return f"request weight at the limit ({self.weight_limit}/min)"
         if not new_order:
             return None
@@ -151,8 +149,7 @@ class RateLimits:
             (self.orders_1m, self.orders_1m_limit, "minute"),
         ):
             if w.get(now_ms) >= self.headroom * limit:
-                self.throttled += 1
-                return (
+                    return (
                     f"throttled: {w.get(now_ms)} orders this {what}, limit {limit} "
                     f"({w.left_ms(now_ms) / 1e3:.1f} s to the next window)"
                 )
@@ -162,7 +159,6 @@ class RateLimits:
         """Seconds to wait before a request of `weight` (0: send now)."""
         if self.weight.get(now_ms) + weight <= self.headroom * self.weight_limit:
             return 0.0
-        self.throttled += 1
         return self.weight.left_ms(now_ms) / 1e3
 
     def sent(self, now_ms: int, weight: int, new_order: bool = False) -> None:

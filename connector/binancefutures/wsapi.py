@@ -60,7 +60,6 @@ class WsApiClient:
         self.ws = None
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future] = {}
-        self.n_unmatched = 0  # responses whose id matched no request (late or unknown)
 
     @property
     def connected(self) -> bool:
@@ -120,7 +119,6 @@ class WsApiClient:
                         self.rest.blocked_for())  # fmt: skip
         fut = self._pending.pop(str(m.get("id")), None)
         if fut is None or fut.done():
-            self.n_unmatched += 1
             log.warning("WebSocket API: response to no pending request: %r", raw[:200])
             return
         body = m.get("result") if "result" in m else m.get("error")
