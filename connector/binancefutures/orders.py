@@ -98,20 +98,24 @@ def base36(n: int) -> str:
             return out
 
 
+# request weight of each order request, REST and WS-API alike (§1.6, §1.7); place and
+# modify count against the ORDERS limits instead
+_WEIGHT = {REQ_SUBMIT: 0, REQ_MODIFY: 0, REQ_CANCEL: 1}
+
+
 class RestOrders:
-    """Order requests as REST calls on /fapi/v1/order (weights §1.6)."""
+    """Order requests as REST calls on /fapi/v1/order."""
 
     name = "REST"
-    _CALLS = {REQ_SUBMIT: ("POST", 0), REQ_MODIFY: ("PUT", 0), REQ_CANCEL: ("DELETE", 1)}
+    _METHODS = {REQ_SUBMIT: "POST", REQ_MODIFY: "PUT", REQ_CANCEL: "DELETE"}
 
     def __init__(self, rest: RestClient):
         self.rest = rest
         self.connected = True  # a connection is made per need (kept alive by the pool)
 
     async def send(self, req: int, params: dict) -> Reply:
-        method, weight = self._CALLS[req]
-        return await self.rest.request(method, "/fapi/v1/order", params, signed=True,
-                                       weight=weight, order=True)  # fmt: skip
+        return await self.rest.request(self._METHODS[req], "/fapi/v1/order", params,
+                                       signed=True, weight=_WEIGHT[req], order=True)  # fmt: skip
 
 
 class WsOrders:
@@ -128,8 +132,7 @@ class WsOrders:
         return self.ws.connected
 
     async def send(self, req: int, params: dict) -> Reply:
-        return await self.ws.request(self._METHODS[req], params,
-                                     weight=1 if req == REQ_CANCEL else 0)  # fmt: skip
+        return await self.ws.request(self._METHODS[req], params, weight=_WEIGHT[req])
 
 
 @dataclass
