@@ -149,7 +149,7 @@ class RateLimits:
             (self.orders_1m, self.orders_1m_limit, "minute"),
         ):
             if w.get(now_ms) >= self.headroom * limit:
-                    return (
+                return (
                     f"throttled: {w.get(now_ms)} orders this {what}, limit {limit} "
                     f"({w.left_ms(now_ms) / 1e3:.1f} s to the next window)"
                 )
