@@ -42,7 +42,7 @@ from connector.binancefutures.orders import OrderEntry, WsOrders
 from connector.binancefutures.protocol import parse_error
 from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.binancefutures.signing import Credentials
-from connector.binancefutures.streams import MarketData, MdInstrument, UserStream, backoff
+from connector.binancefutures.streams import MarketData, MdInstrument, UserStream
 from connector.binancefutures.wsapi import WsApiClient
 from connector.config import Config, _build
 from connector.errors import ConfigError, VenueProtocolError
@@ -199,7 +199,7 @@ class BinanceFuturesVenue:
         if self.bf.order_entry == "ws":
             self.ws_api = WsApiClient(self.bf.ws_api_url, self.creds, self.rest,
                                       self.bf.recv_window_ms, self.bf.request_timeout_s,
-                                      backoff, self._on_ws_api)  # fmt: skip
+                                      self._on_ws_api)  # fmt: skip
             transport = WsOrders(self.ws_api)
         self.orders = OrderEntry(self.bf.client_order_prefix, self.insts, router, self.rest,
                                  transport)  # fmt: skip

@@ -303,7 +303,7 @@ class UserStream:
         self.orders = orders
         self.shm = shm
         self.connected = False
-        self.n_connects = 0
+        self.lost = False  # bots were told the stream was lost
 
     def _set_connected(self, up: bool) -> None:
         self.connected = up
@@ -331,12 +331,12 @@ class UserStream:
                     # events arriving meanwhile wait in the socket; fills are deduplicated
                     await self.orders.reconcile()
                     self._set_connected(True)
-                    if self.n_connects:  # bots were told of the loss: now all is well
+                    if self.lost:  # bots were told of the loss: now all is well
+                        self.lost = False
                         self.router.broadcast_error(
                             ERR_CONNECTION, CONNECTION_RESTORED,
                             "user data stream restored; orders, fills and positions reconciled",
                         )  # fmt: skip
-                    self.n_connects += 1
                     reason = await self._read(ws, key)
             except (OSError, RequestFailed, VenueProtocolError,
                     websockets.WebSocketException) as e:  # fmt: skip
@@ -344,6 +344,7 @@ class UserStream:
             self._set_connected(False)
             log.warning("user data stream lost (%s); reconnecting", reason)
             self.router.broadcast_error(ERR_CONNECTION, 0, f"user data stream lost: {reason}")
+            self.lost = True
             if opened is not None and time.monotonic() - opened > STABLE_S:
                 delays = backoff()
             await asyncio.sleep(next(delays))  # reconnect backoff

@@ -29,6 +29,7 @@ from websockets.asyncio.client import connect
 from connector.binancefutures.ratelimit import RATE_LIMITED
 from connector.binancefutures.rest import Reply, RequestFailed, RestClient
 from connector.binancefutures.signing import Credentials, sign_ws_params
+from connector.binancefutures.streams import STABLE_S, backoff
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,16 @@ class WsApiClient:
         creds: API key and secret (HMAC or Ed25519).
         rest: the REST client whose clock offset and RateLimits this shares.
         recv_window_ms, timeout_s: as for REST.
-        backoff: a factory of reconnect delays (streams.backoff).
         on_state: called with True when the socket opens, False when it is lost.
     """
 
     def __init__(self, url: str, creds: Credentials, rest: RestClient, recv_window_ms: int,
-                 timeout_s: float, backoff, on_state=None):  # fmt: skip
+                 timeout_s: float, on_state=None):  # fmt: skip
         self.url = url
         self.creds = creds
         self.rest = rest
         self.recv_window_ms = recv_window_ms
         self.timeout_s = timeout_s
-        self.backoff = backoff
         self.on_state = on_state
         self.ws = None
         self._ids = itertools.count(1)
@@ -66,7 +65,7 @@ class WsApiClient:
         return self.ws is not None
 
     async def run(self) -> None:
-        delays = self.backoff()
+        delays = backoff()
         while True:
             opened = None
             try:
@@ -87,8 +86,8 @@ class WsApiClient:
             log.warning("WebSocket API lost (%s); reconnecting", reason)
             if self.on_state:
                 self.on_state(False)
-            if opened is not None and time.monotonic() - opened > 30.0:
-                delays = self.backoff()
+            if opened is not None and time.monotonic() - opened > STABLE_S:
+                delays = backoff()
             await asyncio.sleep(next(delays))
 
     def _fail_pending(self) -> None:
