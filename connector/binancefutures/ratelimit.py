@@ -36,12 +36,12 @@ _WINDOW_MS = {("SECOND", 10): 10_000, ("MINUTE", 1): 60_000}
 
 
 class _Window:
-    """A count within one fixed window of `ms` milliseconds."""
+    """A count within one fixed window of `ms` milliseconds, and the venue's limit on it."""
 
-    __slots__ = ("ms", "idx", "n")
+    __slots__ = ("ms", "limit", "idx", "n")
 
-    def __init__(self, ms: int):
-        self.ms, self.idx, self.n = ms, -1, 0
+    def __init__(self, ms: int, limit: int):
+        self.ms, self.limit, self.idx, self.n = ms, limit, -1, 0
 
     def get(self, now_ms: int) -> int:
         return self.n if now_ms // self.ms == self.idx else 0
@@ -68,26 +68,26 @@ class RateLimits:
 
     def __init__(self, headroom: float = 0.9):
         self.headroom = headroom
-        self.weight_limit = WEIGHT_LIMIT
-        self.orders_10s_limit = ORDERS_10S_LIMIT
-        self.orders_1m_limit = ORDERS_1M_LIMIT
-        self.weight = _Window(60_000)
-        self.orders_10s = _Window(10_000)
-        self.orders_1m = _Window(60_000)
+        self.weight = _Window(60_000, WEIGHT_LIMIT)
+        self.orders_10s = _Window(10_000, ORDERS_10S_LIMIT)
+        self.orders_1m = _Window(60_000, ORDERS_1M_LIMIT)
         self.blocked_until = 0.0  # time.monotonic() before which nothing is sent
+
+    @property
+    def weight_limit(self) -> int:
+        return self.weight.limit
+
+    @property
+    def orders_10s_limit(self) -> int:
+        return self.orders_10s.limit
+
+    @property
+    def orders_1m_limit(self) -> int:
+        return self.orders_1m.limit
 
     def set_limits(self, rate_limits: list) -> None:
         """Takes exchangeInfo's `rateLimits` [{rateLimitType, interval, intervalNum, limit}]."""
-        for r in rate_limits:
-            if not isinstance(r, Mapping) or not isinstance(r.get("limit"), int):
-                continue
-            kind, span = r.get("rateLimitType"), (r.get("interval"), r.get("intervalNum"))
-            if kind == "REQUEST_WEIGHT" and span == ("MINUTE", 1):
-                self.weight_limit = r["limit"]
-            elif kind == "ORDERS" and span == ("SECOND", 10):
-                self.orders_10s_limit = r["limit"]
-            elif kind == "ORDERS" and span == ("MINUTE", 1):
-                self.orders_1m_limit = r["limit"]
+        self._each(rate_limits, "limit", lambda w, v: setattr(w, "limit", v))
 
     # ------------------------------------------------------------------ what the venue said
     def on_headers(self, headers: Mapping[str, str], status: int, now_ms: int) -> None:
@@ -105,14 +105,18 @@ class RateLimits:
 
     def on_ws_limits(self, rate_limits: object, now_ms: int) -> None:
         """A WS-API response's `rateLimits` array [BN-WSAPI]."""
+        self._each(rate_limits, "count", lambda w, v: w.set(now_ms, v))
+
+    def _each(self, rate_limits: object, field: str, apply) -> None:
+        """`apply(window, entry[field])` for each well-formed `rateLimits` entry we track."""
         if not isinstance(rate_limits, list):
             return
         for r in rate_limits:
-            if not isinstance(r, Mapping) or not isinstance(r.get("count"), int):
+            if not isinstance(r, Mapping) or not isinstance(r.get(field), int):
                 continue
             w = self._window(r.get("rateLimitType"), r.get("interval"), r.get("intervalNum"))
             if w is not None:
-                w.set(now_ms, r["count"])
+                apply(w, r[field])
 
     def _window(self, kind, interval, num) -> _Window | None:
         ms = _WINDOW_MS.get((interval, num))
@@ -140,24 +144,21 @@ class RateLimits:
         wait = self.blocked_for()
         if wait > 0:
             return f"the venue asked to back off; {wait:.1f} s left"
-        if self.weight.get(now_ms) >= self.weight_limit:
-            return f"request weight at the limit ({self.weight_limit}/min)"
+        if self.weight.get(now_ms) >= self.weight.limit:
+            return f"request weight at the limit ({self.weight.limit}/min)"
         if not new_order:
             return None
-        for w, limit, what in (
-            (self.orders_10s, self.orders_10s_limit, "10 s"),
-            (self.orders_1m, self.orders_1m_limit, "minute"),
-        ):
-            if w.get(now_ms) >= self.headroom * limit:
+        for w, what in ((self.orders_10s, "10 s"), (self.orders_1m, "minute")):
+            if w.get(now_ms) >= self.headroom * w.limit:
                 return (
-                    f"throttled: {w.get(now_ms)} orders this {what}, limit {limit} "
+                    f"throttled: {w.get(now_ms)} orders this {what}, limit {w.limit} "
                     f"({w.left_ms(now_ms) / 1e3:.1f} s to the next window)"
                 )
         return None
 
     def weight_wait_s(self, weight: int, now_ms: int) -> float:
         """Seconds to wait before a request of `weight` (0: send now)."""
-        if self.weight.get(now_ms) + weight <= self.headroom * self.weight_limit:
+        if self.weight.get(now_ms) + weight <= self.headroom * self.weight.limit:
             return 0.0
         return self.weight.left_ms(now_ms) / 1e3
 
