@@ -92,3 +92,24 @@ ERR_CUSTOM = 5  # anything else the connector wants a bot to know
 
 # LiveError.code of ERR_CONNECTION events: 0 when a connection is lost, and
 CONNECTION_RESTORED = 1  # the venue session is back, open orders, fills and positions reconciled
+
+# Venue-neutral reject reasons (LiveError.reason; njit: hbt.last_error_reason): what a
+# refused request means on any venue. LiveError.code keeps the raw code beside it (the
+# venue's, e.g. Binance -5022, or the connector's own, connector/codes.py), so a handler
+# can act on one vocabulary everywhere and still log the venue's exact answer.
+REJECT_NONE = 0  # not a rejection (connection notices, book resyncs, ...)
+REJECT_OTHER = 1  # a refusal with no neutral meaning (yet): read LiveError.code
+REJECT_POST_ONLY = 2  # a post-only (GTX) order would have crossed and taken liquidity
+REJECT_INSUFFICIENT_MARGIN = 3  # not enough margin or balance for the order
+REJECT_UNKNOWN_ORDER = 4  # no such open order (it ended, or never reached the venue)
+REJECT_RATE_LIMITED = 5  # the venue's rate limit, or the connector's throttle ahead of it
+REJECT_INVALID_PRICE = 6  # price off the tick grid, outside the venue's bands, ...
+REJECT_INVALID_QTY = 7  # quantity off the lot grid, below the minimum, notional too small
+REJECT_REDUCE_ONLY = 8  # a reduce-only order would have increased the position
+REJECT_RISK_LIMIT = 9  # the connector's risk limits: position, order notional, order rate
+REJECT_NOT_CONNECTED = 10  # the venue session (or the way to it) is down: nothing was sent
+REJECT_WOULD_NOT_FILL = 11  # FOK/IOC that could not fill (as required) at once
+REJECT_DUPLICATE_ID = 12  # the order id is already in use by an open order
+REJECT_STOPPING = 13  # the connector is shutting down
+REJECT_NO_CHANGE = 14  # a modify that changes nothing
+REJECT_VENUE_BUSY = 15  # the venue was overloaded or failed internally; nothing happened
