@@ -155,10 +155,9 @@ class BfConnector:
 
     def check_config(self) -> None:
         """Loads the config as the connector will (ConfigError if it refuses it)."""
-        from connector.binancefutures.client import load_venue_config
         from connector.config import load_config
 
-        load_venue_config(load_config(self.cfg, "binancefutures"))
+        load_config(self.cfg, "binancefutures")
 
     def start(self, timeout: float = 30.0) -> BfConnector:
         """Starts it and waits until its shared memory says RUNNING."""

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from connector import registry
 from connector.errors import ConfigError
 
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="connector name that bots register instruments under, e.g. 'bf' "
                         "(letters, digits, '_' or '-'); one running connector per name")  # fmt: skip
     p.add_argument("--connector", required=True, metavar="VENUE",
-                   help="venue adapter: 'sim' (simulated venue, offline) or 'binancefutures'")  # fmt: skip
+                   help=f"venue adapter: {registry.help_text()}")  # fmt: skip
     p.add_argument("--config", required=True, metavar="FILE.toml",
                    help="TOML config: [[instruments]], [connector], [risk], and the venue's "
                         "section (see examples/*.toml)")  # fmt: skip

@@ -8,8 +8,9 @@ import os
 import signal
 import time
 
+from connector import registry
 from connector.config import Config
-from connector.errors import ConfigError
+from connector.core import ConnectorCore
 from connector.router import Router
 from connector.shmserver import ShmServer
 from hftlive.layout import CONN_STOPPING
@@ -21,19 +22,7 @@ SLOTS_EVERY_S = 0.02
 HEARTBEAT_EVERY_S = 0.1
 FORGET_EVERY_S = 5.0
 SHUTDOWN_GRACE_S = 0.3
-VENUES = ("sim", "binancefutures")
-
-
-def make_venue(venue: str, cfg: Config, shm: ShmServer, router: Router):
-    if venue == "sim":
-        from connector.sim.venue import SimVenue
-
-        return SimVenue(cfg, shm, router)
-    if venue == "binancefutures":
-        from connector.binancefutures.client import BinanceFuturesVenue
-
-        return BinanceFuturesVenue(cfg, shm, router)
-    raise ConfigError(f"venue {venue!r} is not available yet (available: {', '.join(VENUES)})")
+SETTLE_POLL_S = 0.01
 
 
 class Connector:
@@ -43,7 +32,8 @@ class Connector:
         self.cfg = cfg
         self.shm = ShmServer(name, venue, cfg.instruments, cfg.connector)
         self.router = Router(self.shm, cfg, cfg.instruments)
-        self.venue = make_venue(venue, cfg, self.shm, self.router)
+        self.core = ConnectorCore(self.shm, self.router, cfg.instruments)
+        self.venue = registry.spec(venue).factory(cfg, self.core)
         self.router.venue = self.venue
         self._stop = asyncio.Event()
 
@@ -66,10 +56,10 @@ class Connector:
             if now - last_hb >= HEARTBEAT_EVERY_S:
                 last_hb = now
                 self.shm.heartbeat()
-                # the venue's own figure where it gives one, else the sum of the bots' fills
-                account = getattr(self.venue, "account_position", self.router.position)
                 for i in range(len(self.cfg.instruments)):
-                    self.shm.ctl.instruments[i]["account_position"] = account(i)
+                    self.shm.ctl.instruments[i]["account_position"] = (
+                        self.venue.account_position(i)
+                    )
             if now - last_forget >= FORGET_EVERY_S:
                 last_forget = now
                 self.router.forget_final()
@@ -88,9 +78,6 @@ class Connector:
         loop.add_reader(self.shm.bell_fd, self._on_bell)
         self.shm.heartbeat()
         self.shm.running()
-        if not getattr(self.venue, "reports_connected", False):
-            # a venue without a session of its own to lose (sim, replay) is always connected
-            self.shm.set_connected(True)
         log.info(
             "connector %r (%s, pid %d) serving %s",
             self.name, self.venue_name, os.getpid(), ", ".join(i.symbol for i in self.cfg.instruments),
@@ -117,15 +104,32 @@ class Connector:
             log.info("connector %r stopped", self.name)
 
     async def _shutdown(self) -> None:
-        """Tell bots, cancel what is open, give bots a moment to read it all."""
-        self.venue.stop()
-        self.router.drain()
+        """Cancel what is open (or may be), let the venue make sure of the rest, tell bots.
+
+        Orders whose outcome is not known yet (a submit unanswered) are cancelled as soon
+        as the venue shows them working; what is still unsure after `stop_timeout_s` is
+        handed to the venue's `stop`, which cancels per symbol and leaves its dead-man's
+        switch armed.
+        """
         self.router.stopping = True  # refuse new orders from here on
+        self.router.drain()
+        unsure: list[int] = []
         if self.cfg.connector.cancel_on_shutdown:
             n = self.router.cancel_all()
             self.router.flush()
             if n:
-                log.info("cancelled %d open order(s) on shutdown", n)
+                log.info("cancelling %d open order(s) on shutdown", n)
+            deadline = time.monotonic() + self.cfg.connector.stop_timeout_s
+            while time.monotonic() < deadline:
+                unsure = sorted(set(self.venue.unsure()) | set(self.router.open_keys()))
+                if not unsure:
+                    break
+                self.router.drain()
+                await asyncio.sleep(SETTLE_POLL_S)
+            if unsure:
+                log.warning("%d order(s) still unsure after %g s; the venue makes sure they "
+                            "end", len(unsure), self.cfg.connector.stop_timeout_s)  # fmt: skip
+        await self.venue.stop(unsure)
         # bots read the cancellations before this notice, which ends their run
         self.router.shutdown_notice()
         self.shm.set_state(CONN_STOPPING)
@@ -133,15 +137,12 @@ class Connector:
 
 
 def run(name: str, venue: str, cfg: Config) -> None:
-    if venue not in VENUES:
-        raise ConfigError(f"unknown venue {venue!r} (known: {', '.join(VENUES)})")
     asyncio.run(_main(name, venue, cfg))
 
 
 async def _main(name: str, venue: str, cfg: Config) -> None:
-    if venue == "binancefutures":
-        # tick and lot sizes come from the venue and go into shared memory: ask first
-        from connector.binancefutures.client import prepare
-
-        cfg = await prepare(cfg)
+    spec = registry.spec(venue)
+    if spec.prepare is not None:
+        # e.g. tick and lot sizes from the venue: they go into shared memory, so ask first
+        cfg = await spec.prepare(cfg)
     await Connector(name, venue, cfg).run()

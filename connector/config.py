@@ -40,6 +40,7 @@ class ConnectorSection:
     resp_capacity: int = 4096
     cancel_on_bot_exit: bool = True
     cancel_on_shutdown: bool = True
+    stop_timeout_s: float = 5.0  # on shutdown, how long to wait for cancels to conclude
 
 
 @dataclass(frozen=True)
@@ -50,31 +51,16 @@ class RiskConfig:
 
 
 @dataclass(frozen=True)
-class SimConfig:
-    data: str = ""  # a capture to replay (`<local ns> <raw JSON>` lines, .gz ok); "" = synthetic
-    speed: float = 1.0  # replay speed; 0 = as fast as possible
-    seed: int = 1
-    maker_fee: float = 0.0002
-    taker_fee: float = 0.0005
-    tick_interval_ms: float = 100.0  # synthetic market: one batch of updates per interval
-    levels: int = 50  # synthetic market: levels per side
-    volatility_bp: float = 1.0  # synthetic market: std dev of the mid per interval, in bp
-    trades_per_tick: float = 3.0  # synthetic market: mean trades per interval
-    at_end: str = "stop"  # replay end: "stop" the connector (bots see elapse() == 1)
-
-
-@dataclass(frozen=True)
 class Config:
     path: str
     instruments: tuple[InstrumentConfig, ...]
     connector: ConnectorSection = field(default_factory=ConnectorSection)
     risk: RiskConfig = field(default_factory=RiskConfig)
-    sim: SimConfig = field(default_factory=SimConfig)
-    venue: dict[str, Any] = field(default_factory=dict)  # venue-specific sections, raw
+    venue: str = ""  # the registry name of the venue this config was loaded for
+    section: Any = None  # that venue's `[venue]` section (its spec's dataclass), or None
 
 
-_SECTIONS = {"connector": ConnectorSection, "risk": RiskConfig, "sim": SimConfig}
-_VENUE_SECTIONS = ("binancefutures", "bybit")
+_SECTIONS = {"connector": ConnectorSection, "risk": RiskConfig}
 
 
 def _build(cls, data: Any, where: str, path: str):
@@ -105,7 +91,10 @@ def _build(cls, data: Any, where: str, path: str):
 
 
 def load_config(path: str | Path, venue: str) -> Config:
-    """Load and check a connector config for `venue` ('sim', 'binancefutures', ...)."""
+    """Load and check a connector config for `venue` (a name in connector.registry)."""
+    from connector import registry
+
+    spec = registry.spec(venue)
     p = str(path)
     try:
         raw = Path(p).read_bytes()
@@ -117,7 +106,7 @@ def load_config(path: str | Path, venue: str) -> Config:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    known = set(_SECTIONS) | {"instruments"} | set(_VENUE_SECTIONS)
+    known = set(_SECTIONS) | {"instruments"} | set(registry.names())
     for k in data:
         if k not in known:
             raise ConfigError(
@@ -132,12 +121,7 @@ def load_config(path: str | Path, venue: str) -> Config:
         raise ConfigError(f"{p}: instruments must be a non-empty array of [[instruments]] tables")
     insts = []
     for i, t in enumerate(raw_insts):
-        inst = _build(InstrumentConfig, t, f"instruments[{i}]", p)
-        if venue == "sim":
-            for k in ("tick_size", "lot_size"):
-                if not getattr(inst, k) > 0:
-                    raise ConfigError(f"{p}: instruments[{i}].{k} must be > 0 for the sim venue")
-        insts.append(inst)
+        insts.append(_build(InstrumentConfig, t, f"instruments[{i}]", p))
     syms = [i.symbol for i in insts]
     if len(set(syms)) != len(syms):
         raise ConfigError(f"{p}: instruments lists a symbol twice: {syms}")
@@ -149,7 +133,12 @@ def load_config(path: str | Path, venue: str) -> Config:
             raise ConfigError(f"{p}: connector.{k} must be a power of two, got {v}")
     if not 1 <= c.max_bots <= 256:
         raise ConfigError(f"{p}: connector.max_bots must be in 1..256, got {c.max_bots}")
-    if sections["sim"].at_end not in ("stop",):
-        raise ConfigError(f'{p}: sim.at_end must be "stop", got {sections["sim"].at_end!r}')
-    venue_raw = {k: data[k] for k in _VENUE_SECTIONS if k in data}
-    return Config(p, tuple(insts), venue=venue_raw, **sections)
+    section = None
+    if spec.section is not None:
+        if spec.section_required and venue not in data:
+            raise ConfigError(f"{p}: missing section [{venue}]")
+        section = _build(spec.section, data.get(venue, {}), venue, p)
+    cfg = Config(p, tuple(insts), venue=venue, section=section, **sections)
+    if spec.check is not None:
+        spec.check(cfg)
+    return cfg

@@ -6,6 +6,9 @@ Hierarchy::
     ├── ConfigError          a config file is missing, malformed, or has a bad/unknown/missing key
     ├── VenueRejected        the venue refused a request; carries the venue's code and message
     ├── VenueProtocolError   the venue broke its contract (malformed or unexpected message)
+    ├── RequestFailed        no reply came back; `sent` tells whether the venue may have
+    │                        executed the request (a timeout: maybe; a refused connection:
+    │                        no)
     └── UsageError           we misused our own API (a bug on our side, or a bad bot request)
 
 A book gap is not an exception: it is a state transition of the book synchroniser.
@@ -43,3 +46,11 @@ class VenueProtocolError(ConnectorError):
 
 class UsageError(ConnectorError):
     """Our own API was misused."""
+
+
+class RequestFailed(ConnectorError):
+    """No reply came back. `sent`: the venue may have executed the request."""
+
+    def __init__(self, what: str, sent: bool):
+        super().__init__(what)
+        self.sent = sent

@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from connector.venue import OrderReport
+from connector import codes
+from connector.codes import (
+    CONNECTOR_STOPPING,
+    DUPLICATE_ORDER_ID,
+    RISK_MAX_NOTIONAL,
+    RISK_MAX_POSITION,
+    RISK_ORDER_RATE,
+    UNKNOWN_ORDER,
+)
+from connector.venue import NewOrder, OrderReport
 from hftlive.constants import (
     CANCELED,
     ERR_CONNECTOR,
@@ -50,12 +59,6 @@ from hftlive.shm import pid_alive as _pid_alive
 
 log = logging.getLogger(__name__)
 
-RISK_MAX_POSITION = -9001
-RISK_MAX_NOTIONAL = -9002
-RISK_ORDER_RATE = -9003
-DUPLICATE_ORDER_ID = -9004
-CONNECTOR_STOPPING = -9005
-UNKNOWN_ORDER = -2011  # Binance's "Unknown order sent." (the sim uses the same code)
 FINAL_KEEP_S = 60.0  # final orders are forgotten this long after they ended
 
 
@@ -70,6 +73,7 @@ class Tracked:
     order_id: int
     rec: np.ndarray  # 1-element order_dtype: the connector's copy, as bots see it
     final_at: float = 0.0
+    doomed: bool = False  # a cancel was asked for by the core (bot left, shutdown)
 
 
 @dataclass
@@ -143,16 +147,25 @@ class Router:
             self.cancel_all(bot_id)
 
     def cancel_all(self, bot_id: int | None = None) -> int:
+        """Cancels every order of `bot_id` (None: of every bot) that works or may work.
+
+        An order whose submit is unanswered (status NONE) is included: the venue cancels
+        it as soon as it shows it working (connector.lifecycle), so a bot that leaves, or
+        a connector that stops, leaves nothing behind.
+        """
         n = 0
         for key, t in list(self.orders.items()):
             if (bot_id is None or t.bot_id == bot_id) and not _final(int(t.rec[0]["status"])):
-                o = t.rec[0]
-                if o["req"] == CANCELED or o["status"] == NONE:
+                if t.doomed:
                     continue
-                o["req"] = CANCELED
-                self.venue.cancel(key, t.inst)
+                t.doomed = True
+                self.venue.cancel(key, t.inst, leaving=True)
                 n += 1
         return n
+
+    def open_keys(self) -> list[int]:
+        """Keys of the orders not final yet."""
+        return [k for k, t in self.orders.items() if not _final(int(t.rec[0]["status"]))]
 
     # ------------------------------------------------------------------ requests
 
@@ -177,7 +190,7 @@ class Router:
             key = self.by_id.get((bot_id, inst, oid))
             t = self.orders.get(key) if key is not None else None
             if t is None or _final(int(t.rec[0]["status"])):
-                self._refuse_existing(bot_id, inst, o, UNKNOWN_ORDER, "Unknown order sent.")
+                self._refuse_existing(bot_id, inst, o, UNKNOWN_ORDER, "no such open order")
                 return
             if kind == REQ_CANCEL:
                 t.rec[0]["req"] = CANCELED
@@ -221,8 +234,8 @@ class Router:
         self.orders[key] = Tracked(bot_id, inst, oid, rec)
         self.by_id[idk] = key
         self.venue.submit(
-            key, inst, int(o["side"]), int(o["price_tick"]), float(o["qty"]),
-            int(o["time_in_force"]), int(o["order_type"]),
+            NewOrder(key, inst, int(o["side"]), int(o["price_tick"]), float(o["qty"]),
+                     int(o["time_in_force"]), int(o["order_type"]))
         )  # fmt: skip
 
     # ------------------------------------------------------------------ risk
@@ -289,21 +302,19 @@ class Router:
     # ------------------------------------------------------------------ venue reports
 
     def on_report(self, rep: OrderReport) -> None:
+        """Applies one order change as the venue's lifecycle decided it (connector.lifecycle
+        for real venues, the matching engine for the sim): nothing is decided here again.
+        A fill counts once, whenever it comes (the venue deduplicates by trade id)."""
         t = self.orders.get(rep.key)
         if t is None:
             log.warning("report for unknown order key %d ignored", rep.key)
             return
         o = t.rec[0]
-        was_final = _final(int(o["status"]))
-        refused = rep.reject_code != 0 and rep.completes in (REQ_CANCEL, REQ_MODIFY)
-        if was_final and not rep.completes:
-            return  # nothing changes an order after it ended
-        if not refused and not was_final:
-            o["status"] = rep.status
-            o["qty"] = rep.qty
-            o["leaves_qty"] = rep.leaves_qty
-            o["price_tick"] = rep.price_tick
-        if rep.exec_qty > 0 and not was_final:
+        o["status"] = rep.status
+        o["qty"] = rep.qty
+        o["leaves_qty"] = rep.leaves_qty
+        o["price_tick"] = rep.price_tick
+        if rep.exec_qty > 0:
             o["exec_qty"] = rep.exec_qty
             o["exec_price_tick"] = rep.exec_price_tick
             o["maker"] = rep.maker
@@ -316,9 +327,8 @@ class Router:
             t.final_at = time.monotonic()
         self._send_order(rep.key)
         if rep.reject_code:
-            self.send_error(
-                t.bot_id, ERR_ORDER, rep.reject_code, rep.reject_msg, t.inst, t.order_id
-            )
+            self.send_error(t.bot_id, ERR_ORDER, rep.reject_code, rep.reject_msg, t.inst,
+                            t.order_id, rep.reason)  # fmt: skip
 
     def _fill(self, t: Tracked, rep: OrderReport) -> None:
         st = self._state(t.bot_id, t.inst)[0]
@@ -373,11 +383,14 @@ class Router:
             self._queue(bot_id, r)
 
     def send_error(self, bot_id: int, kind: int, code: int, msg: str, inst: int = -1,
-                   order_id: int = 0) -> None:  # fmt: skip
+                   order_id: int = 0, reason: int | None = None) -> None:  # fmt: skip
+        """An error record; `reason` (REJECT_*) defaults to the connector code's own."""
         r = self._response(bot_id, RESP_ERROR, inst)
         if r is not None:
             r["err_kind"] = kind
             r["code"] = code
+            if "reason" in response_dtype.names:  # the bot-side field (layout v+1)
+                r["reason"] = codes.REASONS.get(code, 0) if reason is None else reason
             r["order"]["order_id"] = order_id
             r["msg"] = msg.encode()[:80]
             self._queue(bot_id, r)

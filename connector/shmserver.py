@@ -151,9 +151,16 @@ class ShmServer:
         """Every instrument's `connected` flag: the venue session is (not) usable."""
         self.ctl.instruments["connected"][: self.n_instruments] = int(up)
 
-    def count_bad_message(self) -> None:
-        """A malformed venue message (not attributable to one instrument): counted on all."""
-        self.ctl.instruments["n_bad_messages"][: self.n_instruments] += 1
+    def count_bad_message(self, inst: int = -1) -> None:
+        """A malformed venue message: counted on `inst`, or on all when it names none."""
+        if inst >= 0:
+            self.ctl.instruments["n_bad_messages"][inst] += 1
+        else:
+            self.ctl.instruments["n_bad_messages"][: self.n_instruments] += 1
+
+    def count_resync(self, inst: int) -> None:
+        """The book of `inst` was cleared and is being resynchronised."""
+        self.ctl.instruments["n_resyncs"][inst] += 1
 
     def heartbeat(self, now_ns: int | None = None) -> None:
         store_word(self.ctl.words, 16, now_ns if now_ns is not None else time.time_ns())

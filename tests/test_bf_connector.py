@@ -303,7 +303,6 @@ def _venue_position(emu: Emulator) -> float:
 
 
 def test_config_section_is_checked_naming_key_and_file(tmp_path):
-    from connector.binancefutures.client import load_venue_config
     from connector.config import load_config
     from connector.errors import ConfigError
 
@@ -318,16 +317,16 @@ def test_config_section_is_checked_naming_key_and_file(tmp_path):
         p = tmp_path / "bf.toml"
         p.write_text(text)
         with pytest.raises(ConfigError) as e:
-            load_venue_config(load_config(p, "binancefutures"))
+            load_config(p, "binancefutures")
         for w in [*words, str(p)]:
             assert w in str(e.value)
     p.write_text(good.replace('api_key_env = "BFT_API_KEY"\n', ""))
     with pytest.raises(ConfigError, match="missing required key binancefutures.api_key_env"):
-        load_venue_config(load_config(p, "binancefutures"))
+        load_config(p, "binancefutures")
 
 
 def test_secret_from_a_file_that_only_its_owner_can_read(tmp_path, monkeypatch):
-    from connector.binancefutures.client import credentials, load_venue_config
+    from connector.binancefutures.client import credentials
     from connector.config import load_config
     from connector.errors import ConfigError
 
@@ -338,7 +337,7 @@ def test_secret_from_a_file_that_only_its_owner_can_read(tmp_path, monkeypatch):
     secret.write_text(SECRET + "\n")
     p = tmp_path / "bf.toml"
     p.write_text(text.replace('secret_env = "BFT_SECRET"', 'secret_file = "bf.secret"'))
-    c = load_venue_config(load_config(p, "binancefutures"))
+    c = load_config(p, "binancefutures").section
     secret.chmod(0o644)
     with pytest.raises(ConfigError, match="readable by others; chmod 600"):
         credentials(c, str(p))
@@ -347,10 +346,10 @@ def test_secret_from_a_file_that_only_its_owner_can_read(tmp_path, monkeypatch):
     assert creds.secret == SECRET and creds.kind == "HMAC" and SECRET not in repr(creds)
     p.write_text(text.replace('secret_env = "BFT_SECRET"', 'secret_file = "none"'))
     with pytest.raises(ConfigError, match="No such file"):
-        credentials(load_venue_config(load_config(p, "binancefutures")), str(p))
+        credentials(load_config(p, "binancefutures").section, str(p))
     p.write_text(text + 'secret_file = "bf.secret"\n')
     with pytest.raises(ConfigError, match="exactly one of secret_env and secret_file"):
-        load_venue_config(load_config(p, "binancefutures"))
+        load_config(p, "binancefutures")
 
 
 @pytest.mark.parametrize("order_entry", ["rest", "ws"])
@@ -451,7 +450,7 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
 def test_new_orders_are_throttled_before_the_venues_order_limit(tmp_path):
     """With ORDERS 10 per 10 s (from exchangeInfo), a burst of 12 submits sends 9 (90 %)
     and refuses 3 locally with THROTTLED; the venue never answers 429 or 418."""
-    from connector.binancefutures.orders import THROTTLED
+    from connector.codes import THROTTLED
 
     emu = Emulator(tmp_path, "--orders-10s", "10")
     conn = BfConnector(tmp_path, emu)
@@ -483,7 +482,7 @@ def test_new_orders_are_throttled_before_the_venues_order_limit(tmp_path):
 
 
 def test_ws_api_outage_cancels_go_over_rest_and_new_orders_are_refused(tmp_path, emu):
-    from connector.binancefutures.orders import NOT_READY
+    from connector.codes import NOT_READY
 
     conn = BfConnector(tmp_path, emu, order_entry="ws")
     errors = []

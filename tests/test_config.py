@@ -27,7 +27,7 @@ def _load(tmp_path, text, venue="sim"):
 def test_a_minimal_config_loads_with_defaults(tmp_path):
     cfg, _ = _load(tmp_path, GOOD)
     assert cfg.instruments[0].symbol == "btcusdt" and cfg.connector.max_bots == 16
-    assert cfg.sim.data == "" and cfg.risk.max_orders_per_second == 50
+    assert cfg.section.data == "" and cfg.risk.max_orders_per_second == 50
 
 
 @pytest.mark.parametrize("text,expect", [

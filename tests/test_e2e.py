@@ -105,12 +105,14 @@ def test_risk_limits_reject_with_codes_and_callbacks_run(make_connector):
         assert hbt.submit_buy_order(0, 2, px, 0.005, GTX, LIMIT, True) == 0
         assert hbt.orders(0).get(2).status == hftlive.NEW
         assert (0, hftlive.NEW) in updates  # the hook saw the pending order get acked
-        # a crossing post-only order: the venue's own code reaches the handler
+        # a crossing post-only order: the venue's own code (the sim's engine code) reaches
+        # the handler
         assert (
             hbt.submit_buy_order(0, 3, hbt.depth(0).best_ask * 1.01, 0.001, GTX, LIMIT, True) == 0
         )
         assert hbt.orders(0).get(3).status == hftlive.EXPIRED
-        assert errors[-1].code == -5022 and hbt.last_error_code == -5022
+        gtx = REJECT_GTX_WOULD_CROSS
+        assert errors[-1].code == gtx and hbt.last_error_code == gtx
     finally:
         hbt.close()
 

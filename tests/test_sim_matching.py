@@ -1,4 +1,4 @@
-"""Golden tests of the simulated venue's matching engine (connector/sim/matching.py)."""
+"""Golden tests of the simulated venue's matching engine (connector/matching.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import pytest
 
 from connector.errors import UsageError
-from connector.sim.matching import (
+from connector.matching import (
     BUY,
     CANCELED,
     EXPIRED,

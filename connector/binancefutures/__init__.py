@@ -1,0 +1,24 @@
+"""Binance USD-M futures: the venue adapter (see client.py) and its loopback emulator."""
+
+from __future__ import annotations
+
+from connector.registry import VenueSpec
+
+
+def _spec() -> VenueSpec:
+    from connector.binancefutures.client import (
+        BinanceFuturesConfig,
+        _factory,
+        check_config,
+        prepare,
+    )
+
+    return VenueSpec(name="binancefutures", section=BinanceFuturesConfig, factory=_factory,
+                     section_required=True, check=check_config, prepare=prepare)  # fmt: skip
+
+
+def __getattr__(name: str):
+    # SPEC is built on first use, so that importing the emulator does not load the client
+    if name == "SPEC":
+        return _spec()
+    raise AttributeError(name)

@@ -38,15 +38,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from connector.binancefutures.orders import OrderEntry, WsOrders
+from connector.binancefutures.orders import BinanceOrders, WsOrders
 from connector.binancefutures.protocol import parse_error
 from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.binancefutures.signing import Credentials
 from connector.binancefutures.streams import MarketData, MdInstrument, UserStream
 from connector.binancefutures.wsapi import WsApiClient
-from connector.config import Config, _build
+from connector.config import Config
 from connector.errors import ConfigError, VenueProtocolError
-from hftlive.constants import CONNECTION_RESTORED, ERR_CONNECTION
+from connector.venue import Core, NewOrder, Venue
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,9 @@ class BinanceFuturesConfig:
     request_timeout_s: float = 10.0
 
 
-def load_venue_config(cfg: Config) -> BinanceFuturesConfig:
-    """Checks and returns the `[binancefutures]` section of `cfg` (ConfigError if bad)."""
-    raw = cfg.venue.get(SECTION)
-    if raw is None:
-        raise ConfigError(f"{cfg.path}: missing section [{SECTION}]")
-    c = _build(BinanceFuturesConfig, raw, SECTION, cfg.path)
+def check_config(cfg: Config) -> None:
+    """Checks the `[binancefutures]` section of a loaded config (ConfigError if bad)."""
+    c: BinanceFuturesConfig = cfg.section
     p = cfg.path
     if c.order_entry not in ("rest", "ws"):
         raise ConfigError(
@@ -104,7 +101,6 @@ def load_venue_config(cfg: Config) -> BinanceFuturesConfig:
     for inst in cfg.instruments:
         if inst.symbol != inst.symbol.lower():
             raise ConfigError(f"{p}: instrument symbols must be lowercase, got {inst.symbol!r}")
-    return c
 
 
 def credentials(c: BinanceFuturesConfig, path: str) -> Credentials:
@@ -142,7 +138,7 @@ async def prepare(cfg: Config) -> Config:
     Runs before the connector creates shared memory, which carries tick and lot sizes.
     A configured tick/lot that disagrees with the venue's is an error (a stale config).
     """
-    c = load_venue_config(cfg)
+    c: BinanceFuturesConfig = cfg.section
     async with RestClient(c.rest_url, None, c.recv_window_ms, c.request_timeout_s) as rest:
         try:
             r = await rest.request("GET", "/fapi/v1/exchangeInfo")
@@ -177,54 +173,44 @@ async def prepare(cfg: Config) -> Config:
     return dataclasses.replace(cfg, instruments=tuple(insts))
 
 
-class BinanceFuturesVenue:
+class BinanceFuturesVenue(Venue):
     """The venue the connector drives: `run()` until cancelled; orders via `submit` etc."""
 
-    reports_connected = True  # UserStream sets the instruments' `connected` flag
-
-    def __init__(self, cfg: Config, shm, router):
+    def __init__(self, cfg: Config, core: Core):
         self.cfg = cfg
-        self.bf = load_venue_config(cfg)
-        self.shm = shm
-        self.router = router
+        self.bf: BinanceFuturesConfig = cfg.section
+        self.core = core
         self.creds = credentials(self.bf, cfg.path)
         self.rest = RestClient(self.bf.rest_url, self.creds, self.bf.recv_window_ms,
                                self.bf.request_timeout_s)  # fmt: skip
         self.insts = [MdInstrument(i, ic) for i, ic in enumerate(cfg.instruments)]
-        self.md = MarketData(self.bf, self.insts, shm, router, self.rest,
+        self.md = MarketData(self.bf, self.insts, core, self.rest,
                              cfg.connector.snapshot_interval_ms)  # fmt: skip
         self.ws_api = None
-        self._ws_api_lost = False
         transport = None  # REST
         if self.bf.order_entry == "ws":
             self.ws_api = WsApiClient(self.bf.ws_api_url, self.creds, self.rest,
                                       self.bf.recv_window_ms, self.bf.request_timeout_s,
                                       self._on_ws_api)  # fmt: skip
             transport = WsOrders(self.ws_api)
-        self.orders = OrderEntry(self.bf.client_order_prefix, self.insts, router, self.rest,
-                                 transport)  # fmt: skip
-        self.user = UserStream(self.bf, self.rest, router, self.orders, shm)
+        self.orders = BinanceOrders(self.bf.client_order_prefix, time.time_ns() // 1_000_000,
+                                    self.insts, core, self.rest, transport)  # fmt: skip
+        self.user = UserStream(self.bf, self.rest, core, self.orders)
         self._stop = asyncio.Event()
+        self._serving = False
 
     def _on_ws_api(self, up: bool) -> None:
-        if not up:
-            self._ws_api_lost = True
-            self.router.broadcast_error(ERR_CONNECTION, 0, "WebSocket API connection lost")
-        elif self._ws_api_lost:
-            self._ws_api_lost = False
-            self.router.broadcast_error(ERR_CONNECTION, CONNECTION_RESTORED,
-                                        "WebSocket API connection restored")  # fmt: skip
+        self.core.connection("WebSocket API connection", up)
 
-    # ------------------------------------------------------------------ Venue protocol
-    def submit(self, key, inst, side, price_tick, qty, tif, order_type) -> None:
-        self.orders.submit(key, inst, side, price_tick, qty, tif, order_type,
-                           user_ready=self.user.connected)  # fmt: skip
+    # ------------------------------------------------------------------ Venue
+    def submit(self, order: NewOrder) -> None:
+        self.orders.entry.submit(order)
 
-    def cancel(self, key, inst) -> None:
-        self.orders.cancel(key, inst)
+    def cancel(self, key: int, inst: int, leaving: bool = False) -> None:
+        self.orders.entry.cancel(key, leaving)
 
-    def modify(self, key, inst, price_tick, qty) -> None:
-        self.orders.modify(key, inst, price_tick, qty)
+    def modify(self, key: int, inst: int, price_tick: int, qty: float) -> None:
+        self.orders.entry.modify(key, price_tick, qty)
 
     def reference_price(self, inst: int) -> float:
         return self.insts[inst].mid()
@@ -233,10 +219,26 @@ class BinanceFuturesVenue:
         """The account's position as the venue reports it (positionRisk, ACCOUNT_UPDATE)."""
         return self.orders.positions.get(inst, 0.0)
 
-    def stop(self) -> None:
-        # Only marks the stop: the connector still cancels open orders through us during
-        # its shutdown grace period, then cancels run().
+    def unsure(self) -> list[int]:
+        return self.orders.entry.unsure()
+
+    async def stop(self, unsure: list[int]) -> None:
+        """The connector stops after cancelling what it could. Orders that may still work
+        are cancelled per symbol (DELETE allOpenOrders), and then the venue's dead-man's
+        switch stays armed: a request still on its way cannot outlive it. Only a stop with
+        nothing unsure disarms it."""
         self._stop.set()
+        if not self._serving:
+            return
+        if unsure:
+            log.warning("%d order(s) may still work at the venue: cancelling every open "
+                        "order of our symbols", len(unsure))  # fmt: skip
+            await self._cancel_all_open(best_effort=True)
+            if self.bf.auto_cancel_s:
+                log.warning("auto-cancel left armed: the venue cancels anything left in %g s",
+                            self.bf.auto_cancel_s)  # fmt: skip
+        elif self.bf.auto_cancel_s:
+            await self._disarm_auto_cancel()
 
     async def run(self) -> None:
         async with self.rest:
@@ -254,8 +256,7 @@ class BinanceFuturesVenue:
                     await self._cancel_all_open(best_effort=True)
                 raise
             finally:
-                if self._stop.is_set() and self.bf.auto_cancel_s:
-                    await self._disarm_auto_cancel()
+                self._serving = False
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -268,7 +269,8 @@ class BinanceFuturesVenue:
                          "last heartbeat", self.bf.auto_cancel_s)  # fmt: skip
                 tg.create_task(self._auto_cancel_heartbeat(), name="bf-auto-cancel")
             # positions are read when the user stream connects (reconcile), before any order
-            self.orders.tg = tg
+            self.orders.entry.tg = tg
+            self._serving = True
             if self.ws_api is not None:
                 tg.create_task(self.ws_api.run(), name="bf-ws-api")
             tg.create_task(self.user.run(), name="bf-user")
@@ -298,7 +300,7 @@ class BinanceFuturesVenue:
         next_sync = time.monotonic() + 300.0
         while True:
             await asyncio.sleep(SETTLE_EVERY_S)
-            await self.orders.settle_unknown(SETTLE_EVERY_S)
+            self.orders.entry.settle(SETTLE_EVERY_S)
             if time.monotonic() >= next_sync:  # the clock offset drifts slowly; re-measure
                 next_sync = time.monotonic() + 300.0
                 try:
@@ -358,3 +360,7 @@ class BinanceFuturesVenue:
                 log.error("%s", e)
                 continue
             log.info("%s: cancelled every open order", s.symbol)
+
+
+def _factory(cfg: Config, core: Core) -> BinanceFuturesVenue:
+    return BinanceFuturesVenue(cfg, core)

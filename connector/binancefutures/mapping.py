@@ -7,6 +7,7 @@ connector needs hftbacktest's codes, and the *_NAMES tables map back for request
 from __future__ import annotations
 
 from connector.errors import VenueProtocolError
+from hftlive import constants as R
 from hftlive.constants import (
     BUY,
     CANCELED,
@@ -89,3 +90,36 @@ def tif_code(tif: str) -> int:
 def order_type_code(order_type: str) -> int:
     """LIMIT/MARKET -> hftbacktest codes; STOP, LIQUIDATION, ... -> UNSUPPORTED."""
     return _TYPE_CODE.get(order_type, UNSUPPORTED)
+
+
+# Binance's refusal codes (§1.8) as venue-neutral reasons; any other code: REJECT_OTHER
+_REASONS = {
+    -5022: R.REJECT_POST_ONLY,
+    -2019: R.REJECT_INSUFFICIENT_MARGIN,
+    -2018: R.REJECT_INSUFFICIENT_MARGIN,  # balance insufficient
+    -2011: R.REJECT_UNKNOWN_ORDER,
+    -2013: R.REJECT_UNKNOWN_ORDER,
+    -1003: R.REJECT_RATE_LIMITED,
+    -1015: R.REJECT_RATE_LIMITED,
+    -1008: R.REJECT_VENUE_BUSY,
+    -1001: R.REJECT_VENUE_BUSY,
+    -4003: R.REJECT_INVALID_QTY,
+    -4023: R.REJECT_INVALID_QTY,
+    -4164: R.REJECT_INVALID_QTY,  # MIN_NOTIONAL
+    -1013: R.REJECT_INVALID_QTY,  # a filter failure (LOT_SIZE, MIN_NOTIONAL, ...)
+    -1111: R.REJECT_INVALID_QTY,
+    -4013: R.REJECT_INVALID_PRICE,
+    -4014: R.REJECT_INVALID_PRICE,
+    -4016: R.REJECT_INVALID_PRICE,
+    -4024: R.REJECT_INVALID_PRICE,
+    -4131: R.REJECT_INVALID_PRICE,
+    -2022: R.REJECT_REDUCE_ONLY,
+    -5021: R.REJECT_WOULD_NOT_FILL,
+    -5027: R.REJECT_NO_CHANGE,
+    -4116: R.REJECT_DUPLICATE_ID,
+}
+
+
+def reject_reason(code: int) -> int:
+    """The neutral reason (hftlive.constants.REJECT_*) of a Binance refusal code."""
+    return _REASONS.get(code, R.REJECT_OTHER)

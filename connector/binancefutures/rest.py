@@ -25,17 +25,9 @@ import yarl
 
 from connector.binancefutures.ratelimit import RATE_LIMITED, RateLimits
 from connector.binancefutures.signing import Credentials, sign_params
-from connector.errors import ConnectorError
+from connector.errors import RequestFailed  # noqa: F401 (re-exported for the venue)
 
 log = logging.getLogger(__name__)
-
-
-class RequestFailed(ConnectorError):
-    """No reply came back. `sent`: the venue may have executed the request."""
-
-    def __init__(self, what: str, sent: bool):
-        super().__init__(what)
-        self.sent = sent
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,6 @@ from connector.book import (
     RecordingBook,
 )
 from connector.errors import VenueProtocolError
-from hftlive.constants import CONNECTION_RESTORED, ERR_BOOK_RESYNC, ERR_CONNECTION
 from hftlive.layout import event_dtype
 
 log = logging.getLogger(__name__)
@@ -114,15 +113,14 @@ class MdInstrument(RecordingBook):
 class MarketData:
     """Market streams for every instrument; `run()` until cancelled."""
 
-    def __init__(self, bf, insts: list[MdInstrument], shm, router, rest: RestClient,
+    def __init__(self, bf, insts: list[MdInstrument], core, rest: RestClient,
                  snapshot_interval_ms: int):  # fmt: skip
         self.bf = bf
         self.insts = insts
         self.by_symbol = {s.symbol: s for s in insts}
         self._by_wire = {s.upper.encode(): s for s in insts}  # "s" as Binance sends it
         self._fast_ev = np.zeros(2, event_dtype)  # scan_ticker's events, published at once
-        self.shm = shm
-        self.router = router
+        self.core = core
         self.rest = rest
         self.snapshot_interval_s = snapshot_interval_ms / 1e3
         self._tg: asyncio.TaskGroup | None = None
@@ -152,7 +150,7 @@ class MarketData:
     async def _snapshot_loop(self) -> None:
         while True:
             for s in self.insts:
-                self.shm.write_snapshot(s.idx, s.book, s.exch_ts)
+                self.core.write_snapshot(s.idx, s.book, s.exch_ts)
             await asyncio.sleep(self.snapshot_interval_s)  # [connector] snapshot_interval_ms
 
     async def _stream(self, route: str, url: str, on_frame) -> None:
@@ -163,12 +161,13 @@ class MarketData:
             try:
                 conn = await MdConnection.open(url, on_frame)
                 opened = time.monotonic()
-                log.info("%s market stream connected", route)
+                log.info("%s stream connected", route)
+                self.core.connection(f"{route} market stream", True)
                 reason = await conn.wait_closed(stale)  # the watchdog runs in there
             except (OSError, TimeoutError, WSError) as e:
                 reason = f"{type(e).__name__}: {e}"
-            log.warning("%s market stream lost (%s); reconnecting", route, reason)
-            self.router.broadcast_error(ERR_CONNECTION, 0, f"{route} market stream lost: {reason}")
+            log.warning("%s stream lost (%s); reconnecting", route, reason)
+            self.core.connection(f"{route} market stream", False, reason)
             if route == "public":
                 self._reset_books("reconnect")
             if opened is not None and time.monotonic() - opened > STABLE_S:
@@ -182,12 +181,11 @@ class MarketData:
             s.exch_ts = now
             s.sync.reset(reason)
             self._publish(s)
-            self.router.broadcast_error(ERR_BOOK_RESYNC, 0, f"{s.symbol}: book reset ({reason})",
-                                        s.idx)  # fmt: skip
+            self.core.book_reset(s.idx, f"book reset ({reason})")
 
     def _publish(self, s: MdInstrument) -> None:
         if s.batch.n:
-            self.shm.publish(s.idx, s.batch.ev, s.batch.n)
+            self.core.publish(s.idx, s.batch.ev, s.batch.n)
             s.batch.n = 0
 
     def _parse(self, raw, route: str):
@@ -195,7 +193,7 @@ class MarketData:
             return parse_stream(raw)
         except VenueProtocolError as e:
             log.warning("%s stream: malformed message skipped: %s", route, e)
-            self.shm.count_bad_message()
+            self.core.bad_message()
             return None
 
     def _fast(self, raw: bytes, local_ns: int, want: int, n_events: int) -> bool:
@@ -209,7 +207,7 @@ class MarketData:
         if s is None:
             return False
         s.local_ts, s.exch_ts = local_ns, exch_ns
-        self.shm.publish(s.idx, self._fast_ev, n_events)
+        self.core.publish(s.idx, self._fast_ev, n_events)
         return True
 
     def _on_public(self, raw: bytes, local_ns: int) -> None:
@@ -261,7 +259,7 @@ class MarketData:
             elif isinstance(a, Gap):
                 log.warning("%s: depth gap (expected pu %d, got %d): book cleared, resyncing",
                             s.symbol, a.expected_pu, a.got_pu)  # fmt: skip
-                self.router.broadcast_error(ERR_BOOK_RESYNC, 0, f"{s.symbol}: depth gap", s.idx)
+                self.core.book_reset(s.idx, "depth gap")
 
     async def _fetch_snapshot(self, s: MdInstrument) -> None:
         """[BN-OB] step 2: GET /fapi/v1/depth, retried with backoff until it is applied."""
@@ -283,7 +281,7 @@ class MarketData:
             s.local_ts, s.exch_ts = time.time_ns(), snap.transact_ts_ns
             actions = s.sync.on_snapshot(snap)
             self._publish(s)
-            self.shm.write_snapshot(s.idx, s.book, s.exch_ts)
+            self.core.write_snapshot(s.idx, s.book, s.exch_ts)
             if s.sync.state == "SYNCED":
                 log.info("%s: book synced at update id %d", s.symbol, s.sync.last_update_id)
             if s.refetch and not any(isinstance(a, NeedSnapshot) for a in actions):
@@ -296,18 +294,15 @@ class MarketData:
 class UserStream:
     """The user data stream: listenKey lifecycle and ORDER_TRADE_UPDATE to `orders`."""
 
-    def __init__(self, bf, rest: RestClient, router, orders, shm):
+    def __init__(self, bf, rest: RestClient, core, orders):
         self.url = bf.ws_private_url.rstrip("/")
         self.rest = rest
-        self.router = router
+        self.core = core
         self.orders = orders
-        self.shm = shm
-        self.connected = False
-        self.lost = False  # bots were told the stream was lost
 
     def _set_connected(self, up: bool) -> None:
-        self.connected = up
-        self.shm.set_connected(up)
+        self.orders.user_ready = up
+        self.core.connected(up)
 
     async def _listen_key(self, method: str, key: str | None = None) -> str | None:
         params = {"listenKey": key} if key else None
@@ -331,20 +326,16 @@ class UserStream:
                     # events arriving meanwhile wait in the socket; fills are deduplicated
                     await self.orders.reconcile()
                     self._set_connected(True)
-                    if self.lost:  # bots were told of the loss: now all is well
-                        self.lost = False
-                        self.router.broadcast_error(
-                            ERR_CONNECTION, CONNECTION_RESTORED,
-                            "user data stream restored; orders, fills and positions reconciled",
-                        )  # fmt: skip
+                    # bots told of a loss now learn that all is well again
+                    self.core.connection("user data stream", True,
+                                         "orders, fills and positions reconciled")  # fmt: skip
                     reason = await self._read(ws, key)
             except (OSError, RequestFailed, VenueProtocolError,
                     websockets.WebSocketException) as e:  # fmt: skip
                 reason = f"{type(e).__name__}: {e}"
             self._set_connected(False)
             log.warning("user data stream lost (%s); reconnecting", reason)
-            self.router.broadcast_error(ERR_CONNECTION, 0, f"user data stream lost: {reason}")
-            self.lost = True
+            self.core.connection("user data stream", False, reason)
             if opened is not None and time.monotonic() - opened > STABLE_S:
                 delays = backoff()
             await asyncio.sleep(next(delays))  # reconnect backoff
@@ -368,7 +359,7 @@ class UserStream:
                 msg = parse_stream(raw)
             except VenueProtocolError as e:
                 log.warning("user stream: malformed message skipped: %s", e)
-                self.shm.count_bad_message()
+                self.core.bad_message()
                 continue
             if isinstance(msg, OrderTradeUpdate):
                 self.orders.on_trade_update(msg)

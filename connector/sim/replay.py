@@ -28,7 +28,7 @@ from connector.binancefutures.protocol import (
 from connector.book import ASK_BBO, BID_BBO
 from connector.errors import VenueProtocolError
 from connector.sim.venue import SimVenue, open_capture
-from hftlive.constants import BUY, ERR_BOOK_RESYNC, SELL
+from hftlive.constants import BUY, SELL
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,13 @@ def _apply(venue: SimVenue, syncs: dict, msg, local: int) -> None:
             if isinstance(action, Gap):
                 log.warning("%s: depth gap (expected pu %d, got %d): book cleared, resyncing",
                             msg.symbol, action.expected_pu, action.got_pu)  # fmt: skip
-                venue.router.broadcast_error(ERR_BOOK_RESYNC, 0, f"{s.symbol}: depth gap", s.idx)
+                venue.core.book_reset(s.idx, "depth gap")
         venue._flush(s)
     elif isinstance(msg, BookTicker):
         _stamp(s, local, msg.transact_ts_ns)
         s.batch.add(BID_BBO, s.exch_ts, s.local_ts, msg.bid_px, msg.bid_qty)
         s.batch.add(ASK_BBO, s.exch_ts, s.local_ts, msg.ask_px, msg.ask_qty)
-        venue.shm.publish(s.idx, s.batch.ev, s.batch.n)
+        venue.core.publish(s.idx, s.batch.ev, s.batch.n)
         s.batch.n = 0
     elif isinstance(msg, Trade):
         if msg.trade_type != "MARKET":
@@ -108,4 +108,4 @@ def _apply(venue: SimVenue, syncs: dict, msg, local: int) -> None:
 
 def _bad(venue: SimVenue, what: str) -> None:
     log.warning("replay: malformed message skipped: %s", what)
-    venue.shm.count_bad_message()
+    venue.core.bad_message()

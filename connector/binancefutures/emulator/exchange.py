@@ -2,7 +2,7 @@
 
 Pure logic (no I/O, no clock): every call takes the venue time `now_ms` and returns the
 reply body and the user-stream events it caused, in order. Matching is
-`connector.sim.matching.MatchingEngine` over the venue's own book (`LevelBook`), which
+`connector.matching.MatchingEngine` over the venue's own book (`LevelBook`), which
 implements Binance's rules with Binance codes: GTX that would cross -5022 and FOK that
 cannot fill -5021 (both synchronous HTTP 400, order not recorded, no user event); IOC and
 MARKET rests expire (x=EXPIRED, er 2 / 9); resting orders fill as maker when a trade
@@ -20,11 +20,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from connector import matching as me
 from connector.binancefutures.emulator import orders as ov
 from connector.binancefutures.emulator.book import SymbolMarket
 from connector.binancefutures.emulator.errors import ApiError
 from connector.binancefutures.emulator.orders import Order
-from connector.sim import matching as me
 
 FIRST_ORDER_ID = 8_389_765_500_000_000_000  # the size of real USD-M order ids
 _STATUS = {
@@ -33,6 +33,19 @@ _STATUS = {
     me.FILLED: "FILLED",
     me.CANCELED: "CANCELED",
     me.EXPIRED: "EXPIRED",
+}
+# the matching engine's refusals as Binance's codes (venue_protocols.md §1.8)
+BINANCE_CODES = {
+    me.REJECT_INVALID_QTY: -4003,
+    me.REJECT_QTY_NOT_LOT_MULT: -4023,
+    me.REJECT_INVALID_PRICE: -4013,
+    me.REJECT_INVALID_SIDE: -1117,
+    me.REJECT_INVALID_TIF: -1115,
+    me.REJECT_INVALID_TYPE: -1116,
+    me.REJECT_GTX_WOULD_CROSS: -5022,
+    me.REJECT_FOK_NOT_FILLED: -5021,
+    me.REJECT_UNKNOWN_ORDER: -2011,
+    me.REJECT_SAME_ORDER: -5027,
 }
 _TIF = {"GTC": me.GTC, "GTX": me.GTX, "FOK": me.FOK, "IOC": me.IOC}
 
@@ -130,7 +143,8 @@ class Account:
         )
         reports = self.engines[sym].submit(sim, now_ms * 1_000_000)
         if reports[0].reject_code:
-            raise ApiError(reports[0].reject_code)  # -5022/-5021: not recorded, no event
+            # -5022/-5021: not recorded, no event
+            raise ApiError(BINANCE_CODES[reports[0].reject_code])
         self._next_id += 1
         self.orders[order.order_id] = order
         self.open_ids[sym][cid] = order.order_id
@@ -155,7 +169,7 @@ class Account:
         )
         first = reports[0]
         if first.status == me.NONE or (first.reject_code and first.status != me.CANCELED):
-            raise ApiError(first.reject_code or -2013)
+            raise ApiError(BINANCE_CODES[first.reject_code] if first.reject_code else -2013)
         if first.status != me.CANCELED:
             order.px_tick, order.qty_lots = tick, lots
         extra = {"M": p["modifyId"]} if p.get("modifyId") else {}

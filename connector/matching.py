@@ -1,4 +1,4 @@
-"""Matching engine of the simulated venue: fills our orders against replayed market data.
+"""Matching engine of the simulated venue and of the emulators: fills our orders against replayed market data.
 
 Pure logic: no I/O, no clock, no logging. The caller owns the replayed book (read here,
 never written), feeds in trades and depth changes, and stamps every call with the venue
@@ -24,22 +24,24 @@ EXPIRED; CANCELED keeps ``leaves_qty``. A rejected new order is EXPIRED with
 ``reject_code``; a rejected cancel/modify carries the order's unchanged status (NONE and
 zero fields when the key is not open).
 
-Reject codes are Binance USD-M futures codes so the sim answers like the real venue:
+Refusal codes are the engine's own; `REASONS` maps each to the neutral reason
+(hftlive.constants.REJECT_*) and every venue built on the engine maps them to its own
+wire codes (the Binance emulator to Binance's, the sim reports them as they are):
 
-======================== ===== ============================== ===============================
-constant                 code  Binance name                   when
-======================== ===== ============================== ===============================
-REJECT_INVALID_QTY       -4003 QTY_LESS_THAN_ZERO             qty <= 0 or not finite
-REJECT_QTY_NOT_LOT_MULT  -4023 QTY_NOT_INCREASED_BY_STEP_SIZE qty not a multiple of lot_size
-REJECT_INVALID_PRICE     -4013 PRICE_LESS_THAN_MIN_PRICE      LIMIT px_tick <= 0
-REJECT_INVALID_SIDE      -1117 INVALID_SIDE                   side not BUY/SELL
-REJECT_INVALID_TIF       -1115 INVALID_TIF                    LIMIT tif not GTC/GTX/FOK/IOC
-REJECT_INVALID_TYPE      -1116 INVALID_ORDER_TYPE             order_type not LIMIT/MARKET
-REJECT_GTX_WOULD_CROSS   -5022 GTX_ORDER_REJECT               post-only would take liquidity
-REJECT_FOK_NOT_FILLED    -5021 FOK_ORDER_REJECT               FOK cannot fill in full
-REJECT_UNKNOWN_ORDER     -2011 CANCEL_REJECTED                cancel/modify of a non-open key
-REJECT_SAME_ORDER        -5027 SAME_ORDER                     modify with same px and qty
-======================== ===== ============================== ===============================
+======================== ==== ===================== =======================================
+constant                 code neutral reason        when
+======================== ==== ===================== =======================================
+REJECT_INVALID_QTY       1    REJECT_INVALID_QTY    qty <= 0 or not finite
+REJECT_QTY_NOT_LOT_MULT  2    REJECT_INVALID_QTY    qty not a multiple of lot_size
+REJECT_INVALID_PRICE     3    REJECT_INVALID_PRICE  LIMIT px_tick <= 0
+REJECT_INVALID_SIDE      4    REJECT_OTHER          side not BUY/SELL
+REJECT_INVALID_TIF       5    REJECT_OTHER          LIMIT tif not GTC/GTX/FOK/IOC
+REJECT_INVALID_TYPE      6    REJECT_OTHER          order_type not LIMIT/MARKET
+REJECT_GTX_WOULD_CROSS   7    REJECT_POST_ONLY      post-only would take liquidity
+REJECT_FOK_NOT_FILLED    8    REJECT_WOULD_NOT_FILL FOK cannot fill in full
+REJECT_UNKNOWN_ORDER     9    REJECT_UNKNOWN_ORDER  cancel/modify of a non-open key
+REJECT_SAME_ORDER        10   REJECT_NO_CHANGE      modify with same px and qty
+======================== ==== ===================== =======================================
 
 Not used: -4014 (price off the tick grid cannot happen with integer ticks), -2021 (it
 means a stop order would trigger, not "no liquidity"; a MARKET order on an empty book is
@@ -48,7 +50,7 @@ simply EXPIRED), -5025 (only LIMIT orders can be open, so only they can be modif
 Modify follows Binance ``PUT /fapi/v1/order``: a rejected modify keeps the order as it was;
 the order is re-queued on every successful modify ("modified orders will be reordered in
 the match queue"); and it is CANCELED, not rejected, when the new qty <= executed qty, or
-when a GTX order's new price would cross (that CANCELED report carries -5022).
+when a GTX order's new price would cross (that CANCELED report carries REJECT_GTX_WOULD_CROSS).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from connector.errors import UsageError
+from hftlive import constants as R
 from hftlive.constants import (
     BUY,
     CANCELED,
@@ -82,16 +85,41 @@ from hftlive.constants import (
 from hftlive.constants import INVALID_MAX as INVALID_MAX
 from hftlive.constants import INVALID_MIN as INVALID_MIN
 
-REJECT_INVALID_QTY = -4003
-REJECT_QTY_NOT_LOT_MULT = -4023
-REJECT_INVALID_PRICE = -4013
-REJECT_INVALID_SIDE = -1117
-REJECT_INVALID_TIF = -1115
-REJECT_INVALID_TYPE = -1116
-REJECT_GTX_WOULD_CROSS = -5022
-REJECT_FOK_NOT_FILLED = -5021
-REJECT_UNKNOWN_ORDER = -2011
-REJECT_SAME_ORDER = -5027
+REJECT_INVALID_QTY = 1
+REJECT_QTY_NOT_LOT_MULT = 2
+REJECT_INVALID_PRICE = 3
+REJECT_INVALID_SIDE = 4
+REJECT_INVALID_TIF = 5
+REJECT_INVALID_TYPE = 6
+REJECT_GTX_WOULD_CROSS = 7
+REJECT_FOK_NOT_FILLED = 8
+REJECT_UNKNOWN_ORDER = 9
+REJECT_SAME_ORDER = 10
+
+REASONS = {
+    REJECT_INVALID_QTY: R.REJECT_INVALID_QTY,
+    REJECT_QTY_NOT_LOT_MULT: R.REJECT_INVALID_QTY,
+    REJECT_INVALID_PRICE: R.REJECT_INVALID_PRICE,
+    REJECT_INVALID_SIDE: R.REJECT_OTHER,
+    REJECT_INVALID_TIF: R.REJECT_OTHER,
+    REJECT_INVALID_TYPE: R.REJECT_OTHER,
+    REJECT_GTX_WOULD_CROSS: R.REJECT_POST_ONLY,
+    REJECT_FOK_NOT_FILLED: R.REJECT_WOULD_NOT_FILL,
+    REJECT_UNKNOWN_ORDER: R.REJECT_UNKNOWN_ORDER,
+    REJECT_SAME_ORDER: R.REJECT_NO_CHANGE,
+}
+MESSAGES = {
+    REJECT_INVALID_QTY: "quantity less than or equal to zero",
+    REJECT_QTY_NOT_LOT_MULT: "quantity not a multiple of the lot size",
+    REJECT_INVALID_PRICE: "price less than or equal to zero",
+    REJECT_INVALID_SIDE: "invalid side",
+    REJECT_INVALID_TIF: "invalid time in force",
+    REJECT_INVALID_TYPE: "invalid order type",
+    REJECT_GTX_WOULD_CROSS: "the post-only order would have taken liquidity",
+    REJECT_FOK_NOT_FILLED: "the FOK order could not be filled in full at once",
+    REJECT_UNKNOWN_ORDER: "unknown order",
+    REJECT_SAME_ORDER: "the modify changes nothing",
+}
 
 MAX_SWEEP_LEVELS = 1000  # deepest level a taker order walks
 LOT_RTOL = 1e-9  # relative tolerance of the lot-multiple check and of "fully filled"
@@ -215,7 +243,7 @@ class MatchingEngine:
         return reports
 
     def cancel(self, key: int, now_ns: int) -> list[Report]:
-        """Cancels an open order; a key that is not open is rejected with -2011."""
+        """Cancels an open order; a key that is not open is rejected (REJECT_UNKNOWN_ORDER)."""
         order = self._open.get(key)
         if order is None:
             return [_not_open(key, now_ns)]

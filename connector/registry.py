@@ -1,0 +1,66 @@
+"""The venues a connector can run: name -> where its spec lives. Adding a venue is one line
+here plus its folder; nothing else in the core names a venue.
+
+A venue's package exposes `SPEC`, a `VenueSpec`: the dataclass of its config section, the
+checks of a loaded config, an optional `prepare` step (tick and lot sizes from the venue,
+before shared memory exists), the factory `(cfg, core) -> Venue`, and optionally a capture
+decoder (`replay`) that lets the sim venue replay that venue's recorded traffic.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connector.errors import ConfigError
+
+# name -> (module holding SPEC, one line for --help)
+VENUES: dict[str, tuple[str, str]] = {
+    "sim": ("connector.sim", "simulated venue: synthetic market or capture replay, offline"),
+    "binancefutures": ("connector.binancefutures", "Binance USD-M futures (REST + WebSockets)"),
+}
+
+
+@dataclass(frozen=True)
+class VenueSpec:
+    """How the core loads, prepares and builds one venue.
+
+    Attributes:
+        name: the registry name (`--connector NAME`) and the config section's name.
+        section: the frozen dataclass of the `[name]` config section, or None.
+        section_required: a config without the section is an error.
+        check: `(cfg) -> None`, raises ConfigError on what this venue cannot serve
+            (e.g. the sim needs tick and lot sizes in the config); runs at load time,
+            before any network or shared memory.
+        prepare: `async (cfg) -> cfg`, run before shared memory exists (tick/lot sizes
+            from the venue), or None.
+        factory: `(cfg, core) -> Venue`.
+        capture: `(symbols) -> CaptureDecoder`, turning this venue's recorded traffic into
+            feed updates for the sim's replay (connector.feed), or None.
+    """
+
+    name: str
+    section: type | None
+    factory: Callable[[Any, Any], Any]
+    section_required: bool = False
+    check: Callable[[Any], None] | None = None
+    prepare: Callable[[Any], Awaitable[Any]] | None = None
+    capture: Callable[..., Any] | None = None
+
+
+def names() -> list[str]:
+    return list(VENUES)
+
+
+def spec(name: str) -> VenueSpec:
+    """The spec of venue `name` (ConfigError naming the known ones if there is none)."""
+    entry = VENUES.get(name)
+    if entry is None:
+        raise ConfigError(f"unknown venue {name!r} (known: {', '.join(VENUES)})")
+    return importlib.import_module(entry[0]).SPEC
+
+
+def help_text() -> str:
+    return "; ".join(f"'{n}': {d}" for n, (_, d) in VENUES.items())
