@@ -1,6 +1,6 @@
 """The whole real capture through the connector's own book and out to a bot's book.
 
-`streams.MdInstrument` (BookSync + RecordingBook: the connector's per-instrument book) is
+`streams.MdInstrument` (a RecordingBook: the connector's per-instrument book) with a BookSync is
 fed every depth message of ethusdt_20240808.gz in file order: diffs through
 `sync.on_diff`, the capture's REST snapshot line through `sync.on_snapshot`, as
 `streams.MarketData` does. Each batch of events it records is published into a real
@@ -27,7 +27,7 @@ import numba as nb
 import numpy as np
 import pytest
 
-from connector.binancefutures.book_sync import SYNCED, Applied, Gap, NeedSnapshot
+from connector.binancefutures.book_sync import SYNCED, Applied, BookSync, Gap, NeedSnapshot
 from connector.binancefutures.protocol import (
     BookTicker,
     DepthSnapshot,
@@ -245,6 +245,7 @@ def assert_batch_is_the_diff(ev: np.ndarray, raw: dict) -> None:
 def test_whole_capture_connector_book_and_bot_book_match_the_raw_reference(shm):
     server, md, snap_cap = shm
     inst = MdInstrument(0, InstrumentConfig("ethusdt", 0.01, 0.001))
+    sync = BookSync(inst)
     bot, late = BotDepth(md, snap_cap), BotDepth(md, snap_cap)
     bot.resync()  # an empty book at sequence 0, as a bot attaching before any data
     ref = RawBook()
@@ -262,13 +263,13 @@ def test_whole_capture_connector_book_and_bot_book_match_the_raw_reference(shm):
         inst.local_ts = local_ns
         inst.exch_ts = msg.transact_ts_ns
         if isinstance(msg, DepthSnapshot):
-            actions = inst.sync.on_snapshot(msg)
+            actions = sync.on_snapshot(msg)
             ref.on_snapshot(json.loads(raw))
-            assert inst.sync.state == SYNCED
+            assert sync.state == SYNCED
         else:
             assert isinstance(msg, DepthUpdate)
             n_diffs += 1
-            actions = inst.sync.on_diff(msg)
+            actions = sync.on_diff(msg)
             applied_by_ref = ref.on_diff(json.loads(raw)["data"])
             assert any(isinstance(a, Applied) for a in actions) == applied_by_ref
         assert not any(isinstance(a, Gap) for a in actions)

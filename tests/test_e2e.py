@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import hftlive
+from connector.matching import REJECT_GTX_WOULD_CROSS
 from hftlive import GTX, LIMIT, BotError, Instrument, LiveBot
 from hftlive.constants import (
     CONNECTOR_LOST,

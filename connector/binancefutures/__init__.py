@@ -12,9 +12,11 @@ def _spec() -> VenueSpec:
         check_config,
         prepare,
     )
+    from connector.binancefutures.feed import capture_decoder
 
     return VenueSpec(name="binancefutures", section=BinanceFuturesConfig, factory=_factory,
-                     section_required=True, check=check_config, prepare=prepare)  # fmt: skip
+                     section_required=True, check=check_config, prepare=prepare,
+                     capture=capture_decoder)  # fmt: skip
 
 
 def __getattr__(name: str):

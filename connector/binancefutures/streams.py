@@ -1,24 +1,17 @@
-"""Binance USD-M futures WebSocket streams: market data into shared memory, and user data.
+"""Binance USD-M futures WebSocket streams: the market-data connections, and user data.
 
 Market data (venue_protocols.md §1.2-§1.4): one combined-stream connection on the
 `/public` route (`<sym>@depth@0ms` or `@<n>ms`, `<sym>@bookTicker`) and one on `/market`
-(`<sym>@trade`): the routes must not share a connection. Each depthUpdate goes through
-`BookSync` (Binance's documented local-book algorithm); its actions drive the I/O here:
-NeedSnapshot -> GET /fapi/v1/depth, Gap -> the bots get ERR_BOOK_RESYNC. Book changes are
-recorded as hftbacktest events into the instrument's batch and published as one atomic
-batch per venue message, as the sim venue does (exch_ts = the venue's transaction time T,
-local_ts = our receive time). A stream silent for `stale_after_s` is dropped and
-reconnected (the watchdog); every reconnect waits `backoff()` and resets the books.
-
-The market connections run on picows (`md_transport`: frames handed over inside the
-socket read, pings answered in C), and the hot kinds skip the dataclasses: bookTicker and
-MARKET trade frames go through `scan_ticker` straight to events (any frame it does not
-take goes through `parse_stream`), and a diff's levels are applied to the book and
-recorded in one @njit call (`RecordingBook.apply_levels`). bench/bf_ingest.py measures it.
+(`<sym>@trade`): the routes must not share a connection. Every frame goes to the decoder
+(feed.BinanceDecoder) and from there through the core's one feed path (connector.feed);
+the I/O here answers its requests: a snapshot needed -> GET /fapi/v1/depth. A stream
+silent for `stale_after_s` is dropped and reconnected (the watchdog); every reconnect
+waits `backoff()` and resets the books. The market connections run on picows
+(`md_transport`: frames handed over inside the socket read, pings answered in C).
 
 User data (§1.5): POST a listenKey, connect `/private/ws?listenKey=..`, PUT keepalive
 every 30 minutes; `listenKeyExpired` or -1125 -> a new key and a new connection.
-ORDER_TRADE_UPDATE and ACCOUNT_UPDATE go to `orders.OrderEntry`. On every (re)connect,
+ORDER_TRADE_UPDATE and ACCOUNT_UPDATE go to `orders.BinanceOrders`. On every (re)connect,
 open orders, missed fills and positions are reconciled by REST before the stream is read
 and the instruments' `connected` flag in shared memory is set again.
 """
@@ -31,36 +24,24 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 
-import numpy as np
 import websockets
 from websockets.asyncio.client import connect
 
-from connector.binancefutures.book_sync import BookSync, Gap, NeedSnapshot
+from connector.binancefutures.feed import BinanceDecoder
 from connector.binancefutures.md_transport import MdConnection, WSError
 from connector.binancefutures.protocol import (
-    BOOK_TICKER,
-    TRADE,
     AccountUpdate,
-    BookTicker,
-    DepthUpdate,
-    ErrorReply,
     ListenKeyExpired,
     OrderTradeUpdate,
-    Trade,
     parse_depth_snapshot,
     parse_stream,
-    scan_ticker,
 )
 from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.book import (
-    ASK_BBO,
-    BID_BBO,
-    BUY_TRADE,
-    SELL_TRADE,
     RecordingBook,
 )
 from connector.errors import VenueProtocolError
-from hftlive.layout import event_dtype
+from connector.feed import Feed
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +64,7 @@ def _decimals(step: float) -> int:
 
 
 class MdInstrument(RecordingBook):
-    """One instrument: the venue's spec, the connector's book and its event batch.
-
-    `set_bid`/`set_ask`/`clear` (BookSync's Book) apply to the book and record events.
-    """
+    """One instrument: the venue's spec, the connector's book and its event batch."""
 
     def __init__(self, idx: int, cfg):
         super().__init__(idx, cfg)
@@ -95,7 +73,6 @@ class MdInstrument(RecordingBook):
         self.qty_dp = _decimals(cfg.lot_size)
         self._tick = Decimal(repr(cfg.tick_size))
         self._lot = Decimal(repr(cfg.lot_size))
-        self.sync = BookSync(self)
         self.fetching = False  # a depth snapshot request is under way
         self.refetch = False  # BookSync asked again meanwhile
 
@@ -111,40 +88,31 @@ class MdInstrument(RecordingBook):
 
 
 class MarketData:
-    """Market streams for every instrument; `run()` until cancelled."""
+    """Market streams for every instrument; `run()` until cancelled. Frames go through
+    the venue's decoder (feed.BinanceDecoder) into the core's Feed."""
 
     def __init__(self, bf, insts: list[MdInstrument], core, rest: RestClient,
                  snapshot_interval_ms: int):  # fmt: skip
         self.bf = bf
         self.insts = insts
-        self.by_symbol = {s.symbol: s for s in insts}
-        self._by_wire = {s.upper.encode(): s for s in insts}  # "s" as Binance sends it
-        self._fast_ev = np.zeros(2, event_dtype)  # scan_ticker's events, published at once
         self.core = core
         self.rest = rest
         self.snapshot_interval_s = snapshot_interval_ms / 1e3
         self._tg: asyncio.TaskGroup | None = None
+        self.feed = Feed(core, insts, on_need_snapshot=self._need_snapshot)
+        self.decoder = BinanceDecoder(insts, self.feed)
         depth = "depth" if bf.depth_interval_ms == 250 else f"depth@{bf.depth_interval_ms}ms"
         pub = [f"{s.symbol}@{n}" for s in insts for n in (depth, "bookTicker")]
         mkt = [f"{s.symbol}@trade" for s in insts]
         self.public_url = f"{bf.ws_public_url.rstrip('/')}/stream?streams={'/'.join(pub)}"
         self.market_url = f"{bf.ws_market_url.rstrip('/')}/stream?streams={'/'.join(mkt)}"
-        self._compile()
-
-    def _compile(self) -> None:
-        """Loads (or, on a first run, compiles: ~10 s) the @njit functions every frame uses,
-        with the argument types frames bring, before any connection is opened."""
-        scan_ticker(b"{}", self._fast_ev, 0)
-        none = np.empty((0, 2))
-        none.flags.writeable = False  # as parsed levels are
-        for s in self.insts:
-            s.apply_levels(none, none)
+        self.decoder.compile()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            tg.create_task(self._stream("public", self.public_url, self._on_public))
-            tg.create_task(self._stream("market", self.market_url, self._on_market))
+            tg.create_task(self._stream("public", self.public_url, self.decoder.on_frame))
+            tg.create_task(self._stream("market", self.market_url, self.decoder.on_frame))
             tg.create_task(self._snapshot_loop())
 
     async def _snapshot_loop(self) -> None:
@@ -169,97 +137,17 @@ class MarketData:
             log.warning("%s stream lost (%s); reconnecting", route, reason)
             self.core.connection(f"{route} market stream", False, reason)
             if route == "public":
-                self._reset_books("reconnect")
+                self.decoder.reset("reconnect", time.time_ns())
             if opened is not None and time.monotonic() - opened > STABLE_S:
                 delays = backoff()
             await asyncio.sleep(next(delays))  # reconnect backoff
 
-    def _reset_books(self, reason: str) -> None:
-        now = time.time_ns()
-        for s in self.insts:
-            s.local_ts = now
-            s.exch_ts = now
-            s.sync.reset(reason)
-            self._publish(s)
-            self.core.book_reset(s.idx, f"book reset ({reason})")
-
-    def _publish(self, s: MdInstrument) -> None:
-        if s.batch.n:
-            self.core.publish(s.idx, s.batch.ev, s.batch.n)
-            s.batch.n = 0
-
-    def _parse(self, raw, route: str):
-        try:
-            return parse_stream(raw)
-        except VenueProtocolError as e:
-            log.warning("%s stream: malformed message skipped: %s", route, e)
-            self.core.bad_message()
-            return None
-
-    def _fast(self, raw: bytes, local_ns: int, want: int, n_events: int) -> bool:
-        """Publishes a frame `scan_ticker` took as `want` (BOOK_TICKER: 2 events, TRADE: 1)
-        for a symbol we serve; False leaves the frame to `parse_stream`, which lowercases
-        symbols, checks every field and may not know the symbol either."""
-        kind, lo, hi, exch_ns = scan_ticker(raw, self._fast_ev, local_ns)
-        if kind != want:
-            return False
-        s = self._by_wire.get(raw[lo:hi])
-        if s is None:
-            return False
-        s.local_ts, s.exch_ts = local_ns, exch_ns
-        self.core.publish(s.idx, self._fast_ev, n_events)
-        return True
-
-    def _on_public(self, raw: bytes, local_ns: int) -> None:
-        if self._fast(raw, local_ns, BOOK_TICKER, 2):
-            return
-        msg = self._parse(raw, "public")
-        if isinstance(msg, DepthUpdate):
-            s = self.by_symbol.get(msg.symbol)
-            if s is None:
-                return
-            s.local_ts, s.exch_ts = local_ns, msg.transact_ts_ns
-            self._actions(s, s.sync.on_diff(msg))
-            self._publish(s)
-        elif isinstance(msg, BookTicker):
-            s = self.by_symbol.get(msg.symbol)
-            if s is None:
-                return
-            s.local_ts, s.exch_ts = local_ns, msg.transact_ts_ns
-            s.batch.add2(BID_BBO, msg.bid_px, msg.bid_qty, ASK_BBO, msg.ask_px, msg.ask_qty,
-                         s.exch_ts, s.local_ts)  # fmt: skip
-            self._publish(s)
-        elif isinstance(msg, ErrorReply):
-            log.error("public stream: venue error %d: %s", msg.code, msg.msg)
-
-    def _on_market(self, raw: bytes, local_ns: int) -> None:
-        if self._fast(raw, local_ns, TRADE, 1):
-            return
-        msg = self._parse(raw, "market")
-        if isinstance(msg, Trade):
-            s = self.by_symbol.get(msg.symbol)
-            if s is None or msg.trade_type != "MARKET":
-                return  # as hftbacktest: only market trades print
-            s.local_ts, s.exch_ts = local_ns, msg.transact_ts_ns
-            # [BN] m = buyer is maker: the taker sold
-            ev = SELL_TRADE if msg.buyer_is_maker else BUY_TRADE
-            s.batch.add(ev, s.exch_ts, s.local_ts, msg.px, msg.qty)
-            self._publish(s)
-        elif isinstance(msg, ErrorReply):
-            log.error("market stream: venue error %d: %s", msg.code, msg.msg)
-
-    def _actions(self, s: MdInstrument, actions) -> None:
-        for a in actions:
-            if isinstance(a, NeedSnapshot):
-                if s.fetching:
-                    s.refetch = True
-                else:
-                    s.fetching = True
-                    self._tg.create_task(self._fetch_snapshot(s))
-            elif isinstance(a, Gap):
-                log.warning("%s: depth gap (expected pu %d, got %d): book cleared, resyncing",
-                            s.symbol, a.expected_pu, a.got_pu)  # fmt: skip
-                self.core.book_reset(s.idx, "depth gap")
+    def _need_snapshot(self, s: MdInstrument) -> None:
+        if s.fetching:
+            s.refetch = True
+        else:
+            s.fetching = True
+            self._tg.create_task(self._fetch_snapshot(s))
 
     async def _fetch_snapshot(self, s: MdInstrument) -> None:
         """[BN-OB] step 2: GET /fapi/v1/depth, retried with backoff until it is applied."""
@@ -278,16 +166,11 @@ class MarketData:
                 await asyncio.sleep(max(next(delays), self.rest.blocked_for()))
                 continue
             s.fetching = False
-            s.local_ts, s.exch_ts = time.time_ns(), snap.transact_ts_ns
-            actions = s.sync.on_snapshot(snap)
-            self._publish(s)
+            refetch = s.refetch
+            self.decoder.on_snapshot(s, snap, time.time_ns())
             self.core.write_snapshot(s.idx, s.book, s.exch_ts)
-            if s.sync.state == "SYNCED":
-                log.info("%s: book synced at update id %d", s.symbol, s.sync.last_update_id)
-            if s.refetch and not any(isinstance(a, NeedSnapshot) for a in actions):
-                actions = [*actions, NeedSnapshot()]
-            self._actions(s, actions)
-            self._publish(s)
+            if refetch and not s.fetching:
+                self._need_snapshot(s)  # BookSync asked again while this one was under way
             return
 
 

@@ -56,14 +56,14 @@ class SyntheticMarket:
                 s.set_bid(bt * tick, _size(rng, s.lot_size))
             if book.ask_qty_at_tick(at) == 0.0 or rng.random() < 0.2:
                 s.set_ask(at * tick, _size(rng, s.lot_size))
-        self.v._flush(s)
+        self.v.feed.publish(s)
         n_trades = _poisson(rng, self.trades_per_tick)
         for _ in range(n_trades):
             side = BUY if rng.random() < 0.5 else SELL
             t = book.best_ask_tick if side == BUY else book.best_bid_tick
             if t in (INVALID_MIN, INVALID_MAX):
                 continue
-            self.v._trade(s, side, t * tick, _size(rng, s.lot_size))
+            self.v.feed.trade(s, side, t * tick, _size(rng, s.lot_size))
 
 
 def _poisson(rng, lam: float) -> int:
@@ -85,7 +85,7 @@ async def run_synthetic(venue: SimVenue) -> None:
         m.step(time.time_ns())
     venue.maybe_snapshot(force=True)
     next_t = time.monotonic()
-    while not venue._stop.is_set():
+    while not venue.stopped():
         next_t += interval
         delay = next_t - time.monotonic()
         if delay > 0:

@@ -9,15 +9,14 @@ the bots' orders (connector.matching). Order changes go to the core as OrderRepo
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import random
 import time
 
-from connector.book import BUY_TRADE, SELL_TRADE, RecordingBook
+from connector.book import RecordingBook
+from connector.feed import Feed
 from connector.matching import MESSAGES, REASONS, MatchingEngine, Report, SimOrder
 from connector.venue import Core, NewOrder, OrderReport, Venue
-from hftlive.constants import BUY
 from hftlive.layout import REQ_CANCEL, REQ_MODIFY, REQ_SUBMIT
 
 log = logging.getLogger(__name__)
@@ -51,6 +50,7 @@ class SimVenue(Venue):
         self._positions = [0.0] * len(self.insts)  # the simulated account's, from its fills
         self._last_snapshot = 0.0
         self.rng = random.Random(self.sim.seed)
+        self.feed = Feed(core, self.insts, on_trade=self.on_trade, on_book=self.on_book)
 
     # ------------------------------------------------------------------ orders
 
@@ -107,17 +107,12 @@ class SimVenue(Venue):
 
     # ------------------------------------------------------------------ market data
 
-    def _flush(self, s: SimInstrument) -> None:
-        """Publish the instrument's batch, then let the engine see the new book."""
-        if s.batch.n:
-            self.core.publish(s.idx, s.batch.ev, s.batch.n)
-            s.batch.n = 0
+    def on_book(self, s: SimInstrument) -> None:
+        """After the feed published a book change: the engine sees the new book."""
         self._report(s, s.engine.on_book(s.exch_ts))
 
-    def _trade(self, s: SimInstrument, aggressor: int, px: float, qty: float) -> None:
-        s.batch.add(BUY_TRADE if aggressor == BUY else SELL_TRADE, s.exch_ts, s.local_ts, px, qty)
-        self.core.publish(s.idx, s.batch.ev, s.batch.n)
-        s.batch.n = 0
+    def on_trade(self, s: SimInstrument, aggressor: int, px: float, qty: float) -> None:
+        """After the feed published a trade: it may fill resting orders."""
         tick = round(px / s.tick_size)
         self._report(s, s.engine.on_trade(aggressor, tick, qty, s.exch_ts))
 
@@ -140,6 +135,9 @@ class SimVenue(Venue):
 
             await run_synthetic(self)
 
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     async def wait_stopped(self, timeout: float) -> bool:
         try:
             async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel (3.11)
@@ -147,10 +145,3 @@ class SimVenue(Venue):
             return True
         except TimeoutError:
             return False
-
-
-def open_capture(path: str):
-    """Lines of a capture file (`<local ns> <raw JSON>`), gzip or plain."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
