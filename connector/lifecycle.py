@@ -175,11 +175,11 @@ class Order:
     pending: list[int] = field(default_factory=list)  # sent, not concluded
     in_flight: list[int] = field(default_factory=list)  # sent, not answered
     unknown: list[int] = field(default_factory=list)  # sent, outcome unknown
-    unsure_since: float = 0.0  # when the first unknown outcome began (caller's clock)
+    unsure_since: float | None = None  # when an outcome became unknown (caller's clock)
     querying: bool = False
     fetching: bool = False
     held: tuple[VenueState, list[int]] | None = None  # a state waiting for its fills
-    held_since: float = 0.0  # when `due` first saw it held (caller's clock)
+    held_since: float | None = None  # when `due` first saw it held (caller's clock)
     doomed: bool = False  # to be cancelled as soon as it works (its bot left, shutdown)
     modify_to: tuple[int, float] = (0, 0.0)  # price_tick, qty of the modify being sent
     venue_id: int | str = 0  # the venue's own id of the order, once known
@@ -244,7 +244,8 @@ class Lifecycle:
         if not sent:
             return self._refused(o, req, not_sent or Refusal(0, why, 0))  # F1
         o.unknown.append(req)  # F2
-        o.unsure_since = o.unsure_since or now
+        if o.unsure_since is None:
+            o.unsure_since = now
         return self._query(o)
 
     def reply(self, key: int, req: int, result: VenueState | Refusal) -> list:
@@ -266,7 +267,7 @@ class Lifecycle:
             o.status, o.leaves_qty = EXPIRED, 0.0  # R2, as hftbacktest's backtester does
             o.pending.clear()
             o.unknown.clear()
-            o.unsure_since = 0.0
+            o.unsure_since = None
         return [self._report(o, done, reject_code=r.code, reject_msg=r.msg, reason=r.reason)]
 
     # ------------------------------------------------------------------ what the venue shows
@@ -282,8 +283,8 @@ class Lifecycle:
         o = self.orders[key]
         o.querying = False
         if result is None:  # Q4
-            if o.unknown or o.doomed and o.status == NONE:
-                o.unsure_since = o.unsure_since or now
+            if (o.unknown or o.doomed and o.status == NONE) and o.unsure_since is None:
+                o.unsure_since = now
             return []
         if isinstance(result, Refusal):
             if o.status == NONE and REQ_SUBMIT in o.unknown and REQ_SUBMIT not in o.in_flight:
@@ -302,10 +303,10 @@ class Lifecycle:
                 o.filled_qty += f.qty
                 out.append(self._fill_report(o, f))
         if fills is None:
-            o.held_since = 0.0  # still held: `due` reads them again later
+            o.held_since = None  # still held: `due` reads them again later
             return out
         held, o.held = o.held, None
-        o.held_since = 0.0
+        o.held_since = None
         if held is not None:
             out += self._apply(o, held[0], held[1])
         return out
@@ -331,11 +332,11 @@ class Lifecycle:
         for o in self.orders.values():
             if o.final:
                 continue
-            if o.unsure_since and not o.querying and now - o.unsure_since >= after_s:
+            if o.unsure_since is not None and not o.querying and now - o.unsure_since >= after_s:
                 o.unsure_since = now
                 out += self._query(o)
             if o.held is not None and not o.fetching:
-                if not o.held_since:
+                if o.held_since is None:
                     o.held_since = now
                 elif now - o.held_since >= after_s:
                     o.held_since = now
@@ -369,7 +370,7 @@ class Lifecycle:
         if o.held is not None and o.held[0].cum_qty <= o.filled_qty + EPS:
             # the fills a held state waited for came (by the stream): it applies now
             (held, held_shows), o.held = o.held, None
-            o.held_since = 0.0
+            o.held_since = None
             out += self._apply(o, held, held_shows)
         if o.final:  # A3
             return out
@@ -403,12 +404,12 @@ class Lifecycle:
         for r in shows:
             _drop(o.unknown, r)
         if not o.unknown:
-            o.unsure_since = 0.0
+            o.unsure_since = None
         if o.final:
             done = o.pending[0] if o.pending else 0  # every request on it concluded
             o.pending.clear()
             o.unknown.clear()
-            o.unsure_since = 0.0
+            o.unsure_since = None
         else:
             done = self._conclude(o, concluding)
         if done or o.view() != before:
@@ -449,7 +450,7 @@ class Lifecycle:
                 done = o.pending[0] if o.pending else 0
                 o.pending.clear()
                 o.unknown.clear()
-                o.unsure_since = 0.0
+                o.unsure_since = None
         o.ts_ns = max(o.ts_ns, f.ts_ns)
         return self._report(o, done, exec_qty=f.qty, exec_price_tick=f.price_tick,
                             maker=f.maker, fee=f.fee)  # fmt: skip

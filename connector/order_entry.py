@@ -150,8 +150,13 @@ class OrderEntry:
 
     def _send(self, c: Send) -> list:
         o = self.lc.orders[c.key]
-        refused = self.api.admit(o, c.req) if self.tg is not None else Refusal(
-            codes.NOT_READY, "the venue session is not running", codes.REASONS[codes.NOT_READY])
+        refused = (
+            self.api.admit(o, c.req)
+            if self.tg is not None
+            else Refusal(
+                codes.NOT_READY, "the venue session is not running", codes.REASONS[codes.NOT_READY]
+            )
+        )
         if refused is not None:
             log.info("order %s: %s refused before sending: %d %s", o.client_id,
                      REQ_NAMES[c.req], refused.code, refused.msg)  # fmt: skip

@@ -34,6 +34,7 @@ from connector.binancefutures.protocol import (
     ORDER_TYPE_NAMES,
     SIDE_NAMES,
     TIF_NAMES,
+    AccountTrade,
     AccountUpdate,
     ErrorReply,
     OrderResponse,
@@ -103,8 +104,38 @@ class WsOrders:
         return await self.ws.request(self._METHODS[req], params, weight=_WEIGHT[req])
 
 
-def _refusal(code: int, msg: str) -> Refusal:
+# ---------------------------------------------------------------------------- mapping
+def refusal(code: int, msg: str) -> Refusal:
+    """A Binance (or connector) refusal code with its neutral reason."""
     return Refusal(code, msg, codes.REASONS.get(code) or reject_reason(code))
+
+
+def state_of(resp: OrderResponse, s) -> VenueState:
+    """An order body (reply, query, open orders) as the lifecycle's VenueState."""
+    px = s.tick_of(resp.price) if resp.order_type == "LIMIT" else None
+    return VenueState(order_status(resp.status), resp.orig_qty, resp.executed_qty, px,
+                      resp.update_time_ns)  # fmt: skip
+
+
+def event_of(m: OrderTradeUpdate, s) -> tuple[VenueState, Fill | None, int]:
+    """ORDER_TRADE_UPDATE as (state, fill or None, the request whose effect it shows)."""
+    fill = None
+    if is_fill(m.exec_type) and m.last_fill_qty > 0:
+        # `n` is in the commission asset `N`; USDT-margined symbols charge USDT unless
+        # BNB fee discount is on (then this is BNB, not converted here)
+        fill = Fill(m.trade_id, m.last_fill_qty, s.tick_of(m.last_fill_px), m.maker,
+                    m.commission or 0.0, m.transact_ts_ns)  # fmt: skip
+    px = s.tick_of(m.price) if m.order_type == "LIMIT" else None
+    state = VenueState(order_status(m.status), m.orig_qty, m.cum_qty, px, m.transact_ts_ns)
+    return state, fill, {"NEW": REQ_SUBMIT, "AMENDMENT": REQ_MODIFY}.get(m.exec_type, 0)
+
+
+def fills_of(trades: list[AccountTrade], s, order_id: int) -> list[Fill]:
+    """GET userTrades entries of one order as Fills (`id` is the stream's `t`)."""
+    # userTrades `commission` is in `commissionAsset`, as the stream's `n`; the sign of
+    # a rebate there is UNCONFIRMED (the docs' example shows a negative commission)
+    return [Fill(t.trade_id, t.qty, s.tick_of(t.px), t.maker, t.commission, t.time_ns)
+            for t in trades if t.order_id == order_id]  # fmt: skip
 
 
 class BinanceOrders:
@@ -140,13 +171,13 @@ class BinanceOrders:
         via = self._via(req)
         if not self.user_ready:
             # fills of an order sent now could be missed
-            return _refusal(codes.NOT_READY, "the user data stream is not connected")
+            return refusal(codes.NOT_READY, "the user data stream is not connected")
         if not via.connected:
-            return _refusal(codes.NOT_READY, f"the {via.name} is not connected")
+            return refusal(codes.NOT_READY, f"the {via.name} is not connected")
         new_order = req != REQ_CANCEL
         why = self.rest.limits.order_refusal(self.rest.now_ms(), new_order)
         if why:
-            return _refusal(codes.PAUSED if self.rest.blocked_for() > 0 else codes.THROTTLED, why)
+            return refusal(codes.PAUSED if self.rest.blocked_for() > 0 else codes.THROTTLED, why)
         if new_order:
             # counted now, not when the task sends it: a burst is checked order by order
             self.rest.limits.sent(self.rest.now_ms(), 0, new_order=True)
@@ -191,10 +222,7 @@ class BinanceOrders:
                                     weight=5)  # fmt: skip
         if r.status != 200:
             raise VenueProtocolError(f"GET userTrades: HTTP {r.status} {r.raw[:200]!r}")
-        # userTrades `commission` is in `commissionAsset`, as the stream's `n`; the sign of
-        # a rebate there is UNCONFIRMED (the docs' example shows a negative commission)
-        return [Fill(t.trade_id, t.qty, s.tick_of(t.px), t.maker, t.commission, t.time_ns)
-                for t in parse_user_trades(r.raw) if t.order_id == order_id]  # fmt: skip
+        return fills_of(parse_user_trades(r.raw), s, order_id)
 
     async def _order_id(self, o: Order) -> int:
         r = await self.rest.request("GET", "/fapi/v1/order", {"symbol": self.insts[o.inst].upper,
@@ -214,8 +242,9 @@ class BinanceOrders:
                 raise VenueProtocolError(f"GET openOrders: HTTP {r.status} {r.raw[:200]!r}")
             for m in r.body:
                 resp = parse_order_response(m if isinstance(m, dict) else {})
-                if isinstance(resp, OrderResponse):
-                    out[resp.client_order_id] = self._state(resp)
+                s = self.by_symbol.get(resp.symbol) if isinstance(resp, OrderResponse) else None
+                if s is not None:
+                    out[resp.client_order_id] = state_of(resp, s)
         return out
 
     # ------------------------------------------------------------------ parsing
@@ -233,15 +262,9 @@ class BinanceOrders:
                 # our clock and the venue's drifted apart faster than the periodic re-measure
                 asyncio.get_running_loop().create_task(
                     self.rest.resync_clock(f"order {o.client_id}: -1021"))  # fmt: skip
-            return _refusal(resp.code, resp.msg)
+            return refusal(resp.code, resp.msg)
         o.venue_id = resp.order_id
-        return self._state(resp)
-
-    def _state(self, resp: OrderResponse) -> VenueState:
-        s = self.by_symbol.get(resp.symbol)
-        px = s.tick_of(resp.price) if s is not None and resp.order_type == "LIMIT" else None
-        return VenueState(order_status(resp.status), resp.orig_qty, resp.executed_qty, px,
-                          resp.update_time_ns)  # fmt: skip
+        return state_of(resp, self.insts[o.inst])
 
     # ------------------------------------------------------------------ user stream
     def on_trade_update(self, m: OrderTradeUpdate) -> None:
@@ -250,17 +273,9 @@ class BinanceOrders:
         if key is None:
             log.debug("ORDER_TRADE_UPDATE for %s (not ours) ignored", m.client_order_id)
             return
-        s = self.insts[self.entry.lc.orders[key].inst]
-        self.entry.lc.orders[key].venue_id = m.order_id
-        fill = None
-        if is_fill(m.exec_type) and m.last_fill_qty > 0:
-            # `n` is in the commission asset `N`; USDT-margined symbols charge USDT unless
-            # BNB fee discount is on (then this is BNB, not converted here)
-            fill = Fill(m.trade_id, m.last_fill_qty, s.tick_of(m.last_fill_px), m.maker,
-                        m.commission or 0.0, m.transact_ts_ns)  # fmt: skip
-        px = s.tick_of(m.price) if m.order_type == "LIMIT" else None
-        state = VenueState(order_status(m.status), m.orig_qty, m.cum_qty, px, m.transact_ts_ns)
-        shows = {"NEW": REQ_SUBMIT, "AMENDMENT": REQ_MODIFY}.get(m.exec_type, 0)
+        o = self.entry.lc.orders[key]
+        o.venue_id = m.order_id
+        state, fill, shows = event_of(m, self.insts[o.inst])
         self.entry.on_event(m.client_order_id, state, fill, shows)
 
     def on_account_update(self, m: AccountUpdate) -> None:
