@@ -62,6 +62,8 @@ class VenueOrderApi(Protocol):
     async def query(self, o: Order) -> VenueState | Refusal:
         """The order's state at the venue (a Refusal with REJECT_UNKNOWN_ORDER: none)."""
 
+    fills_source: str  # where `fills` reads them, for the log (e.g. "userTrades")
+
     async def fills(self, o: Order) -> list[Fill]:
         """Every fill of the order the venue has (deduplicated by the lifecycle)."""
 
@@ -207,6 +209,6 @@ class OrderEntry:
         else:
             n_new = sum(1 for f in fills if f.trade_id not in o.trade_ids)
             if n_new:
-                log.warning("order %s: %d fill(s) the stream did not deliver recovered",
-                            o.client_id, n_new)  # fmt: skip
+                log.warning("order %s: %d fill(s) missed by the stream recovered from %s",
+                            o.client_id, n_new, self.api.fills_source)  # fmt: skip
         self._run(self.lc.fills(key, fills))

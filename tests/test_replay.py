@@ -15,6 +15,7 @@ lot_size = 0.001
 
 [sim]
 data = "{CAPTURE}"
+data_format = "binancefutures"
 speed = 0.0
 """
 

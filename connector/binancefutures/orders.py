@@ -144,6 +144,8 @@ class BinanceOrders:
     `entry` (connector.order_entry.OrderEntry) runs the lifecycle over it.
     """
 
+    fills_source = "userTrades"
+
     def __init__(self, prefix: str, run_tag_ms: int, insts, core, rest: RestClient,
                  transport=None):  # fmt: skip
         self.prefix = prefix + base36(run_tag_ms) + "-"

@@ -4,8 +4,9 @@ Config (`[sim]` in the connector TOML)::
 
     data = ""                    a capture to replay (`<local ns> <raw JSON>` lines, .gz
                                  ok); "" = the synthetic market
-    data_format = "binancefutures"   whose traffic the capture holds: any venue of
-                                 connector.registry with a capture decoder
+    data_format = ""             whose wire format the capture holds (required with
+                                 `data`): a venue of connector.registry with a capture
+                                 decoder, e.g. the name of the venue it was recorded from
     speed = 1.0                  replay speed; 0 = as fast as possible
     seed, maker_fee, taker_fee   the synthetic market's seed; fees as fractions of notional
     tick_interval_ms, levels, volatility_bp, trades_per_tick   the synthetic market
@@ -23,7 +24,7 @@ from connector.registry import VenueSpec
 @dataclass(frozen=True)
 class SimConfig:
     data: str = ""  # a capture to replay (`<local ns> <raw JSON>` lines, .gz ok); "" = synthetic
-    data_format: str = "binancefutures"  # the venue whose recorded traffic `data` holds
+    data_format: str = ""  # the venue whose recorded traffic `data` holds
     speed: float = 1.0  # replay speed; 0 = as fast as possible
     seed: int = 1
     maker_fee: float = 0.0002
@@ -47,9 +48,13 @@ def _check(cfg) -> None:
     if sim.data:
         from connector import registry
 
+        known = ", ".join(n for n in registry.names() if n != "sim")
+        if not sim.data_format:
+            raise ConfigError(f"{p}: sim.data needs sim.data_format, the venue the capture "
+                              f"was recorded from (known: {known})")  # fmt: skip
         if sim.data_format not in registry.names() or sim.data_format == "sim":
             raise ConfigError(f"{p}: sim.data_format {sim.data_format!r} is not a venue "
-                              f"(known: {', '.join(n for n in registry.names() if n != 'sim')})")  # fmt: skip
+                              f"(known: {known})")  # fmt: skip
         if registry.spec(sim.data_format).capture is None:
             raise ConfigError(f"{p}: sim.data_format {sim.data_format!r}: that venue has no "
                               f"capture decoder to replay")  # fmt: skip

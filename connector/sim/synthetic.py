@@ -12,7 +12,7 @@ import asyncio
 import math
 import time
 
-from connector.sim.venue import SimInstrument, SimVenue
+from connector.book import RecordingBook
 from hftlive.constants import BUY, INVALID_MAX, INVALID_MIN, SELL
 
 DEFAULT_START = {"btcusdt": 60000.0, "ethusdt": 2500.0, "solusdt": 150.0}
@@ -24,7 +24,7 @@ def _size(rng, lot: float) -> float:
 
 
 class SyntheticMarket:
-    def __init__(self, venue: SimVenue, s: SimInstrument, start_price: float):
+    def __init__(self, venue, s: RecordingBook, start_price: float):
         self.v = venue
         self.s = s
         self.rng = venue.rng
@@ -75,7 +75,8 @@ def _poisson(rng, lam: float) -> int:
         k += 1
 
 
-async def run_synthetic(venue: SimVenue) -> None:
+async def run_synthetic(venue) -> None:
+    """Drives `venue` (a SimVenue: its instruments, feed and stop) until it stops."""
     markets = []
     for s, c in zip(venue.insts, venue.cfg.instruments):
         start = c.start_price or DEFAULT_START.get(s.symbol.lower(), 100.0)

@@ -16,6 +16,8 @@ import time
 from connector.book import RecordingBook
 from connector.feed import Feed
 from connector.matching import MESSAGES, REASONS, MatchingEngine, Report, SimOrder
+from connector.sim.replay import run_replay
+from connector.sim.synthetic import run_synthetic
 from connector.venue import Core, NewOrder, OrderReport, Venue
 from hftlive.layout import REQ_CANCEL, REQ_MODIFY, REQ_SUBMIT
 
@@ -127,12 +129,8 @@ class SimVenue(Venue):
         # no session of its own to lose: the sim is connected from the start
         self.core.connected(True)
         if self.sim.data:
-            from connector.sim.replay import run_replay
-
             await run_replay(self, self.sim.data, self.sim.speed)
         else:
-            from connector.sim.synthetic import run_synthetic
-
             await run_synthetic(self)
 
     def stopped(self) -> bool:
