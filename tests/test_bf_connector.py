@@ -369,6 +369,12 @@ def test_listen_key_expiry_reconnects_and_a_lost_ack_is_resolved_not_resent(
         emu.faults(expire_listen_keys=True)
         _wait(hbt, lambda: conn.text().count("user data stream connected") >= 2,
               what="the user stream back")  # fmt: skip
+        # connected again once reconciled: orders sent before that are refused (NOT_READY)
+        view = ConnectorView(conn.name)
+        try:
+            _wait(hbt, lambda: view.instruments()[0]["connected"], what="the session back")
+        finally:
+            view.close()
         assert "listenKeyExpired" in conn.text()
         ask = hbt.depth(0).best_ask
         assert hbt.submit_buy_order(0, 1, ask, qty, IOC, MARKET, True) == 0
