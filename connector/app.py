@@ -33,7 +33,11 @@ class Connector:
         self.shm = ShmServer(name, venue, cfg.instruments, cfg.connector)
         self.router = Router(self.shm, cfg, cfg.instruments)
         self.core = ConnectorCore(self.shm, self.router, cfg.instruments)
-        self.venue = registry.spec(venue).factory(cfg, self.core)
+        try:
+            self.venue = registry.spec(venue).factory(cfg, self.core)
+        except BaseException:
+            self.shm.close()  # a failed start leaves no segment behind
+            raise
         self.router.venue = self.venue
         self._stop = asyncio.Event()
 
@@ -142,6 +146,8 @@ def run(name: str, venue: str, cfg: Config) -> None:
 
 async def _main(name: str, venue: str, cfg: Config) -> None:
     spec = registry.spec(venue)
+    if spec.preflight is not None:
+        spec.preflight(cfg)  # before any network or shared memory: nothing to undo
     if spec.prepare is not None:
         # e.g. tick and lot sizes from the venue: they go into shared memory, so ask first
         cfg = await spec.prepare(cfg)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from hftlive.constants import (
     REJECT_DUPLICATE_ID,
+    REJECT_INVALID_QTY,
     REJECT_NOT_CONNECTED,
     REJECT_RATE_LIMITED,
     REJECT_RISK_LIMIT,
@@ -26,6 +27,7 @@ RISK_ORDER_RATE = -9003  # more than max_orders_per_second
 DUPLICATE_ORDER_ID = -9004  # the bot's order id is still open
 CONNECTOR_STOPPING = -9005  # the connector is shutting down
 UNKNOWN_ORDER = -9006  # cancel/modify of an order the connector does not know (or ended)
+BELOW_MINIMUM = -9007  # qty or notional below the venue's minimum (its filters)
 
 NOT_READY = -9101  # the venue session is not connected: the request could not be sent
 PAUSED = -9102  # the venue asked us to back off (Retry-After): nothing is sent meanwhile
@@ -39,6 +41,7 @@ REASONS = {
     DUPLICATE_ORDER_ID: REJECT_DUPLICATE_ID,
     CONNECTOR_STOPPING: REJECT_STOPPING,
     UNKNOWN_ORDER: REJECT_UNKNOWN_ORDER,
+    BELOW_MINIMUM: REJECT_INVALID_QTY,
     NOT_READY: REJECT_NOT_CONNECTED,
     PAUSED: REJECT_RATE_LIMITED,
     NOT_SENT: REJECT_NOT_CONNECTED,

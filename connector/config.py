@@ -28,6 +28,8 @@ class InstrumentConfig:
     lot_size: float = 0.0
     start_price: float = 0.0  # sim synthetic market only
     max_position: float = 0.0  # 0: the [risk] default
+    min_qty: float = 0.0  # smallest order qty the venue takes (real venues: from the venue)
+    min_notional: float = 0.0  # smallest price * qty the venue takes (likewise)
 
 
 @dataclass(frozen=True)

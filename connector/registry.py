@@ -34,6 +34,9 @@ class VenueSpec:
         check: `(cfg) -> None`, raises ConfigError on what this venue cannot serve
             (e.g. the sim needs tick and lot sizes in the config); runs at load time,
             before any network or shared memory.
+        preflight: `(cfg) -> None`, what can be checked before the network or shared
+            memory is touched (credentials present and readable), raising ConfigError;
+            run when a connector starts (not when a config is merely loaded), or None.
         prepare: `async (cfg) -> cfg`, run before shared memory exists (tick/lot sizes
             from the venue), or None.
         factory: `(cfg, core) -> Venue`.
@@ -46,6 +49,7 @@ class VenueSpec:
     factory: Callable[[Any, Any], Any]
     section_required: bool = False
     check: Callable[[Any], None] | None = None
+    preflight: Callable[[Any], None] | None = None
     prepare: Callable[[Any], Awaitable[Any]] | None = None
     capture: Callable[..., Any] | None = None
 

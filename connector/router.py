@@ -24,6 +24,7 @@ import numpy as np
 
 from connector import codes
 from connector.codes import (
+    BELOW_MINIMUM,
     CONNECTOR_STOPPING,
     DUPLICATE_ORDER_ID,
     RISK_MAX_NOTIONAL,
@@ -116,6 +117,7 @@ class Router:
                 if not _pid_alive(pid):
                     log.warning("bot %d (pid %d) died; freeing its slot %d", bot_id, pid, k)
                     self.shm.free_slot(k)
+                    self.shm.reclaim_bot_view(bot_id)
                     continue
                 seen.add(bot_id)
         for bot_id in [b for b in self.bots if b not in seen]:
@@ -197,7 +199,9 @@ class Router:
                 t.rec[0]["local_timestamp"] = o["local_timestamp"]
                 self.venue.cancel(key, inst)
             else:
-                err = self._risk_rate(b) or self._risk_notional(inst, o, int(o["price_tick"]))
+                px_tick = int(o["price_tick"])
+                err = (self._venue_minimum(inst, o, px_tick) or self._risk_rate(b)
+                       or self._risk_notional(inst, o, px_tick))  # fmt: skip
                 if err:
                     self._refuse_existing(bot_id, inst, t.rec[0], *err)
                     return
@@ -222,7 +226,8 @@ class Router:
             self._refuse_new(bot_id, inst, o, CONNECTOR_STOPPING, "the connector is shutting down")
             return
         err = (
-            self._risk_rate(b)
+            self._venue_minimum(inst, o, int(o["price_tick"]))
+            or self._risk_rate(b)
             or self._risk_notional(inst, o, int(o["price_tick"]))
             or self._risk_position(bot_id, inst, o)
         )
@@ -250,6 +255,20 @@ class Router:
         if b.tokens < 1.0:
             return RISK_ORDER_RATE, f"more than {rate:g} orders per second"
         b.tokens -= 1.0
+        return None
+
+    def _venue_minimum(self, inst: int, o, price_tick: int):
+        """The venue's own minimums (its filters): refused here, nothing is sent."""
+        spec = self.instruments[inst]
+        qty = float(o["qty"])
+        if spec.min_qty and qty < spec.min_qty - 1e-12:
+            return BELOW_MINIMUM, f"qty {qty:g} below the venue's minimum {spec.min_qty:g}"
+        if spec.min_notional:
+            limit = int(o["order_type"]) == LIMIT
+            px = price_tick * spec.tick_size if limit else self.venue.reference_price(inst)
+            if math.isfinite(px) and px * qty < spec.min_notional - 1e-9:
+                return BELOW_MINIMUM, (f"notional {px * qty:.4f} below the venue's minimum "
+                                       f"{spec.min_notional:g}")  # fmt: skip
         return None
 
     def _risk_notional(self, inst: int, o, price_tick: int):

@@ -32,6 +32,7 @@ from hftlive.layout import (
     MAGIC,
     SLOT_ACTIVE,
     SLOT_FREE,
+    bot_name,
     ctl_layout,
     ctl_name,
     event_dtype,
@@ -48,6 +49,7 @@ from hftlive.shm import (
     path_of,
     pid_alive,
     read_owner,
+    unlink_or_explain,
 )
 
 log = logging.getLogger(__name__)
@@ -128,16 +130,12 @@ class ShmServer:
                 name, len(stale), owner, ", ".join(stale),
             )  # fmt: skip
             for s in stale:
-                p = path_of(s)
                 # a live bot's own view segment is not ours to remove
                 if ".bot." in s:
                     bot_pid = read_owner(s)
                     if bot_pid is not None and pid_alive(bot_pid):
                         continue
-                try:
-                    os.unlink(p)
-                except FileNotFoundError:
-                    pass
+                unlink_or_explain(path_of(s))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -228,6 +226,17 @@ class ShmServer:
 
     def ack(self, k: int, gen: int) -> None:
         store_word(self.ctl.slot_words[k], S_ACK, gen)
+
+    def reclaim_bot_view(self, bot_id: int) -> None:
+        """Removes the view segment of a bot that died (its pid is gone)."""
+        name = bot_name(self.name, bot_id)
+        owner = read_owner(name)
+        if owner is not None and pid_alive(owner):
+            return
+        try:
+            unlink_or_explain(path_of(name))
+        except SharedMemoryError as e:
+            log.warning("%s", e)
 
     def free_slot(self, k: int) -> None:
         store_word(self.ctl.slot_words[k], S_STATE, SLOT_FREE)

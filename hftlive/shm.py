@@ -76,8 +76,12 @@ class Segment:
             log.warning(
                 "reclaiming stale shared memory %s (its writer pid %s is gone)", path, owner
             )
-            os.unlink(path)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            unlink_or_explain(path)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except (PermissionError, FileExistsError) as e:
+            raise SharedMemoryError(f"cannot create shared memory {path}: {e.strerror}; "
+                                    f"{_owner_hint(path)}") from None  # fmt: skip
         try:
             os.ftruncate(fd, size)
         except BaseException:
@@ -121,6 +125,28 @@ class Segment:
             os.unlink(path_of(self.name))
         except FileNotFoundError:
             pass
+
+
+def _owner_hint(path: str) -> str:
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return "check the permissions of its folder"
+    if uid == os.getuid():
+        return "it is yours: remove it, or choose another --name"
+    return f"it belongs to another user (uid {uid}): ask them to remove it, or choose another --name"
+
+
+def unlink_or_explain(path: str) -> None:
+    """Removes a stale segment file; one we may not remove is a clear SharedMemoryError."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        raise SharedMemoryError(
+            f"shared memory {path} is in the way and cannot be removed; {_owner_hint(path)}"
+        ) from None
 
 
 def read_owner(name: str) -> int | None:

@@ -10,12 +10,13 @@ def _spec() -> VenueSpec:
         BinanceFuturesConfig,
         _factory,
         check_config,
+        preflight,
         prepare,
     )
     from connector.binancefutures.feed import capture_decoder
 
     return VenueSpec(name="binancefutures", section=BinanceFuturesConfig, factory=_factory,
-                     section_required=True, check=check_config, prepare=prepare,
+                     section_required=True, check=check_config, preflight=preflight, prepare=prepare,
                      capture=capture_decoder)  # fmt: skip
 
 

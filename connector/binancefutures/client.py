@@ -128,6 +128,11 @@ def credentials(c: BinanceFuturesConfig, path: str) -> Credentials:
     return Credentials(key, secret)
 
 
+def preflight(cfg: Config) -> None:
+    """The key and secret are there (environment, or a 0600 file) before we connect."""
+    credentials(cfg.section, cfg.path)
+
+
 def _filters(sym: dict) -> dict[str, dict]:
     return {f.get("filterType"): f for f in sym.get("filters", []) if isinstance(f, dict)}
 
@@ -158,6 +163,9 @@ async def prepare(cfg: Config) -> Config:
         try:
             tick = float(Decimal(f["PRICE_FILTER"]["tickSize"]))
             lot = float(Decimal(f["LOT_SIZE"]["stepSize"]))
+            # §1.6 filters: LOT_SIZE.minQty, and MIN_NOTIONAL.notional (futures' field name)
+            min_qty = float(Decimal(f["LOT_SIZE"].get("minQty", "0")))
+            min_notional = float(Decimal(f.get("MIN_NOTIONAL", {}).get("notional", "0")))
         except (KeyError, ArithmeticError) as e:
             raise VenueProtocolError(f"exchangeInfo {inst.symbol}: bad filters ({e})") from None
         for name, mine, venue in (
@@ -168,8 +176,10 @@ async def prepare(cfg: Config) -> Config:
                 raise ConfigError(
                     f"{cfg.path}: {inst.symbol} {name} = {mine} but the venue's is {venue}"
                 )
-        insts.append(dataclasses.replace(inst, tick_size=tick, lot_size=lot))
-        log.info("%s: tick_size %g, lot_size %g (exchangeInfo)", inst.symbol, tick, lot)
+        insts.append(dataclasses.replace(inst, tick_size=tick, lot_size=lot, min_qty=min_qty,
+                                         min_notional=min_notional))  # fmt: skip
+        log.info("%s: tick_size %g, lot_size %g, min_qty %g, min_notional %g (exchangeInfo)",
+                 inst.symbol, tick, lot, min_qty, min_notional)  # fmt: skip
     return dataclasses.replace(cfg, instruments=tuple(insts))
 
 
