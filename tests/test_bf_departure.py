@@ -139,7 +139,7 @@ def test_a_connector_stopped_with_unanswered_submits_leaves_nothing_working(tmp_
 
 @pytest.mark.parametrize(
     "place_skew_ms,cancel_skew_ms",
-    [(3_000, 0), (0, -7_000)],
+    [(4_000, 0), (0, -7_000)],
     ids=["placed-ahead-cancelled-at-0", "placed-at-0-cancelled-behind"],
 )
 def test_a_venue_clock_jump_never_leaves_a_cancelled_order_new(
