@@ -183,6 +183,7 @@ class Order:
     doomed: bool = False  # to be cancelled as soon as it works (its bot left, shutdown)
     modify_to: tuple[int, float] = (0, 0.0)  # price_tick, qty of the modify being sent
     venue_id: int | str = 0  # the venue's own id of the order, once known
+    final_seen: float | None = None  # when `prune` first saw it final (caller's clock)
     trade_ids: set = field(default_factory=set)
 
     @property
@@ -345,6 +346,20 @@ class Lifecycle:
             if o.doomed and o.status in WORKING and REQ_CANCEL not in o.pending:
                 out += self._send(o, REQ_CANCEL)  # D2
         return out
+
+    def prune(self, now: float, keep_s: float) -> list[int]:
+        """Forgets orders final for `keep_s` with nothing in flight (a late event for one
+        is then "not ours"); returns their keys."""
+        gone = []
+        for o in list(self.orders.values()):
+            if not o.final or o.in_flight or o.querying or o.fetching:
+                continue
+            if o.final_seen is None:
+                o.final_seen = now
+            elif now - o.final_seen >= keep_s:
+                self.forget(o.key)
+                gone.append(o.key)
+        return gone
 
     def unsure(self) -> list[int]:
         """Orders that may be working and are not known to: unanswered or unknown."""

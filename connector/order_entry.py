@@ -122,12 +122,12 @@ class OrderEntry:
         log.info("reconciled %d order(s) not final (%d open at the venue)", n,
                  sum(1 for o in self.lc.orders.values() if o.client_id in open_now))  # fmt: skip
 
-    def settle(self, after_s: float) -> None:
-        self._run(self.lc.due(time.monotonic(), after_s))
-
-    def forget(self, keys) -> None:
-        for k in keys:
-            self.lc.forget(k)
+    def settle(self, after_s: float, keep_s: float = 60.0) -> None:
+        """What has waited `after_s` (connector.lifecycle.Lifecycle.due); orders final for
+        `keep_s` are forgotten."""
+        now = time.monotonic()
+        self._run(self.lc.due(now, after_s))
+        self.lc.prune(now, keep_s)
 
     # ------------------------------------------------------------------ commands
     def _run(self, cmds: list) -> None:

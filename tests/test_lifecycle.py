@@ -448,3 +448,12 @@ def test_every_row_of_the_rules_table_has_a_test():
     assert len(ids) >= 25
     names = [n for n in globals() if n.startswith("test_")]
     assert [i for i in ids if not any(f"_{i}_" in n for n in names)] == []
+
+
+def test_final_orders_are_forgotten_after_a_while():
+    lc = working()
+    event(lc, "canceled")
+    assert lc.prune(now=100.0, keep_s=60.0) == []  # first seen final
+    assert lc.prune(now=159.0, keep_s=60.0) == []
+    assert lc.prune(now=160.0, keep_s=60.0) == [KEY]
+    assert KEY not in lc.orders and CID not in lc.by_client_id
