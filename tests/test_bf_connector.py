@@ -156,6 +156,15 @@ def _wait(hbt, cond, timeout: float = 10.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _wait_session(hbt, conn: BfConnector) -> None:
+    """Until the connector says its venue session can trade (its `connected` flag)."""
+    view = ConnectorView(conn.name)
+    try:
+        _wait(hbt, lambda: view.instruments()[0]["connected"], what="the venue session")
+    finally:
+        view.close()
+
+
 def _synced(hbt) -> bool:
     d = hbt.depth(0)
     return np.isfinite(d.best_bid) and np.isfinite(d.best_ask) and d.best_bid < d.best_ask
@@ -370,11 +379,7 @@ def test_listen_key_expiry_reconnects_and_a_lost_ack_is_resolved_not_resent(
         _wait(hbt, lambda: conn.text().count("user data stream connected") >= 2,
               what="the user stream back")  # fmt: skip
         # connected again once reconciled: orders sent before that are refused (NOT_READY)
-        view = ConnectorView(conn.name)
-        try:
-            _wait(hbt, lambda: view.instruments()[0]["connected"], what="the session back")
-        finally:
-            view.close()
+        _wait_session(hbt, conn)
         assert "listenKeyExpired" in conn.text()
         ask = hbt.depth(0).best_ask
         assert hbt.submit_buy_order(0, 1, ask, qty, IOC, MARKET, True) == 0
@@ -498,6 +503,7 @@ def test_ws_api_outage_cancels_go_over_rest_and_new_orders_are_refused(tmp_path,
     try:
         hbt = _bot(conn, errors)
         _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        _wait_session(hbt, conn)  # the user stream and the WebSocket API are both up
         px = round(hbt.depth(0).best_bid - 5.0, 2)
         assert hbt.submit_buy_order(0, 1, px, 0.02, GTX, LIMIT, True) == 0
         assert hbt.orders(0).get(1).status == NEW

@@ -205,12 +205,19 @@ class BinanceFuturesVenue(Venue):
             transport = WsOrders(self.ws_api)
         self.orders = BinanceOrders(self.bf.client_order_prefix, time.time_ns() // 1_000_000,
                                     self.insts, core, self.rest, transport)  # fmt: skip
-        self.user = UserStream(self.bf, self.rest, core, self.orders)
+        self.user = UserStream(self.bf, self.rest, core, self.orders, self._ready_changed)
         self._stop = asyncio.Event()
         self._serving = False
 
     def _on_ws_api(self, up: bool) -> None:
         self.core.connection("WebSocket API connection", up)
+        self._ready_changed()
+
+    def _ready_changed(self) -> None:
+        """The instruments' `connected` flag: the session can trade (the user stream is
+        reconciled and, with `order_entry = "ws"`, the WebSocket API is up)."""
+        ws_up = self.ws_api is None or self.ws_api.connected
+        self.core.connected(self.orders.user_ready and ws_up)
 
     # ------------------------------------------------------------------ Venue
     def submit(self, order: NewOrder) -> None:

@@ -177,15 +177,16 @@ class MarketData:
 class UserStream:
     """The user data stream: listenKey lifecycle and ORDER_TRADE_UPDATE to `orders`."""
 
-    def __init__(self, bf, rest: RestClient, core, orders):
+    def __init__(self, bf, rest: RestClient, core, orders, on_ready):
         self.url = bf.ws_private_url.rstrip("/")
         self.rest = rest
         self.core = core
         self.orders = orders
+        self.on_ready = on_ready  # the venue recomputes whether the session can trade
 
     def _set_connected(self, up: bool) -> None:
         self.orders.user_ready = up
-        self.core.connected(up)
+        self.on_ready()
 
     async def _listen_key(self, method: str, key: str | None = None) -> str | None:
         params = {"listenKey": key} if key else None
