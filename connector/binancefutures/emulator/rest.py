@@ -101,7 +101,8 @@ def execute(emu, ep: Endpoint, params: dict, api_key, payload: str, signature,
             handler_params: dict | None = None):  # fmt: skip
     """The checks every request passes, in the venue's order, then the endpoint itself
     (REST and WS-API alike): weight, key, signature and clock, order counters, an
-    injected reject. Returns the body; user events go out. Raises ApiError."""
+    injected reject, an injected 503 / -1001 (before or after executing). Returns the
+    body; user events go out. Raises ApiError."""
     weight = ep.weight(params) if callable(ep.weight) else ep.weight
     emu.gate.charge(weight)
     if ep.security != NONE:
@@ -114,10 +115,16 @@ def execute(emu, ep: Endpoint, params: dict, api_key, payload: str, signature,
         code = emu.faults.take_reject()
         if code is not None:
             raise ApiError(code)
+    # an injected backend failure (§1.8): past the gateway, at or after the matching engine
+    failure = emu.faults.take_server_error() if ep.ack_faults else None
+    if failure is not None and not failure[2]:
+        raise ApiError(failure[0], failure[1], status=503)
     result, events = resolve(emu, ep.handler)(
         params if handler_params is None else handler_params, emu.now_ms()
     )
     emu.user_events(events)
+    if failure is not None:  # executed; the client is told only that it is unknown
+        raise ApiError(failure[0], failure[1], status=503)
     return result
 
 

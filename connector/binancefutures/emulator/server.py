@@ -13,7 +13,8 @@ Paths (base URLs in `Emulator.urls`):
     /_emulator/book?symbol=&limit=   the venue's exact book (for out-of-process tests)
     /_emulator/requests              read-only: REST requests received, by "METHOD /path",
                                      and replies sent, by HTTP status (tests check that a
-                                     client kept quiet, e.g. during a 429's Retry-After)
+                                     client kept quiet, e.g. during a 429's Retry-After);
+                                     WS-API requests by method and replies by status
 
 Lifecycle: `async with Emulator(cfg) as emu:` binds the port (0 = ephemeral), pre-rolls
 the market source, and runs three background tasks in a TaskGroup that the context owns:
@@ -38,7 +39,12 @@ from aiohttp import web
 from connector.binancefutures.emulator import rest, wsapi
 from connector.binancefutures.emulator.book import AGG_INTERVALS_MS
 from connector.binancefutures.emulator.exchange import Account
-from connector.binancefutures.emulator.faults import Faults, garble, split_request
+from connector.binancefutures.emulator.faults import (
+    REORDER_HOLD_MS,
+    Faults,
+    garble,
+    split_request,
+)
 from connector.binancefutures.emulator.gate import Gate
 from connector.binancefutures.emulator.market import ReplaySource, SyntheticSource
 from connector.binancefutures.emulator.streams import (
@@ -127,6 +133,9 @@ class Emulator:
         self._stopping = asyncio.Event()
         self.rest_requests: Counter[str] = Counter()  # "METHOD /path" -> received
         self.rest_statuses: Counter[int] = Counter()  # HTTP status -> replies sent
+        self.ws_api_requests: Counter[str] = Counter()  # WS-API method -> received
+        self.ws_api_statuses: Counter[int] = Counter()  # WS-API status -> replies made
+        self._held_event: tuple | None = None  # reorder_user_events: (key, event, n, t)
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Emulator:
@@ -222,6 +231,15 @@ class Emulator:
 
         `abort` drops TCP without a close frame (a network failure). Returns the count.
         """
+        conns = self._conns(kind)
+        if abort:
+            for c in conns:
+                c.abort()
+        else:
+            await asyncio.gather(*(c.close(1001, "disconnect") for c in conns))
+        return len(conns)
+
+    def _conns(self, kind: str) -> list[Conn]:
         conns: list[Conn] = []
         if kind in ("all", PUBLIC, MARKET):
             conns += [c for c in self.market_hub.conns if kind in ("all", c.route)]
@@ -229,11 +247,15 @@ class Emulator:
             conns += list(self.user_hub.conns)
         if kind in ("all", WSAPI):
             conns += list(self.ws_api_conns)
-        if abort:
-            for c in conns:
-                c.abort()
-        else:
-            await asyncio.gather(*(c.close(1001, "disconnect") for c in conns))
+        return conns
+
+    def silence(self, kind: str = "all") -> int:
+        """Makes every connection of a kind open now half-dead (faults.py `silence`):
+        frames are lost both ways and nobody is told. Returns the count."""
+        conns = [c for c in self._conns(kind) if not c.silent]
+        for c in conns:
+            c.silent = True
+        log.info("silenced %d %s connection(s)", len(conns), kind)
         return len(conns)
 
     def expire_listen_keys(self) -> None:
@@ -341,13 +363,38 @@ class Emulator:
             if key is not None:
                 self._send_expired(key)
             self.user_events(self.account.run_countdowns(self.now_ms()))
+            self._release_held_event()
 
     # ------------------------------------------------------------------ user data
     def user_events(self, events: list[dict]) -> None:
+        """Delivers user-data events on the active key, through the lose/dup/reorder
+        faults (faults.py)."""
         key = self.listen_keys.active
+        f = self.faults
         for ev in events:
-            if not self.faults.take("lose_user_events"):
+            if f.take("lose_user_events"):
+                continue
+            copies = 2 if f.take("dup_user_events") else 1
+            held, self._held_event = self._held_event, None
+            if held is None and f.take("reorder_user_events"):
+                self._held_event = (key, ev, copies, time.monotonic())
+                continue
+            for _ in range(copies):
                 self.user_hub.deliver(key, ev)
+            if held is not None:  # the held event goes out after its successor
+                self._deliver_held(held)
+
+    def _deliver_held(self, held) -> None:
+        key, ev, copies, _ = held
+        for _ in range(copies):
+            self.user_hub.deliver(key, ev)
+
+    def _release_held_event(self) -> None:
+        """A reordered event whose successor never came goes out REORDER_HOLD_MS late."""
+        held = self._held_event
+        if held is not None and time.monotonic() - held[3] >= REORDER_HOLD_MS / 1000:
+            self._held_event = None
+            self._deliver_held(held)
 
     def _new_listen_key(self) -> str:
         return "".join(self._rng.choices(string.ascii_letters + string.digits, k=64))
@@ -487,6 +534,8 @@ class Emulator:
                 return web.json_response({"error": str(e)}, status=400)
             for k, v in switches.items():
                 setattr(self.faults, k, v)
+            if "silence" in actions:
+                self.silence(actions["silence"])
             if actions.get("expire_listen_keys"):
                 self.expire_listen_keys()
             if "disconnect" in actions:
@@ -497,7 +546,12 @@ class Emulator:
 
     async def _control_requests(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"requests": dict(self.rest_requests), "statuses": dict(self.rest_statuses)}
+            {
+                "requests": dict(self.rest_requests),
+                "statuses": dict(self.rest_statuses),
+                "ws_api": dict(self.ws_api_requests),
+                "ws_api_statuses": dict(self.ws_api_statuses),
+            }
         )
 
     async def _control_book(self, request: web.Request) -> web.Response:
