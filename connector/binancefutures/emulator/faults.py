@@ -73,10 +73,12 @@ class Faults:
             error; unable to process your request. Please try again.", HTTP 503): a
             definite failure, never executed; safe to resend (§1.8).
         dup_user_events: the next N user-data events are delivered twice in a row.
-        reorder_user_events: the next N user-data events are each held back and delivered
-            after the event that follows them (two events swap places); a held event
-            with no successor goes out after `REORDER_HOLD_MS`. Binance promises order on
-            one connection and advises ordering by `E` (§1.5): a client must cope.
+        reorder_user_events: the next N user-data events are held back and delivered, in
+            their order, right after the event that follows them (N=1 swaps two events;
+            N=3 on a MARKET order's NEW, TRADE_LITE, ACCOUNT_UPDATE, TRADE sends the
+            FILLED update first). Held events with no successor go out `REORDER_HOLD_MS`
+            late. Binance promises order on one connection and advises ordering by `E`
+            (§1.5), whose ms ties leave the order of one request's events open.
         ws_api_429: the next N WebSocket API requests get `status` 429 with error -1003
             and `error.data.retryAfter` (a ms timestamp, `retry_after_s` ahead), spot's
             WS-API shape (UNCONFIRMED for futures). As on REST, a request sent before

@@ -135,7 +135,8 @@ class Emulator:
         self.rest_statuses: Counter[int] = Counter()  # HTTP status -> replies sent
         self.ws_api_requests: Counter[str] = Counter()  # WS-API method -> received
         self.ws_api_statuses: Counter[int] = Counter()  # WS-API status -> replies made
-        self._held_event: tuple | None = None  # reorder_user_events: (key, event, n, t)
+        self._held: list[tuple[str | None, dict]] = []  # reorder_user_events: (key, event)
+        self._held_since = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Emulator:
@@ -363,7 +364,7 @@ class Emulator:
             if key is not None:
                 self._send_expired(key)
             self.user_events(self.account.run_countdowns(self.now_ms()))
-            self._release_held_event()
+            self._release_held(REORDER_HOLD_MS / 1000)  # no successor came
 
     # ------------------------------------------------------------------ user data
     def user_events(self, events: list[dict]) -> None:
@@ -374,27 +375,22 @@ class Emulator:
         for ev in events:
             if f.take("lose_user_events"):
                 continue
-            copies = 2 if f.take("dup_user_events") else 1
-            held, self._held_event = self._held_event, None
-            if held is None and f.take("reorder_user_events"):
-                self._held_event = (key, ev, copies, time.monotonic())
+            copies = [ev, ev] if f.take("dup_user_events") else [ev]
+            if f.take("reorder_user_events"):  # held back until the next event is out
+                if not self._held:
+                    self._held_since = time.monotonic()
+                self._held += [(key, e) for e in copies]
                 continue
-            for _ in range(copies):
+            for e in copies:
+                self.user_hub.deliver(key, e)
+            self._release_held()
+
+    def _release_held(self, after_s: float = 0.0) -> None:
+        """Sends the held (reordered) events, if held at least `after_s`."""
+        if self._held and time.monotonic() - self._held_since >= after_s:
+            held, self._held = self._held, []
+            for key, ev in held:
                 self.user_hub.deliver(key, ev)
-            if held is not None:  # the held event goes out after its successor
-                self._deliver_held(held)
-
-    def _deliver_held(self, held) -> None:
-        key, ev, copies, _ = held
-        for _ in range(copies):
-            self.user_hub.deliver(key, ev)
-
-    def _release_held_event(self) -> None:
-        """A reordered event whose successor never came goes out REORDER_HOLD_MS late."""
-        held = self._held_event
-        if held is not None and time.monotonic() - held[3] >= REORDER_HOLD_MS / 1000:
-            self._held_event = None
-            self._deliver_held(held)
 
     def _new_listen_key(self) -> str:
         return "".join(self._rng.choices(string.ascii_letters + string.digits, k=64))
