@@ -294,6 +294,29 @@ def test_503_with_unknown_outcome_is_asked_about_not_resent(tmp_path, emu, order
         _close(conn, hbt)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="connector defect: -1001 DISCONNECTED (HTTP 503, 'Internal error; unable to "
+    "process your request. Please try again.') is a definite failure (§1.8: safe to "
+    "resend), but the connector treats every 5xx as an unknown outcome: it spends a GET "
+    "/fapi/v1/order on it and the bot's order ends EXPIRED with -2013 'Order does not "
+    "exist.' instead of -1001, so a strategy cannot tell a transient venue failure it may "
+    "retry from an order the venue never heard of.",
+)
+def test_1001_reaches_the_bot_with_its_own_code(tmp_path, emu):
+    conn, hbt, errors = _run_bot(tmp_path, emu, "rest")
+    try:
+        emu.faults(disconnected_1001=1)
+        px = round(hbt.depth(0).best_bid - 5.0, 2)
+        assert hbt.submit_buy_order(0, 1, px, QTY, GTX, LIMIT, False) == 0
+        _wait(hbt, lambda: any(e.order_id == 1 for e in errors), what="the error")
+        assert hbt.orders(0).get(1).status == EXPIRED
+        assert _order_requests(emu, "rest") == 1 and _open_orders(emu) == []
+        assert next(e for e in errors if e.order_id == 1).code == -1001
+    finally:
+        _close(conn, hbt)
+
+
 # ------------------------------------------------- (c) duplicated and reordered events
 def test_duplicated_user_events_count_each_fill_once(tmp_path, emu):
     conn, hbt, errors = _run_bot(tmp_path, emu, "rest")
