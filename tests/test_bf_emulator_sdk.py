@@ -156,6 +156,16 @@ def test_sdk_reads_exchange_info_depth_account_balance_and_positions(connects):
             (pos,) = await s.rest("position_information_v2", symbol=SYM)
             assert (pos.symbol, pos.position_amt) == (SYM, "0.000")
 
+            # the listenKey lifecycle (§1.5): POST, PUT keeps it, DELETE ends it, then -1125
+            key = (await s.rest("start_user_data_stream")).listen_key
+            assert (await s.rest("start_user_data_stream")).listen_key == key  # the same key
+            assert (await s.rest("keepalive_user_data_stream")).listen_key == key
+            await s.rest("close_user_data_stream")
+            assert s.emu.listen_keys.active is None
+            with pytest.raises(BadRequestError) as e:
+                await s.rest("keepalive_user_data_stream")
+            assert e.value.status_code == -1125
+
             # a path Binance does not serve: a JSON error the SDK parses (not a bare 404).
             # The SDK's own RestAPI.send_request is broken in 18.1.0 (`send_request[T]`
             # on a function: TypeError), so its transport function is called directly.
