@@ -23,10 +23,11 @@ DISCONNECT_KINDS = ("all", "public", "market", "private", "ws-api")
 ACTIONS = {"disconnect": str, "abort": bool, "expire_listen_keys": bool, "silence": str}
 
 # The bodies of the injected server errors (§1.8). Binance documents the 503 texts; the
-# codes that come with them are UNCONFIRMED ([3P] clients report -1000 and -1001).
+# codes sent with them are UNCONFIRMED: -1000 UNKNOWN and -1001 DISCONNECTED, after the
+# error-code page's names [BN-ERR].
 UNKNOWN_503 = (-1000, "Unknown error, please check your request or try again later.")
-REORDER_HOLD_MS = 300  # a reordered event with no successor is sent this late
 DISCONNECTED = (-1001, "Internal error; unable to process your request. Please try again.")
+REORDER_HOLD_MS = 300  # a reordered event with no successor is sent this late
 
 
 @dataclass
