@@ -14,7 +14,8 @@ In process::
 From a shell: `python -m connector.binancefutures.emulator --port 0 --data none` prints
 its base URLs as one JSON line. Modules: server (the app and lifecycle), rest, wsapi,
 streams (WebSocket connections and routing), gate (keys, signatures, clock, rate limits),
-exchange and orders (account, matching, positions), book and market (the venue's book and
+exchange and orders (account, matching, positions), accountinfo (account, balance
+and position views), book and market (the venue's book and
 its sources), faults, errors.
 """
 

@@ -7,7 +7,7 @@ methods of the Emulator; the control endpoint accepts them in the same JSON obje
 
     POST /_emulator/faults
     {"drop_depth": 1, "ack_delay_ms": 200, "reject_orders": [-2019],
-     "disconnect": "public", "expire_listen_keys": true}
+     "disconnect": "public", "expire_listen_keys": true, "silence": "ws-api"}
 
 Unknown keys or wrongly typed values are refused as a whole (nothing is applied), naming
 the key, so a typo in a test never silently does nothing.
@@ -20,7 +20,14 @@ from dataclasses import dataclass, field, fields
 import orjson
 
 DISCONNECT_KINDS = ("all", "public", "market", "private", "ws-api")
-ACTIONS = {"disconnect": str, "abort": bool, "expire_listen_keys": bool}
+ACTIONS = {"disconnect": str, "abort": bool, "expire_listen_keys": bool, "silence": str}
+
+# The bodies of the injected server errors (§1.8). Binance documents the 503 texts; the
+# codes sent with them are UNCONFIRMED: -1000 UNKNOWN and -1001 DISCONNECTED, after the
+# error-code page's names [BN-ERR].
+UNKNOWN_503 = (-1000, "Unknown error, please check your request or try again later.")
+DISCONNECTED = (-1001, "Internal error; unable to process your request. Please try again.")
+REORDER_HOLD_MS = 300  # a reordered event with no successor is sent this late
 
 
 @dataclass
@@ -56,6 +63,37 @@ class Faults:
             ACCOUNT_UPDATE) are never delivered, as events in flight when a connection
             dies; the account still changes. Pair it with `disconnect: "private"` or
             `expire_listen_keys` to test recovery.
+        http_503: the next N order requests (new, modify, cancel; REST and WS-API) get
+            HTTP 503 (WS-API: `status` 503) with Binance's "Unknown error, please check
+            your request or try again later." body: the execution status is UNKNOWN
+            (§1.8). Whether the venue executed it is `http_503_executed`.
+        http_503_executed: with `http_503`, the request is executed (the order exists,
+            its user-stream events go out) and only the reply is the 503; when False it
+            is not executed at all.
+        disconnected_1001: the next N order requests get -1001 DISCONNECTED ("Internal
+            error; unable to process your request. Please try again.", HTTP 503): a
+            definite failure, never executed; safe to resend (§1.8).
+        dup_user_events: the next N user-data events are delivered twice in a row.
+        reorder_user_events: the next N user-data events are held back and delivered, in
+            their order, right after the event that follows them (N=1 swaps two events;
+            N=3 on a MARKET order's NEW, TRADE_LITE, ACCOUNT_UPDATE, TRADE sends the
+            FILLED update first). Held events with no successor go out `REORDER_HOLD_MS`
+            late. Binance promises order on one connection and advises ordering by `E`
+            (§1.5), whose ms ties leave the order of one request's events open.
+        ws_api_429: the next N WebSocket API requests get `status` 429 with error -1003
+            and `error.data.retryAfter` (a ms timestamp, `retry_after_s` ahead), spot's
+            WS-API shape (UNCONFIRMED for futures). As on REST, a request sent before
+            `retryAfter` gets the IP banned: `status` 418, and the WS-API connection is
+            closed after that reply [BN-SPOT-WSAPI]; the ban lasts the config's `ban_s`
+            and covers REST too (one IP).
+
+    Actions (not fields; in the same POST body): `disconnect: kind` (with `abort`),
+    `expire_listen_keys: true`, and `silence: kind` (all/public/market/private/ws-api):
+    the connections of that kind open now go half-dead, as a TCP connection whose path
+    died without a FIN or RST: the client's frames never reach the venue (requests are
+    not executed), the venue sends nothing (no replies, events, market data, pings or
+    pongs), and neither side is told. Only a client-side watchdog can notice. New
+    connections are healthy (a reconnect takes a new path).
     """
 
     drop_depth: int = 0
@@ -73,6 +111,12 @@ class Faults:
     garbage_market: int = 0
     lose_user_events: int = 0
     refuse_ws_api: bool = False
+    http_503: int = 0
+    http_503_executed: bool = False
+    disconnected_1001: int = 0
+    dup_user_events: int = 0
+    reorder_user_events: int = 0
+    ws_api_429: int = 0
 
     def take(self, name: str) -> bool:
         """Consumes one unit of counter `name`; True if there was one."""
@@ -81,6 +125,15 @@ class Faults:
             setattr(self, name, n - 1)
             return True
         return False
+
+    def take_server_error(self) -> tuple[int, str, bool] | None:
+        """The next injected 503 / -1001 for an order request, or None (consumes one):
+        (code, msg, executed)."""
+        if self.take("disconnected_1001"):
+            return (*DISCONNECTED, False)
+        if self.take("http_503"):
+            return (*UNKNOWN_503, self.http_503_executed)
+        return None
 
     def take_reject(self) -> int | None:
         """The next injected reject code, or None."""
@@ -115,8 +168,8 @@ def split_request(body: object) -> tuple[dict, dict]:
         if k in ACTIONS:
             if type(v) is not ACTIONS[k]:
                 raise ValueError(f"{k!r} must be a {ACTIONS[k].__name__}")
-            if k == "disconnect" and v not in DISCONNECT_KINDS:
-                raise ValueError(f"'disconnect' must be one of {DISCONNECT_KINDS}")
+            if k in ("disconnect", "silence") and v not in DISCONNECT_KINDS:
+                raise ValueError(f"{k!r} must be one of {DISCONNECT_KINDS}")
             actions[k] = v
         elif k in types:
             want = types[k]

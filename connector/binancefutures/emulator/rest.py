@@ -13,6 +13,7 @@ Weights are the fact sheet's (§1.6, §1.4 for depth).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
+from connector.binancefutures.emulator import accountinfo
 from connector.binancefutures.emulator.errors import ApiError, missing
 from connector.binancefutures.emulator.gate import split_signature
 
@@ -59,6 +61,11 @@ ENDPOINTS = {
     ("PUT", "/fapi/v1/listenKey"): Endpoint(USER_STREAM, 1, "emu.listen_key_keepalive"),
     ("DELETE", "/fapi/v1/listenKey"): Endpoint(USER_STREAM, 1, "emu.listen_key_delete"),
     ("GET", "/fapi/v2/positionRisk"): Endpoint(SIGNED, 5, "account.position_risk"),
+    ("GET", "/fapi/v3/positionRisk"): Endpoint(SIGNED, 5, "info.position_risk_v3"),
+    ("GET", "/fapi/v2/account"): Endpoint(SIGNED, 5, "info.account_v2"),
+    ("GET", "/fapi/v3/account"): Endpoint(SIGNED, 5, "info.account_v3"),
+    ("GET", "/fapi/v2/balance"): Endpoint(SIGNED, 5, "info.balance"),
+    ("GET", "/fapi/v3/balance"): Endpoint(SIGNED, 5, "info.balance"),
     ("GET", "/fapi/v1/openOrders"): Endpoint(
         SIGNED, lambda p: 1 if p.get("symbol") else 40, "account.open_orders"
     ),
@@ -78,14 +85,24 @@ ENDPOINTS = {
 
 def resolve(emu, name: str):
     owner, _, method = name.partition(".")
+    if owner == "info":  # accountinfo's pure views of the account
+        return functools.partial(getattr(accountinfo, method), emu.account)
     return getattr(emu if owner == "emu" else emu.account, method)
+
+
+def unknown_path(method: str, path: str) -> ApiError:
+    """What Binance answers for a path (or method) it does not serve: HTTP 404 with a JSON
+    error body, `{"code":-5000,"msg":"Path /fapi/v1/x, Method GET is invalid"}` ([3P]
+    observed replies; the code is UNCONFIRMED in the error-code page)."""
+    return ApiError(-5000, f"Path {path}, Method {method} is invalid", status=404)
 
 
 def execute(emu, ep: Endpoint, params: dict, api_key, payload: str, signature,
             handler_params: dict | None = None):  # fmt: skip
     """The checks every request passes, in the venue's order, then the endpoint itself
     (REST and WS-API alike): weight, key, signature and clock, order counters, an
-    injected reject. Returns the body; user events go out. Raises ApiError."""
+    injected reject, an injected 503 / -1001 (before or after executing). Returns the
+    body; user events go out. Raises ApiError."""
     weight = ep.weight(params) if callable(ep.weight) else ep.weight
     emu.gate.charge(weight)
     if ep.security != NONE:
@@ -98,10 +115,16 @@ def execute(emu, ep: Endpoint, params: dict, api_key, payload: str, signature,
         code = emu.faults.take_reject()
         if code is not None:
             raise ApiError(code)
+    # an injected backend failure (§1.8): past the gateway, at or after the matching engine
+    failure = emu.faults.take_server_error() if ep.ack_faults else None
+    if failure is not None and not failure[2]:
+        raise ApiError(failure[0], failure[1], status=503)
     result, events = resolve(emu, ep.handler)(
         params if handler_params is None else handler_params, emu.now_ms()
     )
     emu.user_events(events)
+    if failure is not None:  # executed; the client is told only that it is unknown
+        raise ApiError(failure[0], failure[1], status=503)
     return result
 
 
@@ -123,7 +146,10 @@ async def handle(emu, request: web.Request) -> web.StreamResponse:
     """The one aiohttp handler behind every `/fapi/...` path."""
     ep = ENDPOINTS.get((request.method, request.path))
     if ep is None:
-        return web.Response(status=404, text="")
+        err = unknown_path(request.method, request.path)
+        return web.Response(
+            body=orjson.dumps(err.body()), status=err.status, content_type="application/json"
+        )
     query = request.raw_path.partition("?")[2]  # the bytes as sent: they were signed
     body = await request.text() if request.can_read_body else ""
     params = dict(parse_qsl(body, keep_blank_values=True))

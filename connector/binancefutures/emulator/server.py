@@ -13,7 +13,8 @@ Paths (base URLs in `Emulator.urls`):
     /_emulator/book?symbol=&limit=   the venue's exact book (for out-of-process tests)
     /_emulator/requests              read-only: REST requests received, by "METHOD /path",
                                      and replies sent, by HTTP status (tests check that a
-                                     client kept quiet, e.g. during a 429's Retry-After)
+                                     client kept quiet, e.g. during a 429's Retry-After);
+                                     WS-API requests by method and replies by status
 
 Lifecycle: `async with Emulator(cfg) as emu:` binds the port (0 = ephemeral), pre-rolls
 the market source, and runs three background tasks in a TaskGroup that the context owns:
@@ -38,7 +39,12 @@ from aiohttp import web
 from connector.binancefutures.emulator import rest, wsapi
 from connector.binancefutures.emulator.book import AGG_INTERVALS_MS
 from connector.binancefutures.emulator.exchange import Account
-from connector.binancefutures.emulator.faults import Faults, garble, split_request
+from connector.binancefutures.emulator.faults import (
+    REORDER_HOLD_MS,
+    Faults,
+    garble,
+    split_request,
+)
 from connector.binancefutures.emulator.gate import Gate
 from connector.binancefutures.emulator.market import ReplaySource, SyntheticSource
 from connector.binancefutures.emulator.streams import (
@@ -127,6 +133,10 @@ class Emulator:
         self._stopping = asyncio.Event()
         self.rest_requests: Counter[str] = Counter()  # "METHOD /path" -> received
         self.rest_statuses: Counter[int] = Counter()  # HTTP status -> replies sent
+        self.ws_api_requests: Counter[str] = Counter()  # WS-API method -> received
+        self.ws_api_statuses: Counter[int] = Counter()  # WS-API status -> replies made
+        self._held: list[tuple[str | None, dict]] = []  # reorder_user_events: (key, event)
+        self._held_since = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Emulator:
@@ -222,6 +232,15 @@ class Emulator:
 
         `abort` drops TCP without a close frame (a network failure). Returns the count.
         """
+        conns = self._conns(kind)
+        if abort:
+            for c in conns:
+                c.abort()
+        else:
+            await asyncio.gather(*(c.close(1001, "disconnect") for c in conns))
+        return len(conns)
+
+    def _conns(self, kind: str) -> list[Conn]:
         conns: list[Conn] = []
         if kind in ("all", PUBLIC, MARKET):
             conns += [c for c in self.market_hub.conns if kind in ("all", c.route)]
@@ -229,11 +248,15 @@ class Emulator:
             conns += list(self.user_hub.conns)
         if kind in ("all", WSAPI):
             conns += list(self.ws_api_conns)
-        if abort:
-            for c in conns:
-                c.abort()
-        else:
-            await asyncio.gather(*(c.close(1001, "disconnect") for c in conns))
+        return conns
+
+    def silence(self, kind: str = "all") -> int:
+        """Makes every connection of a kind open now half-dead (faults.py `silence`):
+        frames are lost both ways and nobody is told. Returns the count."""
+        conns = [c for c in self._conns(kind) if not c.silent]
+        for c in conns:
+            c.silent = True
+        log.info("silenced %d %s connection(s)", len(conns), kind)
         return len(conns)
 
     def expire_listen_keys(self) -> None:
@@ -341,12 +364,32 @@ class Emulator:
             if key is not None:
                 self._send_expired(key)
             self.user_events(self.account.run_countdowns(self.now_ms()))
+            self._release_held(REORDER_HOLD_MS / 1000)  # no successor came
 
     # ------------------------------------------------------------------ user data
     def user_events(self, events: list[dict]) -> None:
+        """Delivers user-data events on the active key, through the lose/dup/reorder
+        faults (faults.py)."""
         key = self.listen_keys.active
+        f = self.faults
         for ev in events:
-            if not self.faults.take("lose_user_events"):
+            if f.take("lose_user_events"):
+                continue
+            copies = [ev, ev] if f.take("dup_user_events") else [ev]
+            if f.take("reorder_user_events"):  # held back until the next event is out
+                if not self._held:
+                    self._held_since = time.monotonic()
+                self._held += [(key, e) for e in copies]
+                continue
+            for e in copies:
+                self.user_hub.deliver(key, e)
+            self._release_held()
+
+    def _release_held(self, after_s: float = 0.0) -> None:
+        """Sends the held (reordered) events, if held at least `after_s`."""
+        if self._held and time.monotonic() - self._held_since >= after_s:
+            held, self._held = self._held, []
+            for key, ev in held:
                 self.user_hub.deliver(key, ev)
 
     def _new_listen_key(self) -> str:
@@ -487,6 +530,8 @@ class Emulator:
                 return web.json_response({"error": str(e)}, status=400)
             for k, v in switches.items():
                 setattr(self.faults, k, v)
+            if "silence" in actions:
+                self.silence(actions["silence"])
             if actions.get("expire_listen_keys"):
                 self.expire_listen_keys()
             if "disconnect" in actions:
@@ -497,7 +542,12 @@ class Emulator:
 
     async def _control_requests(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"requests": dict(self.rest_requests), "statuses": dict(self.rest_statuses)}
+            {
+                "requests": dict(self.rest_requests),
+                "statuses": dict(self.rest_statuses),
+                "ws_api": dict(self.ws_api_requests),
+                "ws_api_statuses": dict(self.ws_api_statuses),
+            }
         )
 
     async def _control_book(self, request: web.Request) -> web.Response:

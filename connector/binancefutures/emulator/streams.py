@@ -64,22 +64,35 @@ class Conn:
         self.kind = kind
         self.timers = timers
         self.transport = transport
-        self.queue: asyncio.Queue[str] = asyncio.Queue(timers.queue_size)
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(timers.queue_size)
         self.opened = time.monotonic()
         self.last_pong = self.opened
         self._pings: deque[bytes] = deque(maxlen=16)
         self._incoming: deque[float] = deque()
         self._closed = asyncio.Event()
+        # half-dead (faults `silence`): nothing goes either way, nobody is told
+        self.silent = False
+        self._close_after: tuple[int, str] | None = None
 
     def send(self, text: str) -> None:
         """Queues a text frame; a full queue (slow reader) closes the connection."""
-        if self._closed.is_set():
+        if self._closed.is_set() or self.silent:
             return
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
             log.info("%s connection: send queue full, closing", self.kind)
             self.abort()
+
+    def send_then_close(self, text: str, code: int, reason: str) -> None:
+        """Queues a last frame; the connection closes once it is sent."""
+        self.send(text)
+        if not self._closed.is_set() and not self.silent:
+            self._close_after = (code, reason)
+            try:
+                self.queue.put_nowait(None)  # the writer's cue to close
+            except asyncio.QueueFull:
+                self.abort()
 
     def abort(self) -> None:
         """Drops the TCP connection without a close frame (a network failure)."""
@@ -99,6 +112,8 @@ class Conn:
             pinger = tg.create_task(self._pinger())
             try:
                 async for msg in self.ws:
+                    if self.silent:  # lost on the dead path: never reaches the venue
+                        continue
                     if not self._count_incoming():
                         await self.close(1008, "Too many requests")
                         break
@@ -128,6 +143,11 @@ class Conn:
     async def _writer(self) -> None:
         while not self._closed.is_set():
             text = await self.queue.get()
+            if text is None:  # send_then_close
+                await self.close(*self._close_after)
+                return
+            if self.silent:
+                continue
             try:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):  # closing or gone
@@ -139,6 +159,9 @@ class Conn:
         next_ping = self.opened + t.ping_interval_s
         while not self._closed.is_set():
             now = time.monotonic()
+            if self.silent:  # no pings sent, no pongs seen: wait for the client to go
+                self.last_pong = now
+                next_ping = now + t.ping_interval_s
             if now - self.last_pong > t.pong_timeout_s:
                 log.info("%s connection: no pong for %.1f s, closing", self.kind, t.pong_timeout_s)
                 await self.close(1008, "Pong timeout")

@@ -6,8 +6,11 @@ sorted by name (`gate.ws_payload`). Response:
 `{"id":..,"status":200,"result":{..},"rateLimits":[..]}` or
 `{"id":..,"status":4xx,"error":{"code":..,"msg":..},"rateLimits":[..]}` (the error shape is
 spot's; identical on futures is UNCONFIRMED). Results are the REST order bodies. The id is
-echoed as sent. Injected ack faults apply as on REST (a delayed or lost response frame);
-injected 418/429 counters are REST-only, the real weight limit applies to both.
+echoed as sent. Injected ack faults apply as on REST (a delayed or lost response frame),
+and so do the injected 503 / -1001 (`status` 503). The REST 418/429 counters are
+REST-only; `ws_api_429` injects the WS-API's own 429 (with `error.data.retryAfter`). The
+real weight limit and the IP ban apply to both; a 418 reply is followed by the close of
+the connection.
 """
 
 from __future__ import annotations
@@ -79,6 +82,11 @@ def on_text(emu, conn, text: str) -> None:
         name = m.get("method")
         if not name:
             raise missing("method")
+        emu.ws_api_requests[name] += 1
+        if emu.faults.take("ws_api_429"):
+            wait = emu.faults.retry_after_s
+            emu.gate.back_off(wait)  # a request before retryAfter gets the IP banned
+            raise ApiError(-1003, status=429, retry_after_s=wait, limit="(injected)")
         method = METHODS.get(name)
         if method is None:
             raise ApiError(-1020, status=400)
@@ -92,10 +100,16 @@ def on_text(emu, conn, text: str) -> None:
         reply = {"id": rid, "status": 200, "result": result}
     except ApiError as e:
         reply = {"id": rid, "status": e.status, "error": e.body()}
-        if e.retry_after_s is not None:
-            reply["error"]["data"] = {"retryAfter": emu.now_ms() + 1000 * e.retry_after_s}
+        if e.retry_after_s is not None:  # spot's shape: ms timestamps [BN-SPOT-WSAPI]
+            now = emu.now_ms()
+            data = {"serverTime": now, "retryAfter": now + 1000 * e.retry_after_s}
+            reply["error"]["data"] = data
     reply["rateLimits"] = rate_limits(emu.gate, bool(method and method.counts_order))
+    emu.ws_api_statuses[reply["status"]] += 1
     frame = orjson.dumps(reply).decode()
+    if reply["status"] == 418:  # banned: the reply, then the connection is dropped
+        conn.send_then_close(frame, 1008, "IP banned")
+        return
     if method is not None and method.ack_faults:
         if executed and emu.faults.take("lose_acks"):
             return  # executed; the response frame never comes
