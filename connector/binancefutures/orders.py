@@ -104,6 +104,26 @@ class WsOrders:
         return await self.ws.request(self._METHODS[req], params, weight=_WEIGHT[req])
 
 
+# §1.8: 5xx answers that are definite failures (nothing was executed), unlike 503
+# "Unknown error, please check your request or try again later." whose outcome is unknown
+_FAILED_CODES = (-1001, -1008)  # DISCONNECTED (internal error), throttled by the system
+_FAILED_MSGS = ("Service Unavailable", "Internal error; unable to process your request")
+
+
+def definite_failure(r: Reply) -> Refusal | None:
+    """A 5xx reply that says nothing was executed, as a Refusal; None if the outcome is
+    unknown (or the body says nothing)."""
+    body = r.body if isinstance(r.body, dict) else (r.body or {})
+    if isinstance(body, dict) and "error" in body:  # a WS-API envelope
+        body = body["error"] if isinstance(body["error"], dict) else {}
+    code, msg = body.get("code"), body.get("msg")
+    if not isinstance(msg, str):
+        return None
+    if code in _FAILED_CODES or msg.startswith(_FAILED_MSGS):
+        return refusal(code if isinstance(code, int) else -1000, msg)
+    return None
+
+
 # ---------------------------------------------------------------------------- mapping
 def refusal(code: int, msg: str) -> Refusal:
     """A Binance (or connector) refusal code with its neutral reason."""
@@ -204,6 +224,9 @@ class BinanceOrders:
                  "quantity": s.qty_text(qty), "price": s.px_text(px_tick)}  # fmt: skip
         r = await self._via(req).send(req, p)
         if r.status >= 500 or r.body is None:
+            failed = definite_failure(r)
+            if failed is not None:
+                return failed
             # 503 "Unknown error": the execution status is unknown (§1.8)
             raise RequestFailed(f"HTTP {r.status} {r.raw[:120]!r}", sent=True)
         return self._result(o, r)
