@@ -8,9 +8,10 @@ NeedSnapshot -> GET /fapi/v1/depth, Gap -> the bots get ERR_BOOK_RESYNC. Book ch
 recorded as hftbacktest events into the instrument's batch and published as one atomic
 batch per venue message, as the sim venue does (exch_ts = the venue's transaction time T,
 local_ts = our receive time). A stream silent for `stale_after_s` is dropped and
-reconnected (the watchdog); every reconnect waits `backoff()` and resets the books.
+reconnected (the watchdog); a lost connection resets the books, and reconnects follow
+`connector.reconnect` (backoff, the bots told of a loss and of a restore once).
 
-The market connections run on picows (`md_transport`: frames handed over inside the
+The market connections run on picows (`connector.transport.md`: frames handed over inside the
 socket read, pings answered in C), and the hot kinds skip the dataclasses: bookTicker and
 MARKET trade frames go through `scan_ticker` straight to events (any frame it does not
 take goes through `parse_stream`), and a diff's levels are applied to the book and
@@ -28,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 
 import numpy as np
@@ -36,7 +36,6 @@ import websockets
 from websockets.asyncio.client import connect
 
 from connector.binancefutures.book_sync import BookSync, Gap, NeedSnapshot
-from connector.binancefutures.md_transport import MdConnection, WSError
 from connector.binancefutures.protocol import (
     BOOK_TICKER,
     TRADE,
@@ -60,6 +59,9 @@ from connector.book import (
     RecordingBook,
 )
 from connector.errors import VenueProtocolError
+from connector.reconnect import backoff, keep_connected
+from connector.transport.md import ERRORS as MD_ERRORS
+from connector.transport.md import MdConnection
 from hftlive.layout import event_dtype
 
 log = logging.getLogger(__name__)
@@ -67,15 +69,6 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 30 * 60  # [HBT] keepalive every 30 min; a key lives 60 min (§1.5)
 WS_OPTS = {"ping_interval": 60.0, "ping_timeout": 60.0, "max_size": None, "compression": None,
            "open_timeout": 10.0, "close_timeout": 1.0}  # fmt: skip
-STABLE_S = 30.0  # a connection that lived this long resets the backoff
-
-
-def backoff(initial_s: float = 0.1, factor: float = 2.0, cap_s: float = 30.0) -> Iterator[float]:
-    """Reconnect delays: initial_s, doubling, capped at cap_s (hftbacktest: 100 ms to 60 s)."""
-    d = initial_s
-    while True:
-        yield d
-        d = min(d * factor, cap_s)
 
 
 def _decimals(step: float) -> int:
@@ -154,25 +147,19 @@ class MarketData:
             await asyncio.sleep(self.snapshot_interval_s)  # [connector] snapshot_interval_ms
 
     async def _stream(self, route: str, url: str, on_frame) -> None:
-        stale = self.bf.stale_after_s
-        delays = backoff()
-        while True:
-            opened = None
+        async def connect_once(up) -> str:
+            conn = await MdConnection.open(url, on_frame)
             try:
-                conn = await MdConnection.open(url, on_frame)
-                opened = time.monotonic()
-                log.info("%s stream connected", route)
-                self.core.connection(f"{route} market stream", True)
-                reason = await conn.wait_closed(stale)  # the watchdog runs in there
-            except (OSError, TimeoutError, WSError) as e:
-                reason = f"{type(e).__name__}: {e}"
-            log.warning("%s stream lost (%s); reconnecting", route, reason)
-            self.core.connection(f"{route} market stream", False, reason)
-            if route == "public":
-                self._reset_books("reconnect")
-            if opened is not None and time.monotonic() - opened > STABLE_S:
-                delays = backoff()
-            await asyncio.sleep(next(delays))  # reconnect backoff
+                await up()
+            except BaseException:
+                conn.transport.disconnect(graceful=False)
+                raise
+            return await conn.wait_closed(self.bf.stale_after_s)  # the watchdog runs in there
+
+        # depth and bookTicker come on /public: a book that missed diffs is not left standing
+        on_down = (lambda why: self._reset_books("reconnect")) if route == "public" else None
+        await keep_connected(f"{route} market stream", connect_once, self.core,
+                             errors=MD_ERRORS, on_down=on_down)  # fmt: skip
 
     def _reset_books(self, reason: str) -> None:
         now = time.time_ns()
@@ -314,31 +301,24 @@ class UserStream:
         raise RequestFailed(f"{method} listenKey: HTTP {r.status} {r.raw[:200]!r}", sent=True)
 
     async def run(self) -> None:
-        delays = backoff()
-        while True:
-            opened = None
-            try:
-                key = await self._listen_key("POST")
-                url = f"{self.url}/ws?listenKey={key}&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"
-                async with connect(url, **WS_OPTS) as ws:
-                    opened = time.monotonic()
-                    log.info("user data stream connected")
-                    # events arriving meanwhile wait in the socket; fills are deduplicated
-                    await self.orders.reconcile()
-                    self._set_connected(True)
-                    # bots told of a loss now learn that all is well again
-                    self.core.connection("user data stream", True,
-                                         "orders, fills and positions reconciled")  # fmt: skip
-                    reason = await self._read(ws, key)
-            except (OSError, RequestFailed, VenueProtocolError,
-                    websockets.WebSocketException) as e:  # fmt: skip
-                reason = f"{type(e).__name__}: {e}"
-            self._set_connected(False)
-            log.warning("user data stream lost (%s); reconnecting", reason)
-            self.core.connection("user data stream", False, reason)
-            if opened is not None and time.monotonic() - opened > STABLE_S:
-                delays = backoff()
-            await asyncio.sleep(next(delays))  # reconnect backoff
+        await keep_connected("user data stream", self._connect_once, self.core,
+                             errors=(OSError, RequestFailed, VenueProtocolError,
+                                     websockets.WebSocketException),
+                             on_up=self._reconcile,
+                             on_down=lambda why: self._set_connected(False))  # fmt: skip
+
+    async def _connect_once(self, up) -> str:
+        key = await self._listen_key("POST")
+        url = f"{self.url}/ws?listenKey={key}&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"
+        async with connect(url, **WS_OPTS) as ws:
+            await up()
+            return await self._read(ws, key)
+
+    async def _reconcile(self) -> str:
+        # events arriving meanwhile wait in the socket; fills are deduplicated
+        await self.orders.reconcile()
+        self._set_connected(True)
+        return "orders, fills and positions reconciled"  # bots told of a loss learn all is well
 
     async def _read(self, ws, key: str) -> str:
         next_keepalive = time.monotonic() + KEEPALIVE_S
