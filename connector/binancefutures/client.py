@@ -191,16 +191,13 @@ class BinanceFuturesVenue(Venue):
         if self.bf.order_entry == "ws":
             self.ws_api = WsApiClient(self.bf.ws_api_url, self.creds, self.rest,
                                       self.bf.recv_window_ms, self.bf.request_timeout_s,
-                                      self._on_ws_api)  # fmt: skip
+                                      core)  # fmt: skip
             transport = WsOrders(self.ws_api)
         self.orders = BinanceOrders(self.bf.client_order_prefix, time.time_ns() // 1_000_000,
                                     self.insts, core, self.rest, transport)  # fmt: skip
         self.user = UserStream(self.bf, self.rest, core, self.orders)
         self._stop = asyncio.Event()
         self._serving = False
-
-    def _on_ws_api(self, up: bool) -> None:
-        self.core.connection("WebSocket API connection", up)
 
     # ------------------------------------------------------------------ Venue
     def submit(self, order: NewOrder) -> None:
