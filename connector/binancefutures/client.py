@@ -4,7 +4,8 @@ Pieces (one module each): `rest` (signed REST, clock offset), `ratelimit` (the v
 counters and the throttle), `wsapi` (the WebSocket API), `streams` (market data into the
 connector's books and shared memory; the user data stream), `orders` (order entry over
 either transport, reconciliation, and the mapping of replies and ORDER_TRADE_UPDATE to
-OrderReports).
+OrderReports). The sockets themselves are venue-neutral (`connector.transport`: `md`,
+`wsrpc`, `http`), and every connection is kept up by `connector.reconnect`.
 This module holds the `[binancefutures]` config, `prepare` (exchangeInfo before shared
 memory exists) and `BinanceFuturesVenue`, which owns every task in one TaskGroup.
 
