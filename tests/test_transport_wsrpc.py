@@ -183,6 +183,35 @@ def test_no_response_in_time_leaves_the_outcome_unknown_and_the_late_one_is_drop
         run(main())
 
 
+def test_a_cancelled_request_is_forgotten_and_its_response_dropped(caplog):
+    answer = asyncio.Event()
+    received = asyncio.Event()
+
+    async def answer_when_told(ws):
+        m = orjson.loads(await ws.recv())
+        received.set()
+        await answer.wait()
+        await ws.send(orjson.dumps({"id": m["id"], "result": "unwanted"}).decode())
+        await ws.wait_closed()
+
+    async def main():
+        async with Venue(answer_when_told) as venue:
+            rpc = WsRpc("test API", venue.url, JsonCodec(), timeout_s=DEADLINE_S)
+            task = await open_rpc(rpc)
+            req = asyncio.create_task(rpc.request("order.place", {}))
+            await asyncio.wait_for(received.wait(), DEADLINE_S)  # the request went out
+            req.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await req
+            answer.set()
+            await wait_until(lambda: "response to no pending request" in caplog.text,
+                             "the response dropped")  # fmt: skip
+            await stop(task)
+
+    with caplog.at_level(logging.WARNING, logger="connector.transport.wsrpc"):
+        run(main())
+
+
 class _Router:
     def __init__(self):
         self.told: list[tuple[int, int, str]] = []

@@ -133,18 +133,20 @@ class WsRpc:
         if sending is not None:
             sending()
         try:
-            await ws.send(frame)
-        except websockets.ConnectionClosed:
+            try:
+                await ws.send(frame)
+            except websockets.ConnectionClosed:
+                # the frame may have left before the close was seen: the outcome is unknown
+                raise RequestFailed(f"{method}: the {self.name} closed while sending",
+                                    sent=True) from None  # fmt: skip
+            try:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
+                # that arrives as the response does
+                async with asyncio.timeout(self.timeout_s):
+                    return await fut
+            except TimeoutError:
+                raise RequestFailed(f"{method}: no response within {self.timeout_s:g} s",
+                                    sent=True) from None  # fmt: skip
+        finally:
+            # answered, failed or cancelled: a response coming later answers nothing
             self._pending.pop(rid, None)
-            # the frame may have left before the close was seen: the outcome is unknown
-            raise RequestFailed(f"{method}: the {self.name} closed while sending",
-                                sent=True) from None  # fmt: skip
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
-            # arrives as the response does
-            async with asyncio.timeout(self.timeout_s):
-                return await fut
-        except TimeoutError:
-            self._pending.pop(rid, None)
-            raise RequestFailed(f"{method}: no response within {self.timeout_s:g} s",
-                                sent=True) from None  # fmt: skip
