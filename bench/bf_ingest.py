@@ -22,7 +22,7 @@ Rows, all on the same messages (the "main" part of the capture):
   websockets client alone     a child process with the connector's websockets options,
                               receiving the blast on both routes and doing nothing else
   picows client alone         the same with the connector's market-data transport
-                              (connector/binancefutures/md_transport.py, picows)
+                              (connector/transport/md.py, picows)
   connector -> shared memory  the headline: python -m connector, real sockets, real shm
 
     python -m bench.bf_ingest [--profile] [--no-client]
@@ -100,13 +100,13 @@ def _client_main(urls: list[str], expected: int, conn, transport: str = "websock
     """Child process: receive on every url until `expected` frames came; report times.
 
     `transport`: "websockets" (the connector's options for it) or "picows" (the connector's
-    market-data transport, connector.binancefutures.md_transport)."""
+    market-data transport, connector.transport.md)."""
     import asyncio
 
     from websockets.asyncio.client import connect
 
-    from connector.binancefutures.md_transport import MdConnection
     from connector.binancefutures.streams import WS_OPTS
+    from connector.transport.md import MdConnection
 
     async def run() -> tuple[int, int, int]:
         n, first, last = 0, 0, 0

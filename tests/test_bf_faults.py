@@ -20,9 +20,9 @@ import tests.test_bf_connector as bfc
 from connector.binancefutures.emulator.faults import Faults, garble, split_request
 from connector.binancefutures.protocol import parse_stream
 from connector.binancefutures.signing import sign_params
-from connector.binancefutures.streams import backoff
 from connector.codes import PAUSED
 from connector.errors import VenueProtocolError
+from connector.reconnect import backoff
 from hftlive import (
     ERR_BOOK_RESYNC,
     ERR_CONNECTION,

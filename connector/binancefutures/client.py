@@ -4,7 +4,8 @@ Pieces (one module each): `rest` (signed REST, clock offset), `ratelimit` (the v
 counters and the throttle), `wsapi` (the WebSocket API), `streams` (market data into the
 connector's books and shared memory; the user data stream), `orders` (order entry over
 either transport, reconciliation, and the mapping of replies and ORDER_TRADE_UPDATE to
-OrderReports).
+OrderReports). The sockets themselves are venue-neutral (`connector.transport`: `md`,
+`wsrpc`, `http`), and every connection is kept up by `connector.reconnect`.
 This module holds the `[binancefutures]` config, `prepare` (exchangeInfo before shared
 memory exists) and `BinanceFuturesVenue`, which owns every task in one TaskGroup.
 
@@ -201,17 +202,13 @@ class BinanceFuturesVenue(Venue):
         if self.bf.order_entry == "ws":
             self.ws_api = WsApiClient(self.bf.ws_api_url, self.creds, self.rest,
                                       self.bf.recv_window_ms, self.bf.request_timeout_s,
-                                      self._on_ws_api)  # fmt: skip
+                                      core, self._ready_changed)  # fmt: skip
             transport = WsOrders(self.ws_api)
         self.orders = BinanceOrders(self.bf.client_order_prefix, time.time_ns() // 1_000_000,
                                     self.insts, core, self.rest, transport)  # fmt: skip
         self.user = UserStream(self.bf, self.rest, core, self.orders, self._ready_changed)
         self._stop = asyncio.Event()
         self._serving = False
-
-    def _on_ws_api(self, up: bool) -> None:
-        self.core.connection("WebSocket API connection", up)
-        self._ready_changed()
 
     def _ready_changed(self) -> None:
         """The instruments' `connected` flag: the session can trade (the user stream is

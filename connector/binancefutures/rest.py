@@ -1,14 +1,16 @@
-"""Binance USD-M futures REST client: one kept-alive aiohttp session, signing, the clock
-offset, and the rate limits (`ratelimit.RateLimits`, venue_protocols.md §1.6, §1.8).
+"""Binance USD-M futures REST client: signing, the clock offset and the rate limits
+(`ratelimit.RateLimits`, venue_protocols.md §1.6, §1.8) on the venue-neutral kept-alive
+session (`connector.transport.http`).
 
 Every signed request carries all its parameters in the query string, signed over that
-exact string (`signing.sign_params`), and the URL is handed to aiohttp already encoded
-(`yarl.URL(..., encoded=True)`) so that the bytes on the wire are the bytes signed.
+exact string (`signing.sign_params`); the session sends the query as given, so the bytes
+on the wire are the bytes signed.
 
 Replies come back as `Reply(status, body, headers)`; the venue's `{"code","msg"}` bodies
 are not raised: callers map them to order reports. Transport failures raise
 `RequestFailed` with `sent` telling whether the request may have reached the venue (a
-timeout: maybe; a refused connection, or a request held back by a Retry-After: no).
+timeout: maybe; a refused connection, or a request held back by a Retry-After: no): the
+session's rule, plus Binance's Retry-After.
 Requests other than orders wait while the minute's weight is near the limit.
 """
 
@@ -19,13 +21,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
-import yarl
 
 from connector.binancefutures.ratelimit import RATE_LIMITED, RateLimits
 from connector.binancefutures.signing import Credentials, sign_params
 from connector.errors import RequestFailed  # noqa: F401 (re-exported for the venue)
+from connector.transport.http import HttpSession
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +50,19 @@ class RestClient:
 
     def __init__(self, base_url: str, creds: Credentials | None, recv_window_ms: int,
                  timeout_s: float = 10.0):  # fmt: skip
-        self.base_url = base_url.rstrip("/")
+        self.http = HttpSession(base_url, timeout_s, max_connections=64, keepalive_s=60)
         self.creds = creds
         self.recv_window_ms = recv_window_ms
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.session: aiohttp.ClientSession | None = None
         self.offset_ms = 0  # venue clock minus local clock
         self._resyncing = False
         self.limits = RateLimits()
 
     async def __aenter__(self) -> RestClient:
-        self.session = aiohttp.ClientSession(
-            timeout=self.timeout, connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60)
-        )
+        await self.http.__aenter__()
         return self
 
     async def __aexit__(self, *exc) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        await self.http.__aexit__(*exc)
 
     # ------------------------------------------------------------------ clock
     def now_ms(self) -> int:
@@ -121,7 +116,6 @@ class RestClient:
             RequestFailed: no HTTP reply (timeout, connection failure), or not sent
                 because the venue's Retry-After is still running (sent=False).
         """
-        assert self.session is not None, "use `async with RestClient(...)`"
         if not order:
             wait = self.limits.weight_wait_s(weight, self.now_ms())
             if wait > 0:
@@ -139,25 +133,10 @@ class RestClient:
             query = sign_params(params or {}, self.creds, self.now_ms(), self.recv_window_ms)
         else:
             query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
-        url = yarl.URL(f"{self.base_url}{path}?{query}" if query else self.base_url + path,
-                       encoded=True)  # fmt: skip
         self.limits.sent(self.now_ms(), weight)  # orders were counted by OrderEntry
-        try:
-            async with self.session.request(method, url, headers=headers) as resp:
-                raw = await resp.read()
-                status = resp.status
-                self.limits.on_headers(resp.headers, status, self.now_ms())
-        except asyncio.TimeoutError:
-            raise RequestFailed(f"{method} {path}: no reply within {self.timeout.total} s",
-                                sent=True) from None  # fmt: skip
-        except aiohttp.ClientConnectorError as e:
-            raise RequestFailed(
-                f"{method} {path}: cannot connect: {e.strerror}", sent=False
-            ) from None
-        except aiohttp.ClientError as e:
-            # never a signed URL in a message: cut any query string aiohttp quotes
-            what = str(e).split("?", 1)[0]
-            raise RequestFailed(f"{method} {path}: {type(e).__name__}: {what}", sent=True) from None
+        resp = await self.http.request(method, path, query, headers)  # RequestFailed
+        raw, status = resp.raw, resp.status
+        self.limits.on_headers(resp.headers, status, self.now_ms())
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:

@@ -5,9 +5,11 @@ Market data (venue_protocols.md §1.2-§1.4): one combined-stream connection on 
 (`<sym>@trade`): the routes must not share a connection. Every frame goes to the decoder
 (feed.BinanceDecoder) and from there through the core's one feed path (connector.feed);
 the I/O here answers its requests: a snapshot needed -> GET /fapi/v1/depth. A stream
-silent for `stale_after_s` is dropped and reconnected (the watchdog); every reconnect
-waits `backoff()` and resets the books. The market connections run on picows
-(`md_transport`: frames handed over inside the socket read, pings answered in C).
+silent for `stale_after_s` is dropped and reconnected (the watchdog); a lost connection
+resets the books, and reconnects follow `connector.reconnect` (backoff, the bots told of
+a loss and of a restore once). The market connections run on picows
+(`connector.transport.md`: frames handed over inside the socket read, pings answered in
+C).
 
 User data (§1.5): POST a listenKey, connect `/private/ws?listenKey=..`, PUT keepalive
 every 30 minutes; `listenKeyExpired` or -1125 -> a new key and a new connection.
@@ -21,14 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 
 import websockets
 from websockets.asyncio.client import connect
 
 from connector.binancefutures.feed import BinanceDecoder
-from connector.binancefutures.md_transport import MdConnection, WSError
 from connector.binancefutures.protocol import (
     AccountUpdate,
     ListenKeyExpired,
@@ -42,21 +42,15 @@ from connector.book import (
 )
 from connector.errors import VenueProtocolError
 from connector.feed import Feed
+from connector.reconnect import backoff, keep_connected
+from connector.transport.md import ERRORS as MD_ERRORS
+from connector.transport.md import MdConnection
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30 * 60  # [HBT] keepalive every 30 min; a key lives 60 min (§1.5)
 WS_OPTS = {"ping_interval": 60.0, "ping_timeout": 60.0, "max_size": None, "compression": None,
            "open_timeout": 10.0, "close_timeout": 1.0}  # fmt: skip
-STABLE_S = 30.0  # a connection that lived this long resets the backoff
-
-
-def backoff(initial_s: float = 0.1, factor: float = 2.0, cap_s: float = 30.0) -> Iterator[float]:
-    """Reconnect delays: initial_s, doubling, capped at cap_s (hftbacktest: 100 ms to 60 s)."""
-    d = initial_s
-    while True:
-        yield d
-        d = min(d * factor, cap_s)
 
 
 def _decimals(step: float) -> int:
@@ -122,25 +116,22 @@ class MarketData:
             await asyncio.sleep(self.snapshot_interval_s)  # [connector] snapshot_interval_ms
 
     async def _stream(self, route: str, url: str, on_frame) -> None:
-        stale = self.bf.stale_after_s
-        delays = backoff()
-        while True:
-            opened = None
+        async def connect_once(up) -> str:
+            conn = await MdConnection.open(url, on_frame)
             try:
-                conn = await MdConnection.open(url, on_frame)
-                opened = time.monotonic()
-                log.info("%s stream connected", route)
-                self.core.connection(f"{route} market stream", True)
-                reason = await conn.wait_closed(stale)  # the watchdog runs in there
-            except (OSError, TimeoutError, WSError) as e:
-                reason = f"{type(e).__name__}: {e}"
-            log.warning("%s stream lost (%s); reconnecting", route, reason)
-            self.core.connection(f"{route} market stream", False, reason)
+                await up()
+            except BaseException:
+                conn.transport.disconnect(graceful=False)
+                raise
+            return await conn.wait_closed(self.bf.stale_after_s)  # the watchdog runs in there
+
+        def on_down(why: str) -> None:
+            # depth and bookTicker come on /public: a book that missed diffs is not kept
             if route == "public":
                 self.decoder.reset("reconnect", time.time_ns())
-            if opened is not None and time.monotonic() - opened > STABLE_S:
-                delays = backoff()
-            await asyncio.sleep(next(delays))  # reconnect backoff
+
+        await keep_connected(f"{route} stream", connect_once, self.core, errors=MD_ERRORS,
+                             on_down=on_down, notice=f"{route} market data stream")  # fmt: skip
 
     def _need_snapshot(self, s: MdInstrument) -> None:
         if s.fetching:
@@ -198,31 +189,24 @@ class UserStream:
         raise RequestFailed(f"{method} listenKey: HTTP {r.status} {r.raw[:200]!r}", sent=True)
 
     async def run(self) -> None:
-        delays = backoff()
-        while True:
-            opened = None
-            try:
-                key = await self._listen_key("POST")
-                url = f"{self.url}/ws?listenKey={key}&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"
-                async with connect(url, **WS_OPTS) as ws:
-                    opened = time.monotonic()
-                    log.info("user data stream connected")
-                    # events arriving meanwhile wait in the socket; fills are deduplicated
-                    await self.orders.reconcile()
-                    self._set_connected(True)
-                    # bots told of a loss now learn that all is well again
-                    self.core.connection("user data stream", True,
-                                         "orders, fills and positions reconciled")  # fmt: skip
-                    reason = await self._read(ws, key)
-            except (OSError, RequestFailed, VenueProtocolError,
-                    websockets.WebSocketException) as e:  # fmt: skip
-                reason = f"{type(e).__name__}: {e}"
-            self._set_connected(False)
-            log.warning("user data stream lost (%s); reconnecting", reason)
-            self.core.connection("user data stream", False, reason)
-            if opened is not None and time.monotonic() - opened > STABLE_S:
-                delays = backoff()
-            await asyncio.sleep(next(delays))  # reconnect backoff
+        await keep_connected("user data stream", self._connect_once, self.core,
+                             errors=(OSError, RequestFailed, VenueProtocolError,
+                                     websockets.WebSocketException),
+                             on_up=self._reconcile,
+                             on_down=lambda why: self._set_connected(False))  # fmt: skip
+
+    async def _connect_once(self, up) -> str:
+        key = await self._listen_key("POST")
+        url = f"{self.url}/ws?listenKey={key}&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"
+        async with connect(url, **WS_OPTS) as ws:
+            await up()
+            return await self._read(ws, key)
+
+    async def _reconcile(self) -> str:
+        # events arriving meanwhile wait in the socket; fills are deduplicated
+        await self.orders.reconcile()
+        self._set_connected(True)
+        return "orders, fills and positions reconciled"  # bots told of a loss learn all is well
 
     async def _read(self, ws, key: str) -> str:
         next_keepalive = time.monotonic() + KEEPALIVE_S

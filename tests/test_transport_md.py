@@ -1,5 +1,5 @@
-"""The market-data transport (connector/binancefutures/md_transport.py) over real sockets on
-127.0.0.1: against the emulator in this process (§1.2: pings, closes, silence), and against
+"""The market-data transport (connector/transport/md.py) over real sockets on
+127.0.0.1: against the Binance emulator in this process (§1.2: pings, closes, silence), and against
 a small picows server for what the emulator never sends (fragmented messages)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from picows import WSListener, WSMsgType, ws_create_server
 
 from connector.binancefutures.emulator import Emulator, Timers
-from connector.binancefutures.md_transport import MdConnection
 from connector.binancefutures.protocol import BookTicker, CommandReply, parse_stream
+from connector.transport.md import MdConnection
 
 DEADLINE_S = 10.0
 SYM = "ethusdt"

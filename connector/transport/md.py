@@ -7,13 +7,16 @@ msgs/s (5-6 us a frame: an asyncio future and a queue hop per frame); picows par
 in Cython inside `data_received` and calls `MdListener.on_ws_frame` synchronously, ~1M
 msgs/s on the same box (bench/bf_ingest.py prints both rows).
 
-Connection rules kept (venue_protocols.md §1.2):
+Connection rules kept (the RFC's, and Binance's: venue_protocols.md §1.2):
 
 * server pings are answered with a pong echoing the payload (picows' auto-pong, in C);
   other control frames count against the venue's 10 frames/s limit, so we send none
   except one keepalive ping after `KEEPALIVE_S` without any incoming data;
 * a close frame from the venue is answered with the same code and the connection ends;
 * fragmented messages are reassembled (Binance sends whole frames, the protocol allows it).
+
+A venue that wants more (a subscription sent after the upgrade, an application-level ping)
+writes it on `MdConnection.transport`; nothing here reads a venue's messages.
 
 The watchdog: the listener counts data messages (an integer increment; re-arming an
 `asyncio.timeout` per frame cost ~3.7 us), and `MdConnection.wait_closed` looks at the
@@ -42,6 +45,9 @@ KEEPALIVE_S = 60.0  # ping after this long without incoming data; drop if no pon
 MAX_FRAME = 1 << 28  # no practical limit (websockets ran with max_size=None)
 WATCHDOG_TICKS = 4
 WATCHDOG_MAX_PERIOD_S = 1.0
+
+# what `open` and `wait_closed` raise for a connection that failed (not for a bug)
+ERRORS = (OSError, TimeoutError, WSError)
 
 _TEXT, _BINARY, _CONT, _CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.CLOSE  # fmt: skip
 
@@ -150,4 +156,4 @@ class MdConnection:
         return f"closed by the venue ({code} {text})" if text else f"closed by the venue ({code})"
 
 
-__all__ = ["MdConnection", "MdListener", "WSError"]
+__all__ = ["ERRORS", "MdConnection", "MdListener", "WSError"]
