@@ -48,6 +48,16 @@ trades_per_tick = {trades}
 """
 
 
+def wait_until(cond, timeout: float, what: str, poll_s: float = 0.05) -> None:
+    """Polls `cond()` (no bot to drive) until it holds; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def stop_process(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
     """Sends `sig`, waits up to `timeout`, kills if need be; returns the exit code."""
     if proc.poll() is None:

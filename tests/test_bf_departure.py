@@ -9,11 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from hftlive import CANCELED, ERR_ORDER, GTX, LIMIT, NEW
+from tests.conftest import wait_until
 from tests.test_bf_connector import (
     ROOT,
     BfConnector,
@@ -29,16 +29,6 @@ N = 10
 
 def _open_at_venue(emu: Emulator) -> list:
     return _venue_get(emu, "/fapi/v1/openOrders")
-
-
-def _venue_wait(cond, timeout: float, what: str) -> None:
-    """Polls the venue (no bot to drive) until `cond()` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _orders_sent(emu: Emulator) -> int:
@@ -71,7 +61,7 @@ def test_a_bot_that_closes_with_unanswered_submits_leaves_nothing_working(tmp_pa
             _submit_unanswered(hbt, emu)
         finally:
             hbt.close()
-        _venue_wait(lambda: _open_at_venue(emu) == [], 20, "the venue to show nothing working")
+        wait_until(lambda: _open_at_venue(emu) == [], 20, "the venue to show nothing working")
         assert _orders_sent(emu) == N  # asked about, cancelled, never sent twice
         assert "bot " in conn.text() and " left" in conn.text()
     finally:
@@ -108,10 +98,10 @@ def test_a_bot_killed_with_unanswered_submits_leaves_nothing_working(tmp_path, e
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline().startswith("SUBMITTED")
-        _venue_wait(lambda: len(_open_at_venue(emu)) == N, 20, "the orders working")
+        wait_until(lambda: len(_open_at_venue(emu)) == N, 20, "the orders working")
         os.kill(child.pid, signal.SIGKILL)  # no close(), no goodbye
         child.wait(10)
-        _venue_wait(lambda: _open_at_venue(emu) == [], 20, "the venue to show nothing working")
+        wait_until(lambda: _open_at_venue(emu) == [], 20, "the venue to show nothing working")
         assert _orders_sent(emu) == N
         assert "died" in conn.text()
     finally:

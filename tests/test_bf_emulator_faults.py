@@ -418,14 +418,6 @@ def test_a_silent_ws_api_request_concludes_without_a_resend(tmp_path, emu):
         _close(conn, hbt)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connector defect: a half-dead WS-API socket is not replaced after a request "
-    "times out on it; only the websockets keepalive (ping_interval 60 s + ping_timeout "
-    "60 s, wsapi.WS_OPTS) notices, so for up to 120 s every order request is sent into "
-    "the dead socket and times out. It should reconnect (or ping with a short timeout) "
-    "as soon as a request gets no response.",
-)
 def test_a_silent_ws_api_socket_is_replaced_within_a_bounded_time(tmp_path, emu):
     conn, hbt, errors = _run_bot(tmp_path, emu, "ws")
     try:

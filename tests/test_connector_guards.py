@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from connector import codes
 from hftlive import ERR_BOOK_RESYNC, ERR_ORDER, EXPIRED, GTX, LIMIT, NEW, Instrument, LiveBot
 from hftlive.constants import REJECT_INVALID_QTY
 from hftlive.monitor import ConnectorView
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.test_bf_connector import (
     SECRET,
     BfConnector,
@@ -32,15 +31,6 @@ from tests.test_bf_connector import (
 
 def _segments(name: str) -> list[Path]:
     return list(Path("/dev/shm").glob(f"hftlive.{name}.*"))
-
-
-def _until(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -91,8 +81,8 @@ def test_a_killed_bots_view_segment_is_reclaimed_by_the_connector(connector):
         assert view.exists()
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
-        _until(lambda: not view.exists(), 10, "the dead bot's segment removed")
-        _until(lambda: "bot 4242 (pid" in connector.text() and "died" in connector.text(), 10,
+        wait_until(lambda: not view.exists(), 10, "the dead bot's segment removed")
+        wait_until(lambda: "bot 4242 (pid" in connector.text() and "died" in connector.text(), 10,
                "the death logged")  # fmt: skip
     finally:
         if child.poll() is None:

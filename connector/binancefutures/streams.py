@@ -49,7 +49,10 @@ from connector.transport.md import MdConnection
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30 * 60  # [HBT] keepalive every 30 min; a key lives 60 min (§1.5)
-WS_OPTS = {"ping_interval": 60.0, "ping_timeout": 60.0, "max_size": None, "compression": None,
+# The user stream is quiet when nothing trades, so only pings show it is alive: a
+# half-dead connection (no FIN, no RST) is noticed within ping_interval + ping_timeout
+# (30 s) and replaced; its missed events are then reconciled (fills from userTrades).
+WS_OPTS = {"ping_interval": 20.0, "ping_timeout": 10.0, "max_size": None, "compression": None,
            "open_timeout": 10.0, "close_timeout": 1.0}  # fmt: skip
 
 

@@ -71,6 +71,7 @@ class WsRpc:
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future] = {}
+        self._dropped: str | None = None  # why we dropped the current connection
 
     @property
     def connected(self) -> bool:
@@ -82,6 +83,7 @@ class WsRpc:
         Requests may be sent from when the socket is open, `up()` included (e.g. a login
         request). Requests still pending when it closes fail with `sent=True`.
         """
+        self._dropped = None
         try:
             async with connect(self.url, **self.ws_opts) as ws:
                 self._ws = ws
@@ -89,6 +91,10 @@ class WsRpc:
                 async for raw in ws:
                     self._on_frame(raw)
             return "closed by the venue"
+        except websockets.ConnectionClosed:
+            if self._dropped is not None:
+                return f"dropped: {self._dropped}"
+            raise
         finally:
             self._ws = None
             self._fail_pending()
@@ -145,6 +151,13 @@ class WsRpc:
                 async with asyncio.timeout(self.timeout_s):
                     return await fut
             except TimeoutError:
+                # a venue that answers nothing may be behind a half-dead connection (no
+                # FIN, no RST, no pong for a minute or more): drop it, so that the next
+                # request goes out on a fresh one instead of into the same hole
+                if self._ws is ws and self._dropped is None:
+                    self._dropped = f"no response to {method} within {self.timeout_s:g} s"
+                    log.warning("%s: %s; dropping the connection", self.name, self._dropped)
+                    ws.transport.abort()
                 raise RequestFailed(f"{method}: no response within {self.timeout_s:g} s",
                                     sent=True) from None  # fmt: skip
         finally:
