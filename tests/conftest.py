@@ -145,6 +145,27 @@ def make_connector(tmp_path):
         c.remove_segments()
 
 
+def wait_book(hbt, timeout: float = 20.0) -> None:
+    """Elapses until the bot's book has both sides. A connector says it is running before
+    its venue has published a first book, so a bot built at once may start empty."""
+    import math
+
+    deadline = time.monotonic() + timeout
+    while not (math.isfinite(hbt.depth(0).best_bid) and math.isfinite(hbt.depth(0).best_ask)):
+        assert time.monotonic() < deadline, "the bot's book never got both sides"
+        hbt.elapse(20_000_000)
+
+
+# the same, for bots in child processes (code strings run with run_py)
+WAIT_BOOK_SRC = """
+import math, time
+_deadline = time.monotonic() + 20
+while not (math.isfinite(hbt.depth(0).best_bid) and math.isfinite(hbt.depth(0).best_ask)):
+    assert time.monotonic() < _deadline, "the bot's book never got both sides"
+    hbt.elapse(20_000_000)
+"""
+
+
 def run_py(code: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
     """Run Python code in a fresh process (a separate bot), from the repo root."""
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
