@@ -42,7 +42,7 @@ max_orders_per_second = 1000
 [sim]
 tick_interval_ms = {tick_ms}
 levels = 30
-volatility_bp = 0.05
+volatility_bp = {vol}
 trades_per_tick = {trades}
 {extra}
 """
@@ -73,6 +73,7 @@ class ConnectorProc:
             "extra": "",
             "cancel_on_bot_exit": "true",
             "trades": 2.0,
+            "vol": 0.05,
         }
         params.update(fmt)
         self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))
