@@ -249,7 +249,7 @@ def test_crashed_bot_restarts_with_its_orders_or_has_them_cancelled(make_connect
     assert "SUBMITTED" in first.stdout, first.stderr
     t0 = time.monotonic()
     while "died" not in c.text():
-        assert time.monotonic() - t0 < 5, c.text()
+        assert time.monotonic() - t0 < 20, c.text()  # its liveness check, on a loaded machine
         time.sleep(0.02)
     second = run_py(RESTARTED_BOT.format(name=c.name))
     if cancel_on_exit:  # the connector cancelled the dead bot's order: nothing to restore
