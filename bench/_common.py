@@ -40,10 +40,30 @@ trades_per_tick = 2.0
 
 
 def percentiles(ns: np.ndarray) -> dict[str, float]:
-    """median / p90 / p99 / max of a sample in ns."""
+    """n / median / p90 / p99 / max of a sample in ns; NaN figures (printed "-") for an
+    empty sample, which the caller reports as a run that is not valid."""
     a = np.asarray(ns, np.float64)
+    if a.size == 0:
+        nan = float("nan")
+        return {"n": 0, "median": nan, "p90": nan, "p99": nan, "max": nan}
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
     return {"n": int(a.size), "median": p50, "p90": p90, "p99": p99, "max": float(a.max())}
+
+
+# `python -m bench.X` exits with this when it ran to the end but its figures do not
+# measure what they say (the machine was busy, samples were lost); it prints why.
+EXIT_NOT_VALID = 3
+
+
+def verdict(reasons: list[str]) -> int:
+    """Prints whether the run is valid (and why not); returns the script's exit status."""
+    if not reasons:
+        print("run: VALID")
+        return 0
+    print("run: NOT VALID, do not compare these figures:")
+    for r in reasons:
+        print(f"  - {r}")
+    return EXIT_NOT_VALID
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

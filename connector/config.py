@@ -1,13 +1,19 @@
 """Connector configuration: TOML loaded into frozen dataclasses.
 
 Every key is checked: an unknown key (a typo) or a missing required key is a ConfigError
-naming the key and the file. Secrets are never in the file: the file names the
-environment variables (or a file) that hold them.
+naming the key and the file. Every number has a valid range, declared once on its field
+(`rng(...)`) and checked in `_build` (so venue sections built with `_build` get it too):
+a value outside it, NaN or an infinity is a ConfigError naming the key, the file and the
+range, because a limit that quietly accepts `nan` or `-1` is a limit switched off.
+Paths (`path_field(...)`) are resolved against the config file's folder at load time,
+not against whatever the current directory happens to be. Secrets are never in the file:
+the file names the environment variables (or a file) that hold them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,34 +28,72 @@ else:  # pragma: no cover
 
 
 @dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric config key: lo..hi, each end inclusive unless open.
+
+    None means unbounded on that side; NaN and infinities are never valid."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        if not math.isfinite(v):
+            return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return self.hi is None or v <= self.hi
+
+    def __str__(self) -> str:
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        left = "(" if self.lo_open or self.lo is None else "["
+        right = ")" if self.hi is None else "]"
+        return f"{left}{lo}, {hi}{right}"
+
+
+def rng(default: Any, lo: float | None = None, hi: float | None = None, *,
+        lo_open: bool = False) -> Any:  # fmt: skip
+    """A dataclass field with a default and its valid range (see `Range`)."""
+    return field(default=default, metadata={"range": Range(lo, hi, lo_open)})
+
+
+def path_field(default: str = "", *, must_exist: bool = True) -> Any:
+    """A path field: a relative value is resolved against the config file's folder; ""
+    stays "" (not set); `must_exist`: a file that is not there is a ConfigError."""
+    return field(default=default, metadata={"path": True, "must_exist": must_exist})
+
+
+@dataclass(frozen=True)
 class InstrumentConfig:
     symbol: str
-    tick_size: float = 0.0  # sim: required; real venues: taken from the venue
-    lot_size: float = 0.0
-    start_price: float = 0.0  # sim synthetic market only
-    max_position: float = 0.0  # 0: the [risk] default
-    min_qty: float = 0.0  # smallest order qty the venue takes (real venues: from the venue)
-    min_notional: float = 0.0  # smallest price * qty the venue takes (likewise)
+    tick_size: float = rng(0.0, 0.0)  # sim: required; real venues: taken from the venue
+    lot_size: float = rng(0.0, 0.0)
+    start_price: float = rng(0.0, 0.0)  # sim synthetic market only
+    max_position: float = rng(0.0, 0.0)  # 0: the [risk] default
+    # the smallest order qty and price * qty the venue takes (real venues: from the venue)
+    min_qty: float = rng(0.0, 0.0)
+    min_notional: float = rng(0.0, 0.0)
 
 
 @dataclass(frozen=True)
 class ConnectorSection:
-    max_bots: int = 16
-    md_capacity: int = 1 << 16  # events per market ring (power of two)
-    snapshot_capacity: int = 8192  # levels in a book snapshot
-    snapshot_interval_ms: int = 100
-    req_capacity: int = 1024
-    resp_capacity: int = 4096
+    max_bots: int = rng(16, 1, 256)
+    md_capacity: int = rng(1 << 16, 64, 1 << 24)  # events per market ring (power of two)
+    snapshot_capacity: int = rng(8192, 16, 1 << 20)  # levels in a book snapshot
+    snapshot_interval_ms: int = rng(100, 1, 60_000)
+    req_capacity: int = rng(1024, 16, 1 << 20)  # power of two
+    resp_capacity: int = rng(4096, 16, 1 << 20)  # power of two
     cancel_on_bot_exit: bool = True
     cancel_on_shutdown: bool = True
-    stop_timeout_s: float = 5.0  # on shutdown, how long to wait for cancels to conclude
+    stop_timeout_s: float = rng(5.0, 0.0, 600.0)  # on shutdown, how long cancels may take
 
 
 @dataclass(frozen=True)
 class RiskConfig:
-    max_position: float = 0.0  # per instrument and bot, in base units; 0 = no limit
-    max_order_notional: float = 0.0  # quote units; 0 = no limit
-    max_orders_per_second: float = 50.0  # submits and modifies per bot; 0 = no limit
+    max_position: float = rng(0.0, 0.0)  # per instrument and bot, in base units; 0 = no limit
+    max_order_notional: float = rng(0.0, 0.0)  # quote units; 0 = no limit
+    max_orders_per_second: float = rng(50.0, 0.0)  # submits and modifies per bot; 0 = no limit
 
 
 @dataclass(frozen=True)
@@ -88,8 +132,27 @@ def _build(cls, data: Any, where: str, path: str):
             raise ConfigError(
                 f"{path}: {where}.{name} must be {want.__name__}, got {type(v).__name__} {v!r}"
             )
-        kwargs[name] = v
+        kwargs[name] = _checked(f, v, f"{where}.{name}", path)
     return cls(**kwargs)
+
+
+def _checked(f: dataclasses.Field, v: Any, key: str, path: str) -> Any:
+    """The value of field `f` after its range check or path resolution (see the top)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        r = f.metadata.get("range", Range())  # a field with no declared range: finite
+        if v not in r:
+            raise ConfigError(f"{path}: {key} must be in {r}, got {v!r}")
+    if f.metadata.get("path") and v:
+        p = Path(v).expanduser()
+        if not p.is_absolute():
+            p = (Path(path).resolve().parent / p).resolve()
+        if f.metadata.get("must_exist") and not p.exists():
+            raise ConfigError(
+                f"{path}: {key}: {p} does not exist (a relative path is taken from the "
+                f"config file's folder)"
+            )
+        v = str(p)
+    return v
 
 
 def load_config(path: str | Path, venue: str) -> Config:
@@ -133,8 +196,6 @@ def load_config(path: str | Path, venue: str) -> Config:
         v = getattr(c, k)
         if v <= 0 or v & (v - 1):
             raise ConfigError(f"{p}: connector.{k} must be a power of two, got {v}")
-    if not 1 <= c.max_bots <= 256:
-        raise ConfigError(f"{p}: connector.max_bots must be in 1..256, got {c.max_bots}")
     section = None
     if spec.section is not None:
         if spec.section_required and venue not in data:

@@ -1,10 +1,14 @@
-"""The demo: a connector on the simulated venue plus the tutorial grid bot, ~30 seconds.
+"""The demo: a connector on the simulated venue plus the tutorial grid bot, ~50 seconds.
 
     python -m hftlive.demo [--seconds 30] [--venue sim|binance]
 
+It trades for `--seconds` once the bot quotes, after numba has compiled the strategy
+(~15 s; ~40 s the first time, when hftlive's own functions are compiled and cached too).
+
 No network, no keys. Three processes, as in production: the connector (python -m
 connector ... --connector sim), the bot (this module with --bot), and this one, which
-attaches read-only to the bot's shared memory to print a live status line. At the end
+attaches read-only to the bot's shared memory to print a live status line (rewritten in
+place on a terminal; one whole line every few seconds to a file or a pipe). At the end
 the connector is stopped with SIGINT: it cancels the bot's open orders and shuts down,
 the bot's elapse() returns 1, and the bot prints its summary.
 
@@ -59,6 +63,32 @@ order_entry = "ws"
 """
 
 BOT_ID = 4242
+# measured on the 2-core machine (busy with other work): numba compiles the grid strategy
+# on every run (~12 s) and, on the first run after an install, hftlive's cached functions
+# too (~38 s); the whole demo takes ~50 s, ~70 s the first time
+COMPILE_NOTE = "numba: ~15 s, ~40 s on the first run"
+LINE_EVERY_S = 5.0  # not a terminal (a file, a pipe): one whole status line this often
+# the sim venue's synthetic market stamps each event 1 ms before it "receives" it, so its
+# feed latency is a constant of the simulation, not a measurement
+SIM_FEED_NOTE = "simulated"
+
+
+def status_line(view, venue: str, started: float, left: float | None) -> str:
+    """The demo's status: what the bot is doing until its loop runs, then its figures."""
+    now = time.monotonic()
+    if view is None or int(view.header[0]["heartbeat_ns"]) == 0:
+        # the view exists once the bot is built; its heartbeat once the jitted loop runs
+        return f"compiling the strategy ({COMPILE_NOTE})... {now - started:3.0f} s"
+    s = view.status(0)
+    if left is None:
+        return f"the strategy runs; waiting for its first quotes... {now - started:3.0f} s"
+    feed = f"{s.feed_latency_ns / 1e6:5.2f} ms"
+    if venue == "sim":
+        feed += f" ({SIM_FEED_NOTE})"
+    return (
+        f"mid {s.mid:10.1f}  pos {s.position:+.3f}  open {s.open_orders:3d}  "
+        f"trades {s.num_trades:4d}  PnL {s.equity:+9.4f}  feed {feed}  [{left:4.0f}s]"
+    )
 
 
 def start_venue(venue: str, name: str, tmp: str) -> tuple[list[subprocess.Popen], str]:
@@ -157,24 +187,29 @@ def main(argv: list[str] | None = None) -> int:
                                     "--record", args.record, "--qty", str(qty)])  # fmt: skip
             view = None
             t_end = None
+            started = time.monotonic()
+            tty = sys.stdout.isatty()
+            last_line = -LINE_EVERY_S
+            width = 0
             while bot.poll() is None:
                 if view is None:
                     try:
                         view = BotView(name, BOT_ID)
                     except Exception:
-                        time.sleep(0.2)
-                        continue
-                s = view.status(0)
-                if t_end is None and s.open_orders > 0:
+                        view = None  # not built yet
+                if view is not None and t_end is None and view.status(0).open_orders > 0:
                     t_end = time.monotonic() + args.seconds  # the clock starts once it trades
-                left = 0 if t_end is None else max(0.0, t_end - time.monotonic())
-                sys.stdout.write(
-                    f"\rmid {s.mid:10.1f}  pos {s.position:+.3f}  open {s.open_orders:3d}  "
-                    f"trades {s.num_trades:4d}  PnL {s.equity:+9.4f}  "
-                    f"feed {s.feed_latency_ns / 1e6:5.2f} ms  [{left:4.0f}s]  "
-                )
-                sys.stdout.flush()
+                left = None if t_end is None else max(0.0, t_end - time.monotonic())
+                line = status_line(view, args.venue, started, left)
+                if tty:  # one line, rewritten in place
+                    sys.stdout.write("\r" + line.ljust(width))
+                    width = len(line)
+                    sys.stdout.flush()
+                elif time.monotonic() - last_line >= LINE_EVERY_S:  # a log: whole lines
+                    print(line, flush=True)
+                    last_line = time.monotonic()
                 if t_end is not None and time.monotonic() >= t_end:
+                    print(line if not tty else "", flush=True)  # the last figures, kept
                     break
                 time.sleep(0.25)
             conn.send_signal(signal.SIGINT)  # the connector cancels orders; elapse() returns 1

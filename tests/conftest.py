@@ -42,7 +42,7 @@ max_orders_per_second = 1000
 [sim]
 tick_interval_ms = {tick_ms}
 levels = 30
-volatility_bp = 0.05
+volatility_bp = {vol}
 trades_per_tick = {trades}
 {extra}
 """
@@ -83,6 +83,7 @@ class ConnectorProc:
             "extra": "",
             "cancel_on_bot_exit": "true",
             "trades": 2.0,
+            "vol": 0.05,
         }
         params.update(fmt)
         self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))
@@ -153,6 +154,27 @@ def make_connector(tmp_path):
     for c in made:
         c.stop()
         c.remove_segments()
+
+
+def wait_book(hbt, timeout: float = 20.0) -> None:
+    """Elapses until the bot's book has both sides. A connector says it is running before
+    its venue has published a first book, so a bot built at once may start empty."""
+    import math
+
+    deadline = time.monotonic() + timeout
+    while not (math.isfinite(hbt.depth(0).best_bid) and math.isfinite(hbt.depth(0).best_ask)):
+        assert time.monotonic() < deadline, "the bot's book never got both sides"
+        hbt.elapse(20_000_000)
+
+
+# the same, for bots in child processes (code strings run with run_py)
+WAIT_BOOK_SRC = """
+import math, time
+_deadline = time.monotonic() + 20
+while not (math.isfinite(hbt.depth(0).best_bid) and math.isfinite(hbt.depth(0).best_ask)):
+    assert time.monotonic() < _deadline, "the bot's book never got both sides"
+    hbt.elapse(20_000_000)
+"""
 
 
 def run_py(code: str, timeout: float = 120.0) -> subprocess.CompletedProcess:

@@ -182,10 +182,26 @@ def _assert_book_equal(hbt, emu: Emulator, levels: int = 1000) -> None:
             assert qty_at(round(float(px) / 0.01)) == pytest.approx(float(qty)), (side, px)
 
 
+def _book_equal(hbt, emu: Emulator, levels: int = 1000) -> bool:
+    """_assert_book_equal's comparison, as a condition to wait for."""
+    venue = emu.book(levels)
+    d = hbt.depth(0)
+    if not (venue["bids"] and venue["asks"]):
+        return False
+    same = d.best_bid == pytest.approx(float(venue["bids"][0][0])) and (
+        d.best_ask == pytest.approx(float(venue["asks"][0][0]))
+    )
+    for side, qty_at in (("bids", d.bid_qty_at_tick), ("asks", d.ask_qty_at_tick)):
+        for px, qty in venue[side]:
+            same = same and qty_at(round(float(px) / 0.01)) == pytest.approx(float(qty))
+    return same
+
+
 def _paused_and_settled(hbt, emu: Emulator) -> None:
+    """Pauses the market and waits until its last batch (the 500 ms depth streams flush it
+    late) has reached the bot, i.e. until the bot's book equals the paused venue's."""
     emu.faults(pause_market=True)
-    time.sleep(0.6)  # the 500 ms depth streams flush their last batch
-    hbt.elapse(100_000_000)
+    _wait(hbt, lambda: _book_equal(hbt, emu), what="the bot's book to settle on the venue's")
 
 
 def test_book_syncs_to_the_venue_book(conn, emu):
@@ -437,8 +453,10 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
         n_trades = sv.num_trades
         assert n_trades >= 2 and sv.fee > 0
         assert "recovered from userTrades" in conn.text()
-        # the bots were told of the loss, then that all is well again, in that order
-        conn_events = [e.code for e in errors if e.kind == ERR_CONNECTION]
+        # the bots were told of the loss, then that all is well again, in that order; the
+        # connector tells them after it has delivered the recovered fills, so wait for it
+        _wait(hbt, lambda: CONNECTION_RESTORED in _conn_codes(errors), what="CONNECTION_RESTORED")
+        conn_events = _conn_codes(errors)
         assert conn_events[-1] == CONNECTION_RESTORED and 0 in conn_events
         # fills after the reconnect flow from the stream again, and nothing is doubled
         assert hbt.submit_buy_order(0, 4, hbt.depth(0).best_ask, qty, IOC, MARKET, True) == 0
@@ -458,6 +476,10 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
         if hbt is not None:
             hbt.close()
         assert conn.stop() == 0, conn.text()
+
+
+def _conn_codes(errors) -> list[int]:
+    return [e.code for e in errors if e.kind == ERR_CONNECTION]
 
 
 def test_new_orders_are_throttled_before_the_venues_order_limit(tmp_path):

@@ -109,6 +109,14 @@ def ticks(px: str, n: int) -> str:
     return f"{float(px) + n * 0.01:.2f}"
 
 
+async def wait_window_room(period_s: float, room_s: float) -> None:
+    """Waits until `room_s` or more remain in the venue's current fixed window of
+    `period_s` (weight per calendar minute, orders per 10 s: §1.8); at a window's end the
+    counts start again from 0, which would break a check that adds them up across it."""
+    while period_s - time.time() % period_s < room_s:
+        await asyncio.sleep(0.05)
+
+
 async def recv(ws, pred=lambda m: True, timeout: float = DEADLINE_S):
     """The first parsed frame matching `pred`, read within `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -392,6 +400,7 @@ def test_depth_limits():
     async def main():
         async with replay(start_paused=True) as emu, aiohttp.ClientSession() as s:
             c = Client(emu, s)
+            await wait_window_room(60, 5)  # the two calls' weight adds up in one minute
             status, hdrs, body = await c.call("GET", "/fapi/v1/depth", "symbol=ETHUSDT&limit=50")
             snap = parse_depth_snapshot(body)
             assert status == 200 and len(snap.bids) == 50 and len(snap.asks) == 50
@@ -505,6 +514,7 @@ def test_modify_emits_amendment_and_cancel_unknown_is_2011():
             key = await c.listen_key()
             async with s.ws_connect(emu.urls["ws_private"] + f"/ws?listenKey={key}") as us:
                 bid, _ = await c.book_top()
+                await wait_window_room(10, 3)  # the place and the modify count in one 10 s
                 _, _, body = await c.place("BUY", ticks(bid, -100), cid="mod-1")
                 oid = parse_order_response(body).order_id
                 new_px = ticks(bid, -50)
@@ -596,6 +606,7 @@ def test_429_retry_after_then_418_ban():
     async def main():
         async with replay(start_paused=True, weight_limit=30) as emu, aiohttp.ClientSession() as s:
             c = Client(emu, s)
+            await wait_window_room(60, 5)  # the checks below add weight up for ~1.2 s
             async with s.post(emu.urls["control"], json={"http_429": 1}) as r:
                 assert r.status == 200
             status, hdrs, body = await c.call("GET", "/fapi/v1/time")

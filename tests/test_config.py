@@ -1,14 +1,23 @@
 """Connector configs and the command line: every mistake names the key and the file."""
 
+import dataclasses
+import os
 import subprocess
 import sys
 
 import pytest
 
-from connector.config import load_config
+from connector.config import (
+    _SECTIONS,
+    ConnectorSection,
+    InstrumentConfig,
+    RiskConfig,
+    SimConfig,
+    load_config,
+)
 from connector.errors import ConfigError
 
-from .conftest import ROOT
+from .conftest import CAPTURE, ROOT
 
 GOOD = """
 [[instruments]]
@@ -71,3 +80,145 @@ def test_cli_help_and_errors(tmp_path):
     assert r.returncode == 2 and "bad connector name" in r.stderr
     r = _cli("--name", "x", "--connector", "kraken", "--config", str(p))
     assert r.returncode == 2 and "unknown venue 'kraken'" in r.stderr
+
+
+@pytest.mark.parametrize("section,key,value,expect", [
+    ("risk", "max_position", "nan", r"risk\.max_position must be in \[0, inf\), got nan"),
+    ("risk", "max_position", "-1", r"risk\.max_position must be in \[0, inf\), got -1"),
+    ("risk", "max_orders_per_second", "-5", r"risk\.max_orders_per_second must be in \[0, inf\)"),
+    ("risk", "max_order_notional", "inf", r"risk\.max_order_notional must be in \[0, inf\), got inf"),
+    ("risk", "max_order_notional", "-inf", r"risk\.max_order_notional must be in"),
+    ("sim", "speed", "-1", r"sim\.speed must be in \[0, inf\), got -1"),
+    ("sim", "speed", "nan", r"sim\.speed must be in \[0, inf\), got nan"),
+    ("sim", "tick_interval_ms", "0", r"sim\.tick_interval_ms must be in \(0, 60000\], got 0"),
+    ("sim", "levels", "0", r"sim\.levels must be in \[1, 10000\], got 0"),
+    ("sim", "maker_fee", "1.5", r"sim\.maker_fee must be in \[-0\.01, 0\.01\]"),
+    ("sim", "seed", "-3", r"sim\.seed must be in \[0, "),
+    ("connector", "max_bots", "0", r"connector\.max_bots must be in \[1, 256\], got 0"),
+    ("connector", "max_bots", "300", r"connector\.max_bots must be in \[1, 256\], got 300"),
+    ("connector", "snapshot_interval_ms", "-100", r"connector\.snapshot_interval_ms must be in \[1, "),
+    ("connector", "md_capacity", "8", r"connector\.md_capacity must be in \[64, "),
+])  # fmt: skip
+def test_numbers_outside_their_range_are_errors_naming_key_file_and_range(
+    tmp_path, section, key, value, expect
+):
+    with pytest.raises(ConfigError, match=expect) as e:
+        _load(tmp_path, f"{GOOD}\n[{section}]\n{key} = {value}\n")
+    assert str(tmp_path / "c.toml") in str(e.value)
+
+
+@pytest.mark.parametrize("line,expect", [
+    ("max_position = nan", r"instruments\[0\]\.max_position must be in \[0, inf\), got nan"),
+    ("start_price = -60000.0", r"instruments\[0\]\.start_price must be in \[0, inf\)"),
+    ("lot_size = inf", r"instruments\[0\]\.lot_size must be in \[0, inf\), got inf"),
+])  # fmt: skip
+def test_instrument_numbers_are_range_checked_too(tmp_path, line, expect):
+    with pytest.raises(ConfigError, match=expect):
+        _load(tmp_path, GOOD.replace("lot_size = 0.001", "") + line + "\n")
+
+
+def test_the_ends_of_each_range_are_accepted(tmp_path):
+    cfg, _ = _load(tmp_path, GOOD + """
+[risk]
+max_position = 0
+max_order_notional = 0
+max_orders_per_second = 0
+[sim]
+speed = 0
+maker_fee = -0.0001
+[connector]
+max_bots = 256
+""")  # fmt: skip
+    assert cfg.risk.max_position == 0.0 and cfg.sim.speed == 0.0 and cfg.connector.max_bots == 256
+
+
+def test_every_numeric_field_declares_its_range():
+    """A range is declared once, on the field; a numeric field without one would only be
+    checked for being finite."""
+    for cls in (InstrumentConfig, *_SECTIONS.values()):
+        for f in dataclasses.fields(cls):
+            if f.type in ("int", "float", int, float):
+                assert "range" in f.metadata, f"{cls.__name__}.{f.name} has no range"
+    assert {ConnectorSection, RiskConfig, SimConfig} <= set(_SECTIONS.values())
+
+
+def test_a_venue_section_built_with__build_gets_the_checks(tmp_path):
+    """Sections of other modules go through the same _build: NaN is refused there too,
+    whether or not their fields declare a range."""
+    from connector.binancefutures.client import load_venue_config
+
+    text = (
+        GOOD
+        + """
+[binancefutures]
+rest_url = "http://127.0.0.1:1"
+ws_public_url = "ws://127.0.0.1:1/public"
+ws_market_url = "ws://127.0.0.1:1/market"
+ws_private_url = "ws://127.0.0.1:1/private"
+ws_api_url = "ws://127.0.0.1:1/ws-fapi/v1"
+api_key_env = "K"
+secret_env = "S"
+stale_after_s = nan
+"""
+    )
+    cfg, path = _load(tmp_path, text, venue="binancefutures")
+    with pytest.raises(ConfigError, match=r"binancefutures\.stale_after_s must be in .*got nan"):
+        load_venue_config(cfg)
+
+
+REPLAY = """
+[[instruments]]
+symbol = "ethusdt"
+tick_size = 0.01
+lot_size = 0.001
+
+[sim]
+data = "{data}"
+"""
+
+
+def test_relative_paths_are_taken_from_the_config_files_folder(tmp_path, monkeypatch):
+    (tmp_path / "captures").mkdir()
+    (tmp_path / "captures" / "x.gz").write_bytes(b"")
+    (tmp_path / "cfg").mkdir()
+    p = tmp_path / "cfg" / "replay.toml"
+    p.write_text(REPLAY.format(data="../captures/x.gz"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # neither the repo root nor the config's folder
+    cfg = load_config(p, "sim")
+    assert cfg.sim.data == str(tmp_path / "captures" / "x.gz")
+    assert os.path.isabs(cfg.sim.data)
+    # absolute paths stay as they are; "" still means the synthetic market
+    p.write_text(REPLAY.format(data=CAPTURE))
+    assert load_config(p, "sim").sim.data == str(CAPTURE)
+    p.write_text(REPLAY.format(data=""))
+    assert load_config(p, "sim").sim.data == ""
+
+
+def test_a_missing_data_file_is_an_error_naming_key_and_file(tmp_path):
+    p = tmp_path / "replay.toml"
+    p.write_text(REPLAY.format(data="nope/none.gz"))
+    with pytest.raises(ConfigError, match=r"sim\.data: .*nope/none\.gz does not exist") as e:
+        load_config(p, "sim")
+    assert str(p) in str(e.value) and str(tmp_path / "nope" / "none.gz") in str(e.value)
+
+
+def test_the_example_replay_config_loads_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(ROOT / "examples" / "replay.toml", "sim")
+    assert cfg.sim.data == str(CAPTURE.resolve())
+
+
+def test_the_connector_started_elsewhere_finds_the_examples_capture(tmp_path):
+    """The bug report: `python -m connector ... --config <repo>/examples/replay.toml` from
+    another folder gave a raw FileNotFoundError traceback; it now runs (and a config
+    naming a missing file is one line naming key and file, exit 2)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(REPLAY.format(data="missing.gz"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "connector", "--name", f"cfgp{os.getpid()}",
+                        "--connector", "sim", "--config", str(bad)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "sim.data" in r.stderr and str(bad) in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

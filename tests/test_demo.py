@@ -13,8 +13,19 @@ def test_demo_runs_and_trades(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "bot summary: trades" in r.stdout and "records written" in r.stdout
-    assert "PnL" in r.stdout and "mid" in r.stdout
     assert (tmp_path / "r.npz").exists()
+    # stdout is a pipe here, not a terminal: the status comes as whole lines, no "\r"
+    assert "\r" not in r.stdout
+    lines = r.stdout.splitlines()
+    compiling = [ln for ln in lines if ln.startswith("compiling the strategy (numba")]
+    status = [ln for ln in lines if ln.startswith("mid ")]
+    assert compiling and status, r.stdout
+    # while numba compiles it says so, instead of a status line of NaNs
+    assert "nan" not in r.stdout.lower(), r.stdout
+    for ln in status:
+        assert len(ln) < 120 and "PnL" in ln and "trades" in ln
+        assert "ms (simulated)" in ln  # the sim venue's feed latency is not a measurement
+    assert lines.index(compiling[-1]) < lines.index(status[0])
 
 
 def test_demo_trades_through_the_binance_connector_and_emulator(tmp_path):

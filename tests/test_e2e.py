@@ -2,6 +2,8 @@
 in child processes, real shared memory, real numba."""
 
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -20,9 +22,10 @@ from hftlive.constants import (
     ORDER_ID_EXIST,
     ORDER_NOT_FOUND,
 )
+from hftlive.layout import MD_WRITE_SEQ
 from hftlive.monitor import BotView, ConnectorView
 
-from .conftest import run_py
+from .conftest import ROOT, WAIT_BOOK_SRC, run_py, wait_book
 
 
 def _bot(name, symbol="btcusdt", **kw):
@@ -33,22 +36,43 @@ def _bot(name, symbol="btcusdt", **kw):
     return b.build()
 
 
-def test_two_bots_on_one_connector_each_see_only_their_orders(connector):
-    other = run_py(f"""
+OTHER_BOT = """
+import sys
 from hftlive import LiveBot, Instrument, GTX, LIMIT
-hbt = LiveBot.builder().register(Instrument("{connector.name}", "btcusdt", 0.1, 0.001)).id(2).build()
-hbt.elapse(100_000_000)
+hbt = LiveBot.builder().register(Instrument("{name}", "btcusdt", 0.1, 0.001)).id(2).build()
+{wait_book}
 px = hbt.depth(0).best_bid * 0.98
 assert hbt.submit_buy_order(0, 1, px, 0.003, GTX, LIMIT, True) == 0
-print("OTHER", len(hbt.orders(0)), hbt.orders(0).get(1).qty)
-import sys; sys.stdout.flush()
-import time; time.sleep(3)
+print("OTHER", len(hbt.orders(0)), hbt.orders(0).get(1).qty, flush=True)
+sys.stdin.readline()  # attached, its order resting, while the other bot trades
+print("OTHER AFTER", len(hbt.orders(0)), hbt.orders(0).get(1).qty, flush=True)
 hbt.close()
-""")  # fmt: skip
-    assert "OTHER 1 0.003" in other.stdout, other.stderr
+"""
+
+
+def test_two_bots_on_one_connector_each_see_only_their_orders(connector):
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_BOT.format(name=connector.name, wait_book=WAIT_BOOK_SRC)],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        first = other.stdout.readline()  # once its order rests (or "" if it failed)
+        assert first == "OTHER 1 0.003\n", first or other.stderr.read()
+        _two_bots_second(connector)
+        out, err = other.communicate("go on\n", timeout=60)
+        # the other bot's table never saw this bot's orders, though both used order id 1
+        assert other.returncode == 0 and out == "OTHER AFTER 1 0.003\n", out + err
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+
+
+def _two_bots_second(connector):
     hbt = _bot(connector.name, id=1)
     try:
-        hbt.elapse(100_000_000)
+        wait_book(hbt)
         px = hbt.depth(0).best_bid * 0.97
         assert hbt.submit_buy_order(0, 1, px, 0.005, GTX, LIMIT, True) == 0  # same id, own bot
         assert hbt.submit_buy_order(0, 2, px, 0.005, GTX, LIMIT, True) == 0
@@ -65,7 +89,7 @@ hbt.close()
 def test_bad_requests_get_their_codes_and_send_nothing(connector):
     hbt = _bot(connector.name)
     try:
-        hbt.elapse(100_000_000)
+        wait_book(hbt)
         view = ConnectorView(connector.name)
         assert [i["connected"] for i in view.instruments()] == [True, True]  # sim: always
         view.close()
@@ -97,7 +121,7 @@ def test_risk_limits_reject_with_codes_and_callbacks_run(make_connector):
                order_recv_hook=lambda prev, new: updates.append((int(prev["status"]),
                                                                  int(new["status"]))))  # fmt: skip
     try:
-        hbt.elapse(100_000_000)
+        wait_book(hbt)
         px = hbt.depth(0).best_bid * 0.98
         assert hbt.submit_buy_order(0, 1, px, 0.02, GTX, LIMIT, True) == 0
         assert hbt.orders(0).get(1).status == hftlive.EXPIRED
@@ -124,7 +148,7 @@ def test_error_handler_that_raises_makes_the_call_return_19(connector):
 
     hbt = _bot(connector.name, error_handler=handler)
     try:
-        hbt.elapse(100_000_000)
+        wait_book(hbt)
         rc = hbt.submit_buy_order(0, 1, hbt.depth(0).best_ask * 1.01, 0.001, GTX, LIMIT, True)
         assert rc == 19
     finally:
@@ -135,7 +159,7 @@ def test_connector_shutdown_ends_the_run_and_cancels_orders(connector):
     errors = []
     hbt = _bot(connector.name, error_handler=errors.append)
     try:
-        hbt.elapse(100_000_000)
+        wait_book(hbt)
         assert (
             hbt.submit_buy_order(0, 1, hbt.depth(0).best_bid * 0.98, 0.001, GTX, LIMIT, True) == 0
         )
@@ -155,7 +179,7 @@ def test_killed_connector_gives_an_error_code_and_a_restart_reclaims(make_connec
     c = make_connector().start()
     hbt = _bot(c.name)
     try:
-        hbt.elapse(100_000_000)
+        wait_book(hbt)
         bid = hbt.depth(0).best_bid
         c.proc.kill()
         c.proc.wait()
@@ -174,7 +198,8 @@ def test_killed_connector_gives_an_error_code_and_a_restart_reclaims(make_connec
     assert "reclaiming" in c2.text()
     hbt = _bot(c.name)
     try:
-        assert hbt.elapse(100_000_000) == 0 and np.isfinite(hbt.depth(0).best_bid)
+        assert hbt.elapse(100_000_000) == 0
+        wait_book(hbt)  # the restarted connector serves a book again
     finally:
         hbt.close()
 
@@ -203,7 +228,7 @@ CRASHING_BOT = """
 import os
 from hftlive import LiveBot, Instrument, GTX, LIMIT
 hbt = LiveBot.builder().register(Instrument("{name}", "btcusdt", 0.1, 0.001)).id(7).build()
-hbt.elapse(100_000_000)
+{wait_book}
 assert hbt.submit_buy_order(0, 11, hbt.depth(0).best_bid * 0.98, 0.002, GTX, LIMIT, True) == 0
 print("SUBMITTED", flush=True)
 os._exit(0)  # dies without close(): its slot and view segment are left behind
@@ -223,11 +248,11 @@ hbt.close()
 @pytest.mark.parametrize("cancel_on_exit", [False, True])
 def test_crashed_bot_restarts_with_its_orders_or_has_them_cancelled(make_connector, cancel_on_exit):
     c = make_connector(cancel_on_bot_exit=str(cancel_on_exit).lower()).start()
-    first = run_py(CRASHING_BOT.format(name=c.name))
+    first = run_py(CRASHING_BOT.format(name=c.name, wait_book=WAIT_BOOK_SRC))
     assert "SUBMITTED" in first.stdout, first.stderr
     t0 = time.monotonic()
     while "died" not in c.text():
-        assert time.monotonic() - t0 < 5, c.text()
+        assert time.monotonic() - t0 < 20, c.text()  # its liveness check, on a loaded machine
         time.sleep(0.02)
     second = run_py(RESTARTED_BOT.format(name=c.name))
     if cancel_on_exit:  # the connector cancelled the dead bot's order: nothing to restore
@@ -244,8 +269,13 @@ def test_slow_reader_resyncs_from_the_snapshot(make_connector):
     errors = []
     hbt = _bot(c.name, error_handler=errors.append)
     try:
-        hbt.elapse(50_000_000)
-        time.sleep(1.5)  # the strategy is busy: the connector laps the 256-event ring
+        wait_book(hbt)
+        # the strategy is busy (it does not call elapse) until the connector has lapped the
+        # 256-event ring under its cursor, twice over
+        deadline = time.monotonic() + 30
+        while int(hbt.md_hdr[0][MD_WRITE_SEQ]) - int(hbt.cursor[0]) <= 2 * 256:
+            assert time.monotonic() < deadline, "the connector never lapped the ring"
+            time.sleep(0.01)
         hbt.elapse(200_000_000)
         assert hbt.resync_count >= 1
         assert any(e.kind == ERR_BOOK_RESYNC for e in errors)

@@ -35,22 +35,35 @@ STOPPER = """
 import os, signal, sys, time
 from hftlive.monitor import BotView
 conn, bot_id, pid, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-deadline = time.monotonic() + 120
-while time.monotonic() < deadline:  # wait until the strategy has orders out (numba compiled it)
-    try:
-        if BotView(conn, bot_id).status(0).open_orders > 0:
+deadline = time.monotonic() + 180
+view = None
+try:
+    # until the strategy has orders out (numba compiled it)
+    while view is None or view.status(0).open_orders == 0:
+        assert time.monotonic() < deadline, "the strategy never quoted"
+        try:
+            view = view or BotView(conn, bot_id)
+        except Exception:
+            pass  # not built yet
+        time.sleep(0.1)
+    # then `seconds` of trading at least, and until it has traded and holds a position
+    # (what the test checks), however long a loaded machine takes for that
+    at_least = time.monotonic() + seconds
+    while True:
+        s = view.status(0)
+        if time.monotonic() >= at_least and s.num_trades > 0 and s.position != 0:
             break
-    except Exception:
-        pass
-    time.sleep(0.1)
-time.sleep(seconds)
-os.kill(pid, signal.SIGTERM)
+        assert time.monotonic() < deadline, f"the strategy never traded: {s}"
+        time.sleep(0.1)
+finally:
+    os.kill(pid, signal.SIGTERM)  # whatever happened, the strategy's run ends
 """
 
 
 def _stop_after_trading(connector, bot_id, seconds):
-    """SIGTERM the connector `seconds` after the bot first has orders out (from another
-    process: a jitted loop holds the GIL, so no Python timer would run here)."""
+    """SIGTERM the connector once the bot has traded for `seconds` at least and holds a
+    position (from another process: a jitted loop holds the GIL, so no Python timer would
+    run here)."""
     return subprocess.Popen([sys.executable, "-c", STOPPER, connector.name, str(bot_id),
                              str(connector.proc.pid), str(seconds)], cwd=ROOT)  # fmt: skip
 
@@ -83,9 +96,10 @@ def test_same_strategy_live_on_the_sim_venue(make_connector, strategy, args):
     try:
         assert strategy(hbt, rec.recorder, *args)  # returns when the connector stops
     finally:
-        timer.wait()
+        stopper_rc = timer.wait()
         sv = hbt.state_values(0)
         hbt.close()
+    assert stopper_rc == 0  # it stopped the run for the reason it was told to
     r = rec.get(0)
     assert len(r) >= 40
     assert sv.num_trades > 0 and sv.trading_volume > 0 and sv.fee != 0  # hftlive keeps them all

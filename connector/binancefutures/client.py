@@ -45,7 +45,7 @@ from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.binancefutures.signing import Credentials
 from connector.binancefutures.streams import MarketData, MdInstrument, UserStream
 from connector.binancefutures.wsapi import WsApiClient
-from connector.config import Config
+from connector.config import Config, path_field, rng
 from connector.errors import ConfigError, VenueProtocolError
 from connector.venue import Core, NewOrder, Venue
 
@@ -64,16 +64,16 @@ class BinanceFuturesConfig:
     ws_api_url: str
     api_key_env: str
     secret_env: str = ""
-    secret_file: str = ""
+    secret_file: str = path_field("", must_exist=False)  # checked by `credentials`
     order_entry: str = "rest"
-    recv_window_ms: int = 5000
+    recv_window_ms: int = rng(5000, 1, 60_000)
     client_order_prefix: str = "hl"
     depth_interval_ms: int = 0
     snapshot_limit: int = 1000
-    stale_after_s: float = 10.0
+    stale_after_s: float = rng(10.0, 0.0, 3600.0, lo_open=True)
     cancel_all_on_start: bool = True
-    auto_cancel_s: float = 60.0
-    request_timeout_s: float = 10.0
+    auto_cancel_s: float = rng(60.0, 0.0, 3600.0)
+    request_timeout_s: float = rng(10.0, 0.0, 600.0, lo_open=True)
 
 
 def check_config(cfg: Config) -> None:

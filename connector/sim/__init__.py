@@ -17,22 +17,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from connector.config import path_field, rng
 from connector.errors import ConfigError
 from connector.registry import VenueSpec
 
 
 @dataclass(frozen=True)
 class SimConfig:
-    data: str = ""  # a capture to replay (`<local ns> <raw JSON>` lines, .gz ok); "" = synthetic
+    # a capture to replay (`<local ns> <raw JSON>` lines, .gz ok); "" = synthetic
+    data: str = path_field("")
     data_format: str = ""  # the venue whose recorded traffic `data` holds
-    speed: float = 1.0  # replay speed; 0 = as fast as possible
-    seed: int = 1
-    maker_fee: float = 0.0002
-    taker_fee: float = 0.0005
-    tick_interval_ms: float = 100.0  # synthetic market: one batch of updates per interval
-    levels: int = 50  # synthetic market: levels per side
-    volatility_bp: float = 1.0  # synthetic market: std dev of the mid per interval, in bp
-    trades_per_tick: float = 3.0  # synthetic market: mean trades per interval
+    speed: float = rng(1.0, 0.0)  # replay speed; 0 = as fast as possible
+    seed: int = rng(1, 0, 2**63 - 1)
+    # fees as fractions of the traded value; negative = a rebate, never a 100 % fee
+    maker_fee: float = rng(0.0002, -0.01, 0.01)
+    taker_fee: float = rng(0.0005, -0.01, 0.01)
+    # synthetic market: one batch of updates per interval
+    tick_interval_ms: float = rng(100.0, 0.0, 60_000.0, lo_open=True)
+    levels: int = rng(50, 1, 10_000)  # synthetic market: levels per side
+    # synthetic market: std dev of the mid per interval, in bp
+    volatility_bp: float = rng(1.0, 0.0, 1000.0)
+    trades_per_tick: float = rng(3.0, 0.0, 10_000.0)  # synthetic market: mean trades per interval
     at_end: str = "stop"  # replay end: "stop" the connector (bots see elapse() == 1)
 
 
