@@ -7,15 +7,16 @@ import sys
 
 import pytest
 
+from connector import registry
 from connector.config import (
     _SECTIONS,
     ConnectorSection,
     InstrumentConfig,
     RiskConfig,
-    SimConfig,
     load_config,
 )
 from connector.errors import ConfigError
+from connector.sim import SimConfig
 
 from .conftest import CAPTURE, ROOT
 
@@ -129,24 +130,27 @@ maker_fee = -0.0001
 [connector]
 max_bots = 256
 """)  # fmt: skip
-    assert cfg.risk.max_position == 0.0 and cfg.sim.speed == 0.0 and cfg.connector.max_bots == 256
+    assert cfg.risk.max_position == 0.0 and cfg.section.speed == 0.0 and cfg.connector.max_bots == 256
 
 
 def test_every_numeric_field_declares_its_range():
     """A range is declared once, on the field; a numeric field without one would only be
     checked for being finite."""
-    for cls in (InstrumentConfig, *_SECTIONS.values()):
+    venues = [registry.spec(n).section for n in registry.names()]
+    for cls in (InstrumentConfig, *_SECTIONS.values(), *venues):
         for f in dataclasses.fields(cls):
-            if f.type in ("int", "float", int, float):
+            if f.type in ("int", "float", int, float) and f.name not in ENUMERATED:
                 assert "range" in f.metadata, f"{cls.__name__}.{f.name} has no range"
-    assert {ConnectorSection, RiskConfig, SimConfig} <= set(_SECTIONS.values())
+    assert {ConnectorSection, RiskConfig} <= set(_SECTIONS.values()) and SimConfig in venues
+
+
+# numbers checked against a list of the venue's allowed values instead of a range
+ENUMERATED = {"depth_interval_ms", "snapshot_limit"}
 
 
 def test_a_venue_section_built_with__build_gets_the_checks(tmp_path):
     """Sections of other modules go through the same _build: NaN is refused there too,
     whether or not their fields declare a range."""
-    from connector.binancefutures.client import load_venue_config
-
     text = (
         GOOD
         + """
@@ -161,9 +165,8 @@ secret_env = "S"
 stale_after_s = nan
 """
     )
-    cfg, path = _load(tmp_path, text, venue="binancefutures")
     with pytest.raises(ConfigError, match=r"binancefutures\.stale_after_s must be in .*got nan"):
-        load_venue_config(cfg)
+        _load(tmp_path, text, venue="binancefutures")
 
 
 REPLAY = """
@@ -174,6 +177,7 @@ lot_size = 0.001
 
 [sim]
 data = "{data}"
+data_format = "binancefutures"
 """
 
 
@@ -187,13 +191,13 @@ def test_relative_paths_are_taken_from_the_config_files_folder(tmp_path, monkeyp
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # neither the repo root nor the config's folder
     cfg = load_config(p, "sim")
-    assert cfg.sim.data == str(tmp_path / "captures" / "x.gz")
-    assert os.path.isabs(cfg.sim.data)
+    assert cfg.section.data == str(tmp_path / "captures" / "x.gz")
+    assert os.path.isabs(cfg.section.data)
     # absolute paths stay as they are; "" still means the synthetic market
     p.write_text(REPLAY.format(data=CAPTURE))
-    assert load_config(p, "sim").sim.data == str(CAPTURE)
+    assert load_config(p, "sim").section.data == str(CAPTURE)
     p.write_text(REPLAY.format(data=""))
-    assert load_config(p, "sim").sim.data == ""
+    assert load_config(p, "sim").section.data == ""
 
 
 def test_a_missing_data_file_is_an_error_naming_key_and_file(tmp_path):
@@ -207,7 +211,7 @@ def test_a_missing_data_file_is_an_error_naming_key_and_file(tmp_path):
 def test_the_example_replay_config_loads_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_config(ROOT / "examples" / "replay.toml", "sim")
-    assert cfg.sim.data == str(CAPTURE.resolve())
+    assert cfg.section.data == str(CAPTURE.resolve())
 
 
 def test_the_connector_started_elsewhere_finds_the_examples_capture(tmp_path):
