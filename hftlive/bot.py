@@ -34,18 +34,32 @@ from hftlive.botcore import (
     _close_session,
     make_livebot_class,
 )
-from hftlive.botfn import C_CB_N, C_HAS_CB, C_POLICY, C_READY, C_WORDS, md_resync, resp_consume
+from hftlive.botfn import md_resync, resp_consume
 from hftlive.constants import WAIT_SLEEP, WAIT_SPIN, WAIT_YIELD
 from hftlive.depth import HashMapMarketDepth, depth_init
 from hftlive.ipc import CtlViews, MdViews, load_word, slot_claim, store_word
 from hftlive.layout import (
+    BOT_HEADER_WORDS,
+    C_CB_N,
+    C_HAS_CB,
+    C_POLICY,
+    C_READY,
+    C_WORDS,
     CONN_RUNNING,
     CONN_STOPPING,
+    CTL_STATE,
     LAYOUT_VERSION,
     MAGIC,
     MD_WRITE_SEQ,
+    N_CAPACITY,
     RESP_ERROR,
     RESP_ORDER,
+    S_ACK,
+    S_BOT_ID,
+    S_GEN,
+    S_PID,
+    S_REJECT,
+    S_STATE,
     SLOT_ACTIVE,
     SLOT_CLAIMED,
     SLOT_FREE,
@@ -192,8 +206,8 @@ class _Session:
         self.closed = True
         for ctl, k, gen in self.slots:
             words = ctl.slot_words
-            if int(words[k, 3]) == gen:
-                store_word(words[k], 0, SLOT_FREE)
+            if int(words[k, S_GEN]) == gen:
+                store_word(words[k], S_STATE, SLOT_FREE)
         if self.view is not None:
             self.view.unlink()
         for fd in self.bell_fds:
@@ -225,7 +239,7 @@ def _attach_connector(name: str, wait_s: float) -> tuple[Segment, CtlViews]:
             raise BotError(
                 f"connector {name!r} is dead: its pid {pid} is gone (stale {path_of(ctl_name(name))})"
             )
-        state = int(load_word(ctl.words, 3))
+        state = int(load_word(ctl.words, CTL_STATE))
         if state == CONN_RUNNING:
             return seg, ctl
         if state >= CONN_STOPPING:
@@ -385,11 +399,11 @@ def _build(b: LiveBotBuilder):
         h["order_capacity"] = b._order_capacity
         h["trade_capacity"] = max(i.last_trades_capacity for i in insts)
         h["magic"] = MAGIC
-        view_hdr = np.frombuffer(view.buf, np.int64, count=16)
+        view_hdr = np.frombuffer(view.buf, np.int64, count=BOT_HEADER_WORDS)
         for a, inst in enumerate(insts):
             depth_init(v["depth_i"][a], v["depth_f"][a], v["bid_keys"][a], v["bid_vals"][a],
                        v["ask_keys"][a], v["ask_vals"][a], inst.tick_size, inst.lot_size)  # fmt: skip
-            v["trade_n"][a, 1] = inst.last_trades_capacity
+            v["trade_n"][a, N_CAPACITY] = inst.last_trades_capacity
         depths = tuple(
             HashMapMarketDepth(
                 v["depth_i"][a],
@@ -492,8 +506,10 @@ def _startup(
 def _check_id_free(ctl: CtlViews, name: str, bot_id: int, pid: int) -> None:
     words = ctl.slot_words
     for k in range(words.shape[0]):
-        if int(words[k, 0]) != SLOT_FREE and int(words[k, 1]) == int(np.int64(np.uint64(bot_id))):
-            other = int(words[k, 2])
+        if int(words[k, S_STATE]) != SLOT_FREE and int(words[k, S_BOT_ID]) == int(
+            np.int64(np.uint64(bot_id))
+        ):
+            other = int(words[k, S_PID])
             if pid_alive(other) and other != pid:
                 raise BotError(
                     f"bot id {bot_id} is already in use on connector {name!r} by pid {other}"
@@ -505,13 +521,13 @@ def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, i
     words = ctl.slot_words
     nslots = words.shape[0]
     for k in range(nslots):
-        if int(words[k, 0]) == SLOT_FREE and slot_claim(words, k, SLOT_FREE, SLOT_CLAIMED):
-            gen = int(words[k, 3]) + 1
-            words[k, 1] = np.int64(np.uint64(bot_id).astype(np.int64))
-            words[k, 2] = pid
-            words[k, 3] = gen
-            words[k, 5] = 0
-            store_word(words[k], 0, SLOT_ACTIVE)
+        if int(words[k, S_STATE]) == SLOT_FREE and slot_claim(words, k, SLOT_FREE, SLOT_CLAIMED):
+            gen = int(words[k, S_GEN]) + 1
+            words[k, S_BOT_ID] = np.int64(np.uint64(bot_id).astype(np.int64))
+            words[k, S_PID] = pid
+            words[k, S_GEN] = gen
+            words[k, S_REJECT] = 0
+            store_word(words[k], S_STATE, SLOT_ACTIVE)
             return k, gen
     raise BotError(f"connector {name!r} has no free bot slot ({nslots} in use); raise max_bots")
 
@@ -519,11 +535,11 @@ def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, i
 def _wait_ack(ctl: CtlViews, k: int, gen: int, name: str, timeout: float) -> None:
     words = ctl.slot_words
     deadline = time.monotonic() + timeout
-    while int(load_word(words[k], 4)) != gen:
-        if int(words[k, 5]) != 0:
-            raise BotError(f"connector {name!r} refused the bot (code {int(words[k, 5])})")
+    while int(load_word(words[k], S_ACK)) != gen:
+        if int(words[k, S_REJECT]) != 0:
+            raise BotError(f"connector {name!r} refused the bot (code {int(words[k, S_REJECT])})")
         if time.monotonic() > deadline:
-            store_word(words[k], 0, SLOT_FREE)
+            store_word(words[k], S_STATE, SLOT_FREE)
             raise BotError(f"connector {name!r} did not answer the registration within {timeout} s")
         time.sleep(0.001)
 

@@ -31,6 +31,20 @@ from hftlive.constants import (
 )
 from hftlive.depth import HashMapMarketDepth
 from hftlive.layout import (
+    BOT_HEARTBEAT,
+    C_CB_N,
+    C_CLOSED,
+    C_END,
+    C_ERRORS,
+    C_FOUND,
+    C_HAS_CB,
+    C_HOUSEKEEP_TSC,
+    C_LAST_ERR_CODE,
+    C_LAST_ERR_KIND,
+    C_POLICY,
+    C_RESYNCS,
+    C_WAIT_ASSET,
+    C_WAIT_ID,
     L_FEED_EXCH,
     L_FEED_LOCAL,
     L_HAS_FEED,
@@ -38,6 +52,7 @@ from hftlive.layout import (
     L_ORDER_EXCH,
     L_ORDER_REQ,
     L_ORDER_RESP,
+    N_USED,
     event_dtype,
     request_dtype,
     response_dtype,
@@ -166,14 +181,14 @@ class _LiveBotBase:
 
     def last_trades(self, asset_no):
         a = np.int64(asset_no)
-        return self.trades[a, : self.trade_n[a, 0]]
+        return self.trades[a, : self.trade_n[a, N_USED]]
 
     def clear_last_trades(self, asset_no):
         a = np.int64(asset_no)
         if a < 0 or a >= self.cursor.shape[0]:
-            self.trade_n[:, 0] = 0
+            self.trade_n[:, N_USED] = 0
         else:
-            self.trade_n[a, 0] = 0
+            self.trade_n[a, N_USED] = 0
 
     def orders(self, asset_no):
         return self.order_dicts[np.int64(asset_no)]
@@ -199,19 +214,19 @@ class _LiveBotBase:
     @property
     def error_count(self):
         """Errors received so far (each also went to the error_handler, if any)."""
-        return self.ctrl[f.C_ERRORS]
+        return self.ctrl[C_ERRORS]
 
     @property
     def last_error_kind(self):
-        return self.ctrl[f.C_LAST_ERR_KIND]
+        return self.ctrl[C_LAST_ERR_KIND]
 
     @property
     def last_error_code(self):
-        return self.ctrl[f.C_LAST_ERR_CODE]
+        return self.ctrl[C_LAST_ERR_CODE]
 
     @property
     def resync_count(self):
-        return self.ctrl[f.C_RESYNCS]
+        return self.ctrl[C_RESYNCS]
 
     # ----------------------------------------------------------------- orders
 
@@ -300,8 +315,8 @@ class _LiveBotBase:
         return self._wait(MODE_ELAPSE, MAX_DEADLINE_NS, False, -1, np.uint64(0))
 
     def close(self):
-        if self.ctrl[f.C_CLOSED] == 0:
-            self.ctrl[f.C_CLOSED] = 1
+        if self.ctrl[C_CLOSED] == 0:
+            self.ctrl[C_CLOSED] = 1
             _close_dispatch(self.key)  # frees the bot's slots and its view segment
         return 0
 
@@ -312,9 +327,9 @@ class _LiveBotBase:
         store_at(self.p_ctrl + 8 * i, v)
 
     def _ended(self):
-        if load_at(self.p_sig) != 0 or self._ctrl(f.C_CLOSED) != 0:
+        if load_at(self.p_sig) != 0 or self._ctrl(C_CLOSED) != 0:
             return END_OF_DATA
-        return self._ctrl(f.C_END)
+        return self._ctrl(C_END)
 
     def _wait(self, mode, duration, include_resp, wait_asset, wait_id):
         # The hot path reads raw addresses into locals and calls no method of self while
@@ -324,9 +339,9 @@ class _LiveBotBase:
         p_cursor = self.p_cursor
         n_assets = self.n_assets
         n_conns = self.n_conns
-        if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * f.C_CLOSED) != 0:
+        if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0:
             return END_OF_DATA
-        end = load_at(p_ctrl + 8 * f.C_END)
+        end = load_at(p_ctrl + 8 * C_END)
         if end != 0:
             return end
         t0 = rdtsc()
@@ -336,9 +351,9 @@ class _LiveBotBase:
         if duration > MAX_DEADLINE_NS:
             duration = MAX_DEADLINE_NS
         deadline = t0 + np.int64(duration * tpn)
-        store_at(p_ctrl + 8 * f.C_WAIT_ASSET, wait_asset)
-        store_at(p_ctrl + 8 * f.C_WAIT_ID, np.int64(wait_id))
-        store_at(p_ctrl + 8 * f.C_FOUND, 0)
+        store_at(p_ctrl + 8 * C_WAIT_ASSET, wait_asset)
+        store_at(p_ctrl + 8 * C_WAIT_ID, np.int64(wait_id))
+        store_at(p_ctrl + 8 * C_FOUND, 0)
         idle = 0
         while True:
             flags = 0
@@ -348,17 +363,17 @@ class _LiveBotBase:
             for c in range(n_conns):
                 if load_at(self.p_resp_w[c]) != load_at(self.p_resp_r[c]):
                     flags |= self._consume_resp(c)
-            if load_at(p_ctrl + 8 * f.C_CB_N) != 0:
+            if load_at(p_ctrl + 8 * C_CB_N) != 0:
                 rc = self._callbacks()
                 if rc != 0:
                     return rc
             now = rdtsc()
-            if now >= load_at(p_ctrl + 8 * f.C_HOUSEKEEP_TSC):
+            if now >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
                 self._housekeep(now)
             if (
                 load_at(p_sig) != 0
-                or load_at(p_ctrl + 8 * f.C_CLOSED) != 0
-                or load_at(p_ctrl + 8 * f.C_END) != 0
+                or load_at(p_ctrl + 8 * C_CLOSED) != 0
+                or load_at(p_ctrl + 8 * C_END) != 0
             ):
                 # what the connector published before it stopped is applied: a final poll
                 self._poll()
@@ -369,14 +384,14 @@ class _LiveBotBase:
                     return MARKET_FEED
                 if include_resp and flags & f.F_RESP:
                     return ORDER_RESPONSE
-            elif mode == MODE_ORDER and load_at(p_ctrl + 8 * f.C_FOUND) != 0:
+            elif mode == MODE_ORDER and load_at(p_ctrl + 8 * C_FOUND) != 0:
                 return 0
             if now >= deadline:
                 return 0
             if flags == 0:
                 idle += 1
                 if idle > IDLE_SPINS:
-                    policy = load_at(p_ctrl + 8 * f.C_POLICY)
+                    policy = load_at(p_ctrl + 8 * C_POLICY)
                     if policy == WAIT_SLEEP:
                         left = np.int64((deadline - now) / tpn)
                         sleep_ns(self.ts, min(left, SLEEP_SLICE_NS))
@@ -387,10 +402,10 @@ class _LiveBotBase:
 
     def _callbacks(self):
         """Run the Python handlers on what the last poll queued; non-zero: stop with it."""
-        if self._ctrl(f.C_CB_N) == 0:
+        if self._ctrl(C_CB_N) == 0:
             return 0
-        if self._ctrl(f.C_HAS_CB) == 0:
-            self._set_ctrl(f.C_CB_N, 0)
+        if self._ctrl(C_HAS_CB) == 0:
+            self._set_ctrl(C_CB_N, 0)
             return 0
         return _dispatch(self.key)
 
@@ -417,9 +432,9 @@ class _LiveBotBase:
                             self.cbq)  # fmt: skip
 
     def _housekeep(self, now_tsc):
-        self._set_ctrl(f.C_HOUSEKEEP_TSC, now_tsc + np.int64(HOUSEKEEP_NS * self.tpn))
+        self._set_ctrl(C_HOUSEKEEP_TSC, now_tsc + np.int64(HOUSEKEEP_NS * self.tpn))
         now = wall_ns(self.ts)
-        self.view_hdr[8] = now
+        self.view_hdr[BOT_HEARTBEAT] = now
         for c in range(self.conn_pid.shape[0]):
             f.check_connector(self.ctl[c], self.slot[c], self.conn_pid[c], self.conn_epoch[c],
                               self.bot_id, now, self.ctrl)  # fmt: skip

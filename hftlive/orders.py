@@ -13,7 +13,7 @@ import numpy as np
 from numba.experimental import jitclass
 
 from hftlive.constants import CANCELED, EXPIRED, FILLED, NEW, NONE, PARTIALLY_FILLED
-from hftlive.layout import order_dtype, state_values_dtype
+from hftlive.layout import N_USED, order_dtype, state_values_dtype
 
 order_nb = nb.from_dtype(order_dtype)
 state_nb = nb.from_dtype(state_values_dtype)
@@ -128,16 +128,16 @@ class Values:
 
     def next(self):
         self.i += 1
-        if self.i < self.count[0]:
+        if self.i < self.count[N_USED]:
             return Order(self.table[self.i : self.i + 1])
         return None
 
     def has_next(self):
         self.i += 1
-        return self.i < self.count[0]
+        return self.i < self.count[N_USED]
 
     def get(self):
-        if self.i < 0 or self.i >= self.count[0]:
+        if self.i < 0 or self.i >= self.count[N_USED]:
             raise RuntimeError("Values.get() with no current order: call has_next() first")
         return Order(self.table[self.i : self.i + 1])
 
@@ -152,16 +152,16 @@ class OrderDict:
         self.count = count
 
     def get(self, order_id):
-        i = find_order(self.table, self.count[0], np.uint64(order_id))
+        i = find_order(self.table, self.count[N_USED], np.uint64(order_id))
         if i < 0:
             return None
         return Order(self.table[i : i + 1])
 
     def __contains__(self, order_id):
-        return find_order(self.table, self.count[0], np.uint64(order_id)) >= 0
+        return find_order(self.table, self.count[N_USED], np.uint64(order_id)) >= 0
 
     def __len__(self):
-        return np.uint64(self.count[0])
+        return np.uint64(self.count[N_USED])
 
     def values(self):
         return Values(self.table, self.count)
