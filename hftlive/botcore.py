@@ -13,12 +13,14 @@ are applied only by `_wait`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba as nb
 import numpy as np
 from numba import types
 from numba.experimental import jitclass
 
-from hftlive import _jitclass_box
+from hftlive import _jitclass_box, signals
 from hftlive import botfn as f
 from hftlive._sys import load_at, rdtsc, sleep_ns, store_at, wall_ns, yield_cpu
 from hftlive.constants import (
@@ -52,7 +54,10 @@ from hftlive.layout import (
     L_ORDER_EXCH,
     L_ORDER_REQ,
     L_ORDER_RESP,
+    MD_WRITE_SEQ,
     N_USED,
+    SPSC_READ,
+    SPSC_WRITE,
     event_dtype,
     request_dtype,
     response_dtype,
@@ -101,62 +106,10 @@ def _close_dispatch(key):
 
 
 class _LiveBotBase:
-    """hftbacktest's Bot interface; see the module docstring. Built by hftlive.bot."""
+    """hftbacktest's Bot interface; see the module docstring. Built by hftlive.bot.
 
-    def __init__(
-        self, depths, order_dicts, states, otab, order_n, state, trades, trade_n, latency,
-        md_hdr, md_ring, md_snap, cursor, asset_conn, asset_inst, inst_asset,
-        ctl, slot, req_hdr, req, resp_hdr, resp, conn_pid, conn_epoch, bell_fd,
-        ctrl, ts, scratch, snap_scratch, cbq, cbq_prev, bell, view_hdr, bot_id, key,
-        hot,
-    ):  # fmt: skip
-        self.depths = depths
-        self.order_dicts = order_dicts
-        self.states = states
-        self.otab = otab
-        self.order_n = order_n
-        self.state = state
-        self.trades = trades
-        self.trade_n = trade_n
-        self.latency = latency
-        self.md_hdr = md_hdr
-        self.md_ring = md_ring
-        self.md_snap = md_snap
-        self.cursor = cursor
-        self.asset_conn = asset_conn
-        self.asset_inst = asset_inst
-        self.inst_asset = inst_asset
-        self.ctl = ctl
-        self.slot = slot
-        self.req_hdr = req_hdr
-        self.req = req
-        self.resp_hdr = resp_hdr
-        self.resp = resp
-        self.conn_pid = conn_pid
-        self.conn_epoch = conn_epoch
-        self.bell_fd = bell_fd
-        self.ctrl = ctrl
-        self.ts = ts
-        self.scratch = scratch
-        self.snap_scratch = snap_scratch
-        self.cbq = cbq
-        self.cbq_prev = cbq_prev
-        self.bell = bell
-        self.view_hdr = view_hdr
-        self.bot_id = bot_id
-        self.key = key
-        # The polling loop reads through raw addresses (ints): reading an array field of a
-        # jitclass costs an atomic reference-count increment and decrement each time.
-        # The arrays stay alive: they are fields too (the signal flag is a module global).
-        self.n_assets = hot[0]
-        self.n_conns = hot[1]
-        self.p_sig = hot[2]
-        self.p_ctrl = hot[3]
-        self.p_cursor = hot[4]
-        self.p_md_ws = hot[5]
-        self.p_resp_w = hot[6]
-        self.p_resp_r = hot[7]
-        self.tpn = hot[8]
+    Its fields and `__init__` come from FIELDS, below the class.
+    """
 
     # ----------------------------------------------------------------- properties
 
@@ -440,6 +393,119 @@ class _LiveBotBase:
                               self.bot_id, now, self.ctrl)  # fmt: skip
 
 
+# ---------------------------------------------------------------------- fields
+
+ASSET = "asset"  # the field is a tuple with one item per asset
+CONN = "conn"  # ... one item per connector
+
+i8 = nb.int64
+_depth_nb = HashMapMarketDepth.class_type.instance_type
+_odict_nb = OrderDict.class_type.instance_type
+_svals_nb = StateValues.class_type.instance_type
+
+
+@dataclass
+class LiveBotParts:
+    """What hftlive.bot gathers to build a LiveBot; FIELDS makes each field from it."""
+
+    n: int  # assets
+    nc: int  # connectors
+    bot_id: int
+    key: int  # the bot's key in _SESSIONS and _CB_HANDLERS
+    view: dict[str, np.ndarray]  # the bot's view segment, by region (layout.bot_layout)
+    view_hdr: np.ndarray  # its header as int64 words
+    mds: list  # ipc.MdViews per asset
+    ctls: list  # ipc.CtlViews per connector
+    slot_idx: list[int]  # the bot's slot on each connector
+    asset_conn: np.ndarray  # asset -> connector
+    asset_inst: np.ndarray  # asset -> the connector's instrument index
+    inst_asset: np.ndarray  # (connector, instrument) -> asset, or -1
+    cursor: np.ndarray  # per asset: the next market ring position to read
+    ctrl: np.ndarray  # layout.ctrl_dtype words
+    cbq: np.ndarray  # responses queued for the Python callbacks
+    cbq_prev: np.ndarray  # the order as it was before each queued response
+    bell_fds: list[int]  # per connector: the doorbell FIFO, or -1
+    ticks_per_ns: float
+
+
+# One line per field: (name, numba type [of each item if per ASSET or CONN], per, how it
+# is made from a LiveBotParts p [and the asset or connector number]). The jitclass spec,
+# its __init__ and the values hftlive.bot passes are all derived from this table.
+FIELDS = (
+    ("depths", _depth_nb, ASSET, lambda p, a: HashMapMarketDepth(
+        p.view["depth_i"][a], p.view["depth_f"][a], p.view["bid_keys"][a],
+        p.view["bid_vals"][a], p.view["ask_keys"][a], p.view["ask_vals"][a])),
+    ("order_dicts", _odict_nb, ASSET,
+        lambda p, a: OrderDict(p.view["orders"][a], p.view["order_n"][a])),
+    ("states", _svals_nb, ASSET, lambda p, a: StateValues(p.view["state"][a : a + 1])),
+    ("otab", order_nb[:, :], None, lambda p: p.view["orders"]),
+    ("order_n", i8[:, :], None, lambda p: p.view["order_n"]),
+    ("state", state_nb[:], None, lambda p: p.view["state"]),
+    ("trades", event_nb[:, :], None, lambda p: p.view["trades"]),
+    ("trade_n", i8[:, :], None, lambda p: p.view["trade_n"]),
+    ("latency", i8[:, :], None, lambda p: p.view["latency"]),
+    ("md_hdr", i8[:], ASSET, lambda p, a: p.mds[a].words),
+    ("md_ring", event_nb[:], ASSET, lambda p, a: p.mds[a].ring),
+    ("md_snap", event_nb[:], ASSET, lambda p, a: p.mds[a].snapshot),
+    ("cursor", i8[:], None, lambda p: p.cursor),
+    ("asset_conn", i8[:], None, lambda p: p.asset_conn),
+    ("asset_inst", i8[:], None, lambda p: p.asset_inst),
+    ("inst_asset", i8[:, :], None, lambda p: p.inst_asset),
+    ("ctl", i8[:], CONN, lambda p, c: p.ctls[c].words),
+    ("slot", i8[:], CONN, lambda p, c: p.ctls[c].slot_words[p.slot_idx[c]]),
+    ("req_hdr", i8[:], CONN, lambda p, c: p.ctls[c].req_hdr[p.slot_idx[c]]),
+    ("req", req_nb[:], CONN, lambda p, c: p.ctls[c].req[p.slot_idx[c]]),
+    ("resp_hdr", i8[:], CONN, lambda p, c: p.ctls[c].resp_hdr[p.slot_idx[c]]),
+    ("resp", resp_nb[:], CONN, lambda p, c: p.ctls[c].resp[p.slot_idx[c]]),
+    ("conn_pid", i8[:], None, lambda p: _header_words(p, "pid")),
+    ("conn_epoch", i8[:], None, lambda p: _header_words(p, "epoch")),
+    ("bell_fd", i8[:], None, lambda p: np.array(p.bell_fds, np.int64)),
+    ("ctrl", i8[:], None, lambda p: p.ctrl),
+    ("ts", i8[:], None, lambda p: np.zeros(2, np.int64)),  # a struct timespec for _sys
+    ("scratch", event_nb[:], None, lambda p: np.zeros(256, event_dtype)),
+    ("snap_scratch", event_nb[:], None,
+        lambda p: np.zeros(max(len(m.snapshot) for m in p.mds), event_dtype)),
+    ("cbq", resp_nb[:], None, lambda p: p.cbq),
+    ("cbq_prev", order_nb[:], None, lambda p: p.cbq_prev),
+    ("bell", nb.uint8[:], None, lambda p: np.ones(1, np.uint8)),  # the doorbell's byte
+    ("view_hdr", i8[:], None, lambda p: p.view_hdr),
+    ("bot_id", nb.uint64, None, lambda p: np.uint64(p.bot_id)),
+    ("key", i8, None, lambda p: p.key),
+    # The polling loop reads through raw addresses (ints): reading an array field of a
+    # jitclass costs an atomic reference-count increment and decrement each time. The
+    # arrays stay alive: they are fields too (the signal flag is a module global).
+    ("n_assets", i8, None, lambda p: p.n),
+    ("n_conns", i8, None, lambda p: p.nc),
+    ("p_sig", i8, None, lambda p: signals.FLAG.ctypes.data),
+    ("p_ctrl", i8, None, lambda p: p.ctrl.ctypes.data),
+    ("p_cursor", i8, None, lambda p: p.cursor.ctypes.data),
+    ("p_md_ws", i8, ASSET, lambda p, a: p.mds[a].words.ctypes.data + 8 * MD_WRITE_SEQ),
+    ("p_resp_w", i8, CONN, lambda p, c: _resp_word(p, c, SPSC_WRITE)),
+    ("p_resp_r", i8, CONN, lambda p, c: _resp_word(p, c, SPSC_READ)),
+    ("tpn", nb.float64, None, lambda p: p.ticks_per_ns),  # TSC ticks per ns
+)  # fmt: skip
+
+
+def _header_words(p: LiveBotParts, field: str) -> np.ndarray:
+    return np.array([int(c.header[0][field]) for c in p.ctls], np.int64)
+
+
+def _resp_word(p: LiveBotParts, c: int, word: int) -> int:
+    return p.ctls[c].resp_hdr[p.slot_idx[c]].ctypes.data + 8 * word
+
+
+def _init_from_fields():
+    """`def __init__(self, <each field>): self.<field> = <field> ...`, generated as
+    dataclasses does: a jitclass needs a plain function whose assignments type its fields."""
+    names = [f[0] for f in FIELDS]
+    src = f"def __init__(self, {', '.join(names)}):\n"
+    src += "".join(f"    self.{n} = {n}\n" for n in names)
+    ns: dict = {}
+    exec(compile(src, "<hftlive.botcore FIELDS>", "exec"), ns)
+    return ns["__init__"]
+
+
+_INIT = _init_from_fields()
 _CLASSES: dict[tuple, type] = {}
 _jitclass_box.register("HashMapMarketDepth", "OrderDict", "StateValues", "Order", "Values")
 
@@ -449,54 +515,18 @@ def make_livebot_class(n_assets: int, n_conns: int):
     key = (n_assets, n_conns)
     if key in _CLASSES:
         return _CLASSES[key]
-    i8 = nb.int64
-    spec = [
-        ("depths", types.UniTuple(HashMapMarketDepth.class_type.instance_type, n_assets)),
-        ("order_dicts", types.UniTuple(OrderDict.class_type.instance_type, n_assets)),
-        ("states", types.UniTuple(StateValues.class_type.instance_type, n_assets)),
-        ("otab", order_nb[:, :]),
-        ("order_n", i8[:, :]),
-        ("state", state_nb[:]),
-        ("trades", event_nb[:, :]),
-        ("trade_n", i8[:, :]),
-        ("latency", i8[:, :]),
-        ("md_hdr", types.UniTuple(i8[:], n_assets)),
-        ("md_ring", types.UniTuple(event_nb[:], n_assets)),
-        ("md_snap", types.UniTuple(event_nb[:], n_assets)),
-        ("cursor", i8[:]),
-        ("asset_conn", i8[:]),
-        ("asset_inst", i8[:]),
-        ("inst_asset", i8[:, :]),
-        ("ctl", types.UniTuple(i8[:], n_conns)),
-        ("slot", types.UniTuple(i8[:], n_conns)),
-        ("req_hdr", types.UniTuple(i8[:], n_conns)),
-        ("req", types.UniTuple(req_nb[:], n_conns)),
-        ("resp_hdr", types.UniTuple(i8[:], n_conns)),
-        ("resp", types.UniTuple(resp_nb[:], n_conns)),
-        ("conn_pid", i8[:]),
-        ("conn_epoch", i8[:]),
-        ("bell_fd", i8[:]),
-        ("ctrl", i8[:]),
-        ("ts", i8[:]),
-        ("scratch", event_nb[:]),
-        ("snap_scratch", event_nb[:]),
-        ("cbq", resp_nb[:]),
-        ("cbq_prev", order_nb[:]),
-        ("bell", nb.uint8[:]),
-        ("view_hdr", i8[:]),
-        ("bot_id", nb.uint64),
-        ("key", i8),
-        ("n_assets", i8),
-        ("n_conns", i8),
-        ("p_sig", i8),
-        ("p_ctrl", i8),
-        ("p_cursor", i8),
-        ("p_md_ws", types.UniTuple(i8, n_assets)),
-        ("p_resp_w", types.UniTuple(i8, n_conns)),
-        ("p_resp_r", types.UniTuple(i8, n_conns)),
-        ("tpn", nb.float64),
-    ]
-    cls = type(f"LiveBot_{n_assets}x{n_conns}", (), dict(_LiveBotBase.__dict__))
-    jc = jitclass(spec)(cls)
+    count = {None: 0, ASSET: n_assets, CONN: n_conns}
+    spec = [(name, typ if per is None else types.UniTuple(typ, count[per]))
+            for name, typ, per, _ in FIELDS]  # fmt: skip
+    body = dict(_LiveBotBase.__dict__, __init__=_INIT)
+    jc = jitclass(spec)(type(f"LiveBot_{n_assets}x{n_conns}", (), body))
     _CLASSES[key] = jc
     return jc
+
+
+def new_livebot(p: LiveBotParts):
+    """A LiveBot over the parts: each field made as FIELDS says."""
+    count = {ASSET: p.n, CONN: p.nc}
+    args = [make(p) if per is None else tuple(make(p, i) for i in range(count[per]))
+            for _, _, per, make in FIELDS]  # fmt: skip
+    return make_livebot_class(p.n, p.nc)(*args)
