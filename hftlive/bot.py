@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hftlive import signals
+from hftlive import constants, signals
 from hftlive._sys import calibrate_tsc, set_timer_slack_ns
 from hftlive.botcore import (
     _CB_HANDLERS,
@@ -135,15 +135,26 @@ class LiveInstrument:
         return Instrument(self._c, self._s, self._tick, self._lot, self._ltc)
 
 
+def _names(prefix: str) -> dict[int, str]:
+    return {v: k for k, v in vars(constants).items() if k.startswith(prefix)}
+
+
+_KIND_NAMES = _names("ERR_")
+_REASON_NAMES = _names("REJECT_")
+
+
 @dataclass(frozen=True)
 class LiveError:
     """What an error_handler receives.
 
     kind: one of hftlive.ERR_* (ERR_ORDER, ERR_CONNECTION, ERR_BOOK_RESYNC, ERR_CONNECTOR).
-    code: the venue's or connector's code (e.g. -2019), 0 when there is none.
+    code: the venue's or connector's raw code (e.g. Binance -5022), 0 when there is none.
     asset_no: the bot's asset number, or -1 when the error is not about one asset.
     msg: a human-readable message.
     order_id: the order concerned, if any.
+    reason: what a refusal means on any venue, one of hftlive.REJECT_* (REJECT_POST_ONLY,
+        REJECT_INSUFFICIENT_MARGIN, ...); REJECT_NONE when nothing was refused. Act on
+        `reason`, log `code`.
     """
 
     kind: int
@@ -151,6 +162,15 @@ class LiveError:
     asset_no: int
     msg: str
     order_id: int = 0
+    reason: int = constants.REJECT_NONE
+
+    def __repr__(self) -> str:
+        kind = _KIND_NAMES.get(self.kind, str(self.kind))
+        reason = _REASON_NAMES.get(self.reason, str(self.reason))
+        return (
+            f"LiveError(kind={kind}, code={self.code}, reason={reason}, "
+            f"asset_no={self.asset_no}, order_id={self.order_id}, msg={self.msg!r})"
+        )
 
 
 class _Session:
@@ -185,6 +205,7 @@ class _Session:
                         int(r["inst"]),
                         r["msg"].decode(errors="replace"),
                         int(r["order"]["order_id"]),
+                        int(r["reason"]),
                     )
                     res = self.error_handler(err)
                 else:

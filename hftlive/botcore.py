@@ -43,6 +43,7 @@ from hftlive.layout import (
     C_HOUSEKEEP_TSC,
     C_LAST_ERR_CODE,
     C_LAST_ERR_KIND,
+    C_LAST_ERR_REASON,
     C_POLICY,
     C_RESYNCS,
     C_WAIT_ASSET,
@@ -176,6 +177,12 @@ class _LiveBotBase:
     @property
     def last_error_code(self):
         return self.ctrl[C_LAST_ERR_CODE]
+
+    @property
+    def last_error_reason(self):
+        """The last error's venue-neutral reason: a REJECT_* constant (REJECT_NONE if it
+        refused nothing); last_error_code keeps the venue's raw code beside it."""
+        return self.ctrl[C_LAST_ERR_REASON]
 
     @property
     def resync_count(self):

@@ -35,6 +35,7 @@ from hftlive.constants import (
     ORDER_ID_EXIST,
     ORDER_NOT_FOUND,
     ORDER_REQUEST_IN_PROCESS,
+    REJECT_NONE,
     REPLACED,
     REQUEST_QUEUE_FULL,
     SELL_EVENT,
@@ -49,6 +50,7 @@ from hftlive.layout import (
     C_HAS_CB,
     C_LAST_ERR_CODE,
     C_LAST_ERR_KIND,
+    C_LAST_ERR_REASON,
     C_READY,
     C_RESYNCS,
     C_WAIT_ASSET,
@@ -181,6 +183,7 @@ def push_error(ctrl, cbq, a, kind, code):
     ctrl[C_ERRORS] += 1
     ctrl[C_LAST_ERR_KIND] = kind
     ctrl[C_LAST_ERR_CODE] = code
+    ctrl[C_LAST_ERR_REASON] = REJECT_NONE  # the bot's own notices refuse nothing
     n = ctrl[C_CB_N]
     if ctrl[C_HAS_CB] != 0 and n < cbq.shape[0]:
         r = cbq[n]
@@ -190,6 +193,7 @@ def push_error(ctrl, cbq, a, kind, code):
         r.code = code
         r.ts = 0
         r.msg = b""
+        r.reason = REJECT_NONE
         ctrl[C_CB_N] = n + 1
 
 
@@ -221,6 +225,7 @@ def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_pre
         ctrl[C_ERRORS] += 1
         ctrl[C_LAST_ERR_KIND] = r.err_kind
         ctrl[C_LAST_ERR_CODE] = r.code
+        ctrl[C_LAST_ERR_REASON] = r.reason
         if r.err_kind == ERR_CONNECTOR and ctrl[C_END] == 0:
             ctrl[C_END] = END_OF_DATA
         n = ctrl[C_CB_N]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = 0x314556494C544648  # b"HFTLIVE1" little-endian
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: response_dtype carries the venue-neutral reject `reason`
 ALIGN = 64
 
 # hftbacktest.types.event_dtype: Rust #[repr(C, align(64))] struct Event
@@ -245,7 +245,8 @@ response_dtype = _struct(
         ("ts", "<i8", 24),
         ("order", order_dtype, 32),
         ("state", state_values_dtype, 128),
-        ("msg", "S80", 176),
+        ("msg", "S72", 176),  # utf-8, truncated
+        ("reason", "<i4", 248),  # RESP_ERROR: a constants.REJECT_* beside the raw `code`
     ],
     256,
 )
@@ -307,6 +308,7 @@ ctrl_dtype = _words(
         "errors",  # errors received so far
         "last_err_kind",
         "last_err_code",
+        "last_err_reason",
         "policy",  # the wait policy (WAIT_*)
         "found",  # the awaited order response arrived
         "has_cb",  # the bot has a Python callback
@@ -323,6 +325,7 @@ C_CB_N = word(ctrl_dtype, "cb_n")
 C_ERRORS = word(ctrl_dtype, "errors")
 C_LAST_ERR_KIND = word(ctrl_dtype, "last_err_kind")
 C_LAST_ERR_CODE = word(ctrl_dtype, "last_err_code")
+C_LAST_ERR_REASON = word(ctrl_dtype, "last_err_reason")
 C_POLICY = word(ctrl_dtype, "policy")
 C_FOUND = word(ctrl_dtype, "found")
 C_HAS_CB = word(ctrl_dtype, "has_cb")

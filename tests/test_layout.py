@@ -44,10 +44,12 @@ def test_record_sizes_and_offsets():
     assert L.response_dtype.itemsize == 256
     assert _offsets(L.response_dtype) == {
         "kind": 0, "err_kind": 4, "inst": 8, "code": 16, "ts": 24, "order": 32, "state": 128,
-        "msg": 176,
+        "msg": 176, "reason": 248,
     }  # fmt: skip
+    assert L.response_dtype["msg"].itemsize == 72 and L.response_dtype["reason"] == np.int32
     assert L.bot_header_dtype.itemsize == 128
     assert L.MAGIC.to_bytes(8, "little") == b"HFTLIVE1"
+    assert L.LAYOUT_VERSION == 2  # bump it with every change above: peers then refuse to attach
 
 
 def test_word_indexes_are_pinned_and_follow_their_fields():
