@@ -26,6 +26,7 @@ from hftlive._sys import load_at, rdtsc, sleep_ns, store_at, wall_ns, yield_cpu
 from hftlive.constants import (
     END_OF_DATA,
     INSTRUMENT_NOT_FOUND,
+    INVALID_ORDER_REQUEST,
     MARKET_FEED,
     ORDER_RESPONSE,
     WAIT_SLEEP,
@@ -48,6 +49,7 @@ from hftlive.layout import (
     C_RESYNCS,
     C_WAIT_ASSET,
     C_WAIT_ID,
+    DF_TICK,
     L_FEED_EXCH,
     L_FEED_LOCAL,
     L_HAS_FEED,
@@ -63,7 +65,14 @@ from hftlive.layout import (
     request_dtype,
     response_dtype,
 )
-from hftlive.orders import OrderDict, StateValues, order_nb, state_nb
+from hftlive.orders import (
+    OrderDict,
+    StateValues,
+    order_id_arg,
+    order_nb,
+    python_order_id,
+    state_nb,
+)
 
 event_nb = nb.from_dtype(event_dtype)
 req_nb = nb.from_dtype(request_dtype)
@@ -191,14 +200,18 @@ class _LiveBotBase:
     # ----------------------------------------------------------------- orders
 
     def submit_buy_order(self, asset_no, order_id, price, qty, time_in_force, order_type, wait):
-        return self._submit(np.int64(asset_no), np.uint64(order_id), np.float64(price),
-                            np.float64(qty), np.int64(time_in_force), np.int64(order_type),
-                            wait, 1)  # fmt: skip
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
+        return self._submit(np.int64(asset_no), oid, np.float64(price), np.float64(qty),
+                            np.int64(time_in_force), np.int64(order_type), wait, 1)  # fmt: skip
 
     def submit_sell_order(self, asset_no, order_id, price, qty, time_in_force, order_type, wait):
-        return self._submit(np.int64(asset_no), np.uint64(order_id), np.float64(price),
-                            np.float64(qty), np.int64(time_in_force), np.int64(order_type),
-                            wait, -1)  # fmt: skip
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
+        return self._submit(np.int64(asset_no), oid, np.float64(price), np.float64(qty),
+                            np.int64(time_in_force), np.int64(order_type), wait, -1)  # fmt: skip
 
     def _submit(self, a, order_id, price, qty, tif, otype, wait, side):
         end = self._ended()
@@ -207,16 +220,18 @@ class _LiveBotBase:
         if a < 0 or a >= self.cursor.shape[0]:
             return INSTRUMENT_NOT_FOUND
         c = self.asset_conn[a]
-        rc = f.submit_impl(self.otab[a], self.order_n[a], self.depths[a].df[0], order_id, price,
-                           qty, tif, otype, side, wall_ns(self.ts), self.req_hdr[c], self.req[c],
-                           self.asset_inst[a], self.bell_fd[c], self.bell)  # fmt: skip
+        rc = f.submit_impl(self.otab[a], self.order_n[a], self.depths[a].df[DF_TICK], order_id,
+                           price, qty, tif, otype, side, wall_ns(self.ts), self.req_hdr[c],
+                           self.req[c], self.asset_inst[a], self.bell_fd[c], self.bell)  # fmt: skip
         if rc == 0 and wait:
             return self._wait(MODE_ORDER, MAX_DEADLINE_NS, False, a, order_id)
         return rc
 
     def cancel(self, asset_no, order_id, wait):
         a = np.int64(asset_no)
-        oid = np.uint64(order_id)
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
         end = self._ended()
         if end != 0:
             return end
@@ -231,7 +246,9 @@ class _LiveBotBase:
 
     def modify(self, asset_no, order_id, price, qty, wait):
         a = np.int64(asset_no)
-        oid = np.uint64(order_id)
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
         end = self._ended()
         if end != 0:
             return end
@@ -268,7 +285,10 @@ class _LiveBotBase:
         a = np.int64(asset_no)
         if a < 0 or a >= self.cursor.shape[0]:
             return INSTRUMENT_NOT_FOUND
-        return self._wait(MODE_ORDER, np.int64(timeout), False, a, np.uint64(order_id))
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
+        return self._wait(MODE_ORDER, np.int64(timeout), False, a, oid)
 
     def _goto_end(self):
         """hftbacktest's HashMap backtest member: run until the end (here: until stopped)."""
@@ -515,6 +535,11 @@ def _init_from_fields():
 _INIT = _init_from_fields()
 _CLASSES: dict[tuple, type] = {}
 _jitclass_box.register("HashMapMarketDepth", "OrderDict", "StateValues", "Order", "Values")
+# hftbacktest's order ids are u64: from Python, any of them works and a bad one gets 13
+_ORDER_ID_METHODS = ("submit_buy_order", "submit_sell_order", "cancel", "modify",
+                     "wait_order_response")  # fmt: skip
+_jitclass_box.guard("LiveBot_", "order_id", python_order_id,
+                    dict.fromkeys(_ORDER_ID_METHODS, INVALID_ORDER_REQUEST))  # fmt: skip
 
 
 def make_livebot_class(n_assets: int, n_conns: int):

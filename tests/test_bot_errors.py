@@ -1,6 +1,6 @@
 """A refusal reaches the bot with the venue's raw code and the venue-neutral reason.
 
-The test process plays the connector over a real ShmServer (real shared memory, the real
+The test process plays the connector (tests/inproc.py: a real ShmServer, the real
 registration handshake), writes one RESP_ERROR record into the bot's real response ring,
 and a real LiveBot reads it: in `LiveError.reason` for its error_handler and in
 `hbt.last_error_reason` for njit code.
@@ -8,73 +8,28 @@ and a real LiveBot reads it: in `LiveError.reason` for its error_handler and in
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-
-import numpy as np
 import pytest
 from numba import njit
 
-from connector.config import ConnectorSection, InstrumentConfig
-from connector.shmserver import ShmServer
 from hftlive import (
     ERR_CONNECTION,
     ERR_ORDER,
     REJECT_NONE,
     REJECT_POST_ONLY,
-    Instrument,
-    LiveBot,
     LiveError,
 )
-from hftlive.layout import RESP_ERROR, RESP_READY, response_dtype
+from hftlive.layout import RESP_ERROR
 
-TIMEOUT_S = 30.0
-
-
-class InProcessConnector:
-    """A connector's shared memory in this process: it acknowledges bots as the router
-    does (rings reset, READY queued, then the ack) and sends what a test gives it."""
-
-    def __init__(self, name: str):
-        cfg = ConnectorSection(max_bots=2, md_capacity=1024, snapshot_capacity=64,
-                               req_capacity=64, resp_capacity=64)  # fmt: skip
-        self.server = ShmServer(name, "sim", [InstrumentConfig("btcusdt", 0.1, 0.001)], cfg)
-        self.server.heartbeat()
-        self.server.running()
-        self.slot: int | None = None
-        self.failure: BaseException | None = None
-
-    def register_one_bot(self) -> None:
-        try:
-            deadline = time.monotonic() + TIMEOUT_S
-            while self.slot is None and time.monotonic() < deadline:
-                self.server.heartbeat()
-                for k, _bot_id, _pid, gen, acked in self.server.active_slots():
-                    if acked != gen:
-                        self.server.reset_rings(k)
-                        self.send(k, kind=RESP_READY)
-                        self.server.ack(k, gen)
-                        self.slot = k
-                time.sleep(0.001)  # polling the slot table, as the connector's loop does
-        except BaseException as e:  # reported by the test, not lost in the thread
-            self.failure = e
-
-    def send(self, k: int, kind: int, **fields) -> None:
-        rec = np.zeros(1, response_dtype)
-        rec["kind"] = kind
-        for name, value in fields.items():
-            rec[name] = value
-        assert self.server.send(k, rec)
+from .inproc import TIMEOUT_S, InProcessConnector
 
 
 @pytest.fixture
 def conn():
-    c = InProcessConnector(f"rr{os.getpid()}")
+    c = InProcessConnector()
     try:
         yield c
     finally:
-        c.server.close()
+        c.close()
 
 
 @njit
@@ -90,24 +45,11 @@ def wait_for_error(hbt, timeout_ns):
 
 def test_reject_reason_reaches_error_handler_and_njit(conn):
     errors: list[LiveError] = []
-    t = threading.Thread(target=conn.register_one_bot)
-    t.start()
-    try:
-        hbt = (
-            LiveBot.builder()
-            .register(Instrument(conn.server.name, "btcusdt", 0.1, 0.001))
-            .error_handler(errors.append)
-            .connect_timeout(TIMEOUT_S)
-            .build()
-        )
-    finally:
-        t.join(TIMEOUT_S)
-    assert conn.failure is None and conn.slot is not None
+    hbt = conn.build_bot(error_handler=errors.append)
     try:
         msg = b"Order would immediately match and take."
         conn.send(conn.slot, kind=RESP_ERROR, err_kind=ERR_ORDER, inst=0, code=-5022,
                   reason=REJECT_POST_ONLY, msg=msg)  # fmt: skip
-        conn.server.heartbeat()
         n, kind, code, reason = wait_for_error(hbt, int(TIMEOUT_S * 1e9))
         assert (n, kind, code, reason) == (1, ERR_ORDER, -5022, REJECT_POST_ONLY)
         assert [(e.kind, e.code, e.reason, e.asset_no, e.msg) for e in errors] == [
