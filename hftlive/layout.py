@@ -274,29 +274,40 @@ N_USED = word(counter_dtype, "n")  # records in use
 N_CAPACITY = word(counter_dtype, "capacity")  # trade_n only: how many it may hold
 N_WORDS = n_words(counter_dtype)
 
-# Depth header words (int64 row per asset)
-D_BEST_BID = 0
-D_BEST_ASK = 1
-D_LOW_BID = 2
-D_HIGH_ASK = 3
-D_N_BID = 4
-D_N_ASK = 5
-D_TS = 6
-D_DROPPED = 7  # levels dropped because a side's table was full (see depth.py)
-D_WORDS = 8
-# Depth float words
-DF_TICK = 0
-DF_LOT = 1
-DF_WORDS = 2
-# Latency words (int64 row per asset)
-L_FEED_EXCH = 0
-L_FEED_LOCAL = 1
-L_HAS_FEED = 2
-L_ORDER_REQ = 3
-L_ORDER_EXCH = 4
-L_ORDER_RESP = 5
-L_HAS_ORDER = 6
-L_WORDS = 8
+# A depth's int64 words (`depth_i`, a row per asset; tick units, see depth.py)
+depth_words_dtype = _words(
+    ["best_bid", "best_ask", "low_bid", "high_ask", "n_bid", "n_ask", "ts",
+     "dropped"],  # levels dropped because a side's table was full (see depth.py)
+    64,
+)  # fmt: skip
+D_BEST_BID = word(depth_words_dtype, "best_bid")
+D_BEST_ASK = word(depth_words_dtype, "best_ask")
+D_LOW_BID = word(depth_words_dtype, "low_bid")
+D_HIGH_ASK = word(depth_words_dtype, "high_ask")
+D_N_BID = word(depth_words_dtype, "n_bid")
+D_N_ASK = word(depth_words_dtype, "n_ask")
+D_TS = word(depth_words_dtype, "ts")
+D_DROPPED = word(depth_words_dtype, "dropped")
+D_WORDS = n_words(depth_words_dtype)
+# A depth's float64 words (`depth_f`, a row per asset)
+depth_floats_dtype = _struct([("tick_size", "<f8", 0), ("lot_size", "<f8", 8)], 16)
+DF_TICK = word(depth_floats_dtype, "tick_size")
+DF_LOT = word(depth_floats_dtype, "lot_size")
+DF_WORDS = n_words(depth_floats_dtype)
+# Latency words (`latency`, an int64 row per asset): the last feed and order latencies
+latency_words_dtype = _words(
+    ["feed_exch", "feed_local", "has_feed", "order_req", "order_exch", "order_resp",
+     "has_order"],
+    64,
+)  # fmt: skip
+L_FEED_EXCH = word(latency_words_dtype, "feed_exch")
+L_FEED_LOCAL = word(latency_words_dtype, "feed_local")
+L_HAS_FEED = word(latency_words_dtype, "has_feed")
+L_ORDER_REQ = word(latency_words_dtype, "order_req")
+L_ORDER_EXCH = word(latency_words_dtype, "order_exch")
+L_ORDER_RESP = word(latency_words_dtype, "order_resp")
+L_HAS_ORDER = word(latency_words_dtype, "has_order")
+L_WORDS = n_words(latency_words_dtype)
 
 # A bot's control words: an int64 array in the bot's own process (not shared memory) that
 # hftlive.bot fills in and hftlive.botfn and the LiveBot jitclass (hftlive.botcore) update.

@@ -59,6 +59,11 @@ def test_word_indexes_are_pinned_and_follow_their_fields():
         0, 1, 2, 3, 4, 5, 8)  # fmt: skip
     assert (L.BOT_HEARTBEAT, L.BOT_HEADER_WORDS) == (8, 16)
     assert (L.N_USED, L.N_CAPACITY, L.N_WORDS) == (0, 1, 8)
+    assert (L.D_BEST_BID, L.D_BEST_ASK, L.D_LOW_BID, L.D_HIGH_ASK, L.D_N_BID, L.D_N_ASK,
+            L.D_TS, L.D_DROPPED, L.D_WORDS) == (0, 1, 2, 3, 4, 5, 6, 7, 8)  # fmt: skip
+    assert (L.DF_TICK, L.DF_LOT, L.DF_WORDS) == (0, 1, 2)
+    assert (L.L_FEED_EXCH, L.L_FEED_LOCAL, L.L_HAS_FEED, L.L_ORDER_REQ, L.L_ORDER_EXCH,
+            L.L_ORDER_RESP, L.L_HAS_ORDER, L.L_WORDS) == (0, 1, 2, 3, 4, 5, 6, 8)  # fmt: skip
     for dt, idx in [
         (L.ctl_header_dtype, {"state": L.CTL_STATE, "heartbeat_ns": L.CTL_HEARTBEAT}),
         (L.slot_dtype, {"bot_id": L.S_BOT_ID, "ack": L.S_ACK, "heartbeat_ns": L.S_HEARTBEAT}),
