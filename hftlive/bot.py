@@ -188,6 +188,7 @@ class _Session:
         self.view: Segment | None = None
         self.bell_fds: list[int] = []
         self.closed = False
+        self.holds_signals = False  # signals.acquire() was called for this bot
 
     def run(self) -> int:
         n = int(self.ctrl[C_CB_N])
@@ -232,7 +233,8 @@ class _Session:
             if fd >= 0:
                 os.close(fd)
         _CB_HANDLERS.pop(self.key, None)
-        signals.release()
+        if self.holds_signals:
+            signals.release()
 
 
 def _attach_connector(name: str, wait_s: float) -> tuple[Segment, CtlViews]:
@@ -381,6 +383,7 @@ def _build(b: LiveBotBuilder):
         session = _Session(key, ctrl, cbq, cbq_prev, b._error_handler, b._order_recv_hook)
         session.segments = segs
         session.view = view
+        _SESSIONS[key] = session  # from here a failed build frees its slots and its view
         # claim a slot on every connector, then wait for each to acknowledge
         for c, ctl in enumerate(ctls):
             k, gen = _claim_slot(ctl, conn_names[c], bot_id, pid)
@@ -400,7 +403,7 @@ def _build(b: LiveBotBuilder):
         if b._policy == WAIT_SLEEP:
             set_timer_slack_ns(1)
         signals.acquire()
-        _SESSIONS[key] = session
+        session.holds_signals = True
         if has_cb:
             _CB_HANDLERS[key] = session
         hbt = new_livebot(parts)

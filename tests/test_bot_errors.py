@@ -16,9 +16,13 @@ from hftlive import (
     ERR_ORDER,
     REJECT_NONE,
     REJECT_POST_ONLY,
+    BotError,
+    Instrument,
+    LiveBot,
     LiveError,
 )
 from hftlive.layout import RESP_ERROR
+from hftlive.shm import list_segments
 
 from .inproc import TIMEOUT_S, InProcessConnector
 
@@ -69,3 +73,13 @@ def test_a_notice_that_refuses_nothing_has_no_reason():
         "LiveError(kind=ERR_CONNECTION, code=0, reason=REJECT_NONE, asset_no=-1, "
         "order_id=0, msg='venue connection lost')"
     )
+
+
+def test_a_build_the_connector_does_not_answer_leaves_nothing_behind(conn):
+    """Its slot is freed and its view segment removed, as for a bot that closes."""
+    name = conn.server.name
+    b = LiveBot.builder().register(Instrument(name, "btcusdt", 0.1, 0.001)).connect_timeout(0.5)
+    with pytest.raises(BotError, match="did not answer the registration"):
+        b.build()  # nobody acknowledges the slot: the connector's loop is not running
+    assert list_segments(f"hftlive.{name}.bot.") == []
+    assert [s[0] for s in conn.server.active_slots()] == []
