@@ -60,6 +60,7 @@ from hftlive.shm import pid_alive as _pid_alive
 
 log = logging.getLogger(__name__)
 
+MSG_BYTES = response_dtype["msg"].itemsize
 FINAL_KEEP_S = 60.0  # final orders are forgotten this long after they ended
 
 
@@ -408,10 +409,11 @@ class Router:
         if r is not None:
             r["err_kind"] = kind
             r["code"] = code
-            if "reason" in response_dtype.names:  # the bot-side field (layout v+1)
-                r["reason"] = codes.REASONS.get(code, 0) if reason is None else reason
+            r["reason"] = codes.REASONS.get(code, 0) if reason is None else reason
             r["order"]["order_id"] = order_id
-            r["msg"] = msg.encode()[:80]
+            # the field's size, cut on a character boundary (a cut UTF-8 sequence would
+            # decode as a replacement character)
+            r["msg"] = msg.encode()[:MSG_BYTES].decode(errors="ignore").encode()
             self._queue(bot_id, r)
 
     def _queue(self, bot_id: int, r: np.ndarray) -> None:

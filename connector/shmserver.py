@@ -28,8 +28,15 @@ from hftlive.layout import (
     CONN_RUNNING,
     CONN_STARTING,
     CONN_STOPPED,
+    CTL_HEARTBEAT,
+    CTL_STATE,
     LAYOUT_VERSION,
     MAGIC,
+    S_ACK,
+    S_BOT_ID,
+    S_GEN,
+    S_PID,
+    S_STATE,
     SLOT_ACTIVE,
     SLOT_FREE,
     bot_name,
@@ -53,9 +60,6 @@ from hftlive.shm import (
 )
 
 log = logging.getLogger(__name__)
-
-# slot int64 words
-S_STATE, S_BOT_ID, S_PID, S_GEN, S_ACK, S_REJECT = 0, 1, 2, 3, 4, 5
 
 
 class ShmServer:
@@ -140,7 +144,7 @@ class ShmServer:
     # ------------------------------------------------------------------ lifecycle
 
     def set_state(self, state: int) -> None:
-        store_word(self.ctl.words, 3, state)
+        store_word(self.ctl.words, CTL_STATE, state)
 
     def running(self) -> None:
         self.set_state(CONN_RUNNING)
@@ -161,7 +165,7 @@ class ShmServer:
         self.ctl.instruments["n_resyncs"][inst] += 1
 
     def heartbeat(self, now_ns: int | None = None) -> None:
-        store_word(self.ctl.words, 16, now_ns if now_ns is not None else time.time_ns())
+        store_word(self.ctl.words, CTL_HEARTBEAT, now_ns if now_ns is not None else time.time_ns())
         self.ctl.instruments["n_events"][: len(self._n_events)] = self._n_events
 
     def close(self) -> None:

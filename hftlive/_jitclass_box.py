@@ -9,15 +9,56 @@ be cached. Strategies never use them: they read the bot from @njit code.
 This replaces the box factory for our classes only with one that builds the same Box
 subclass but compiles each getter on first Python access. Other jitclasses, and any numba
 whose internals differ from what we expect, keep numba's own behaviour.
+
+It is also where a Python caller's argument can be checked before numba's dispatcher sees
+it (`guard`): the dispatcher types a Python int as int64 when it fits and then converts
+every later int to that specialisation, so an order id above 2**63-1 would raise
+OverflowError instead of reaching the method as the uint64 it is.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 _OUR_CLASSES: set[str] = set()
+# class name (a trailing "_" makes it a prefix) -> [(parameter, convert, {method: refused})]
+_GUARDS: dict[str, list[tuple[str, Callable[[Any], Any], dict[str, Any]]]] = {}
 
 
 def register(*classnames: str) -> None:
     _OUR_CLASSES.update(classnames)
+
+
+def guard(classname: str, param: str, convert: Callable[[Any], Any], refused: dict[str, Any]):
+    """Python calls of `classname`'s methods named in `refused` pass argument `param`
+    through convert(value) first: the method gets what it returns, or, if that is None, is
+    not called and the call returns refused[method]. njit callers are not affected."""
+    _OUR_CLASSES.add(classname)
+    _GUARDS.setdefault(classname, []).append((param, convert, refused))
+
+
+def _guards_of(classname: str):
+    for key, gs in _GUARDS.items():
+        if classname == key or (key.endswith("_") and classname.startswith(key)):
+            yield from gs
+
+
+def _guarded(method, py_func, param: str, convert, refused_value):
+    pos = list(inspect.signature(py_func).parameters).index(param)  # self is 0, as in args
+
+    @functools.wraps(method)
+    def call(*args):
+        if len(args) > pos:
+            v = convert(args[pos])
+            if v is None:
+                return refused_value
+            args = (*args[:pos], v, *args[pos + 1 :])
+        return method(*args)
+
+    return call
 
 
 def _install() -> bool:
@@ -51,6 +92,10 @@ def _install() -> bool:
             ):  # fmt: skip
                 continue
             dct[name] = boxing._generate_method(name, func)
+        for param, convert, refused in _guards_of(typ.classname):
+            for name, value in refused.items():
+                func = typ.methods[name]
+                dct[name] = _guarded(dct[name], func, param, convert, value)
         for name, func in typ.static_methods.items():
             dct[name] = boxing._generate_method(name, func)
         subcls = type(typ.classname, (_box.Box,), dct)

@@ -26,31 +26,43 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hftlive import signals
+from hftlive import constants, signals
 from hftlive._sys import calibrate_tsc, set_timer_slack_ns
 from hftlive.botcore import (
     _CB_HANDLERS,
     _SESSIONS,
+    LiveBotParts,
     _close_session,
-    make_livebot_class,
+    new_livebot,
 )
-from hftlive.botfn import C_CB_N, C_HAS_CB, C_POLICY, C_READY, C_WORDS, md_resync, resp_consume
+from hftlive.botfn import md_resync, resp_consume
 from hftlive.constants import WAIT_SLEEP, WAIT_SPIN, WAIT_YIELD
-from hftlive.depth import HashMapMarketDepth, depth_init
+from hftlive.depth import depth_init
 from hftlive.ipc import CtlViews, MdViews, load_word, slot_claim, store_word
 from hftlive.layout import (
+    BOT_HEADER_WORDS,
+    C_CB_N,
+    C_HAS_CB,
+    C_POLICY,
+    C_READY,
+    C_WORDS,
     CONN_RUNNING,
     CONN_STOPPING,
+    CTL_STATE,
     LAYOUT_VERSION,
     MAGIC,
-    MD_WRITE_SEQ,
+    N_CAPACITY,
     RESP_ERROR,
     RESP_ORDER,
+    S_ACK,
+    S_BOT_ID,
+    S_GEN,
+    S_PID,
+    S_REJECT,
+    S_STATE,
     SLOT_ACTIVE,
     SLOT_CLAIMED,
     SLOT_FREE,
-    SPSC_READ,
-    SPSC_WRITE,
     bot_layout,
     bot_name,
     ctl_name,
@@ -59,7 +71,6 @@ from hftlive.layout import (
     order_dtype,
     response_dtype,
 )
-from hftlive.orders import OrderDict, StateValues
 from hftlive.shm import Segment, SharedMemoryError, check_name, path_of, pid_alive
 
 log = logging.getLogger(__name__)
@@ -124,15 +135,26 @@ class LiveInstrument:
         return Instrument(self._c, self._s, self._tick, self._lot, self._ltc)
 
 
+def _names(prefix: str) -> dict[int, str]:
+    return {v: k for k, v in vars(constants).items() if k.startswith(prefix)}
+
+
+_KIND_NAMES = _names("ERR_")
+_REASON_NAMES = _names("REJECT_")
+
+
 @dataclass(frozen=True)
 class LiveError:
     """What an error_handler receives.
 
     kind: one of hftlive.ERR_* (ERR_ORDER, ERR_CONNECTION, ERR_BOOK_RESYNC, ERR_CONNECTOR).
-    code: the venue's or connector's code (e.g. -2019), 0 when there is none.
+    code: the venue's or connector's raw code (e.g. Binance -5022), 0 when there is none.
     asset_no: the bot's asset number, or -1 when the error is not about one asset.
     msg: a human-readable message.
     order_id: the order concerned, if any.
+    reason: what a refusal means on any venue, one of hftlive.REJECT_* (REJECT_POST_ONLY,
+        REJECT_INSUFFICIENT_MARGIN, ...); REJECT_NONE when nothing was refused. Act on
+        `reason`, log `code`.
     """
 
     kind: int
@@ -140,6 +162,15 @@ class LiveError:
     asset_no: int
     msg: str
     order_id: int = 0
+    reason: int = constants.REJECT_NONE
+
+    def __repr__(self) -> str:
+        kind = _KIND_NAMES.get(self.kind, str(self.kind))
+        reason = _REASON_NAMES.get(self.reason, str(self.reason))
+        return (
+            f"LiveError(kind={kind}, code={self.code}, reason={reason}, "
+            f"asset_no={self.asset_no}, order_id={self.order_id}, msg={self.msg!r})"
+        )
 
 
 class _Session:
@@ -157,6 +188,7 @@ class _Session:
         self.view: Segment | None = None
         self.bell_fds: list[int] = []
         self.closed = False
+        self.holds_signals = False  # signals.acquire() was called for this bot
 
     def run(self) -> int:
         n = int(self.ctrl[C_CB_N])
@@ -174,6 +206,7 @@ class _Session:
                         int(r["inst"]),
                         r["msg"].decode(errors="replace"),
                         int(r["order"]["order_id"]),
+                        int(r["reason"]),
                     )
                     res = self.error_handler(err)
                 else:
@@ -192,15 +225,16 @@ class _Session:
         self.closed = True
         for ctl, k, gen in self.slots:
             words = ctl.slot_words
-            if int(words[k, 3]) == gen:
-                store_word(words[k], 0, SLOT_FREE)
+            if int(words[k, S_GEN]) == gen:
+                store_word(words[k], S_STATE, SLOT_FREE)
         if self.view is not None:
             self.view.unlink()
         for fd in self.bell_fds:
             if fd >= 0:
                 os.close(fd)
         _CB_HANDLERS.pop(self.key, None)
-        signals.release()
+        if self.holds_signals:
+            signals.release()
 
 
 def _attach_connector(name: str, wait_s: float) -> tuple[Segment, CtlViews]:
@@ -225,7 +259,7 @@ def _attach_connector(name: str, wait_s: float) -> tuple[Segment, CtlViews]:
             raise BotError(
                 f"connector {name!r} is dead: its pid {pid} is gone (stale {path_of(ctl_name(name))})"
             )
-        state = int(load_word(ctl.words, 3))
+        state = int(load_word(ctl.words, CTL_STATE))
         if state == CONN_RUNNING:
             return seg, ctl
         if state >= CONN_STOPPING:
@@ -318,10 +352,7 @@ def _same(a: float, b: float) -> bool:
 
 def _build(b: LiveBotBuilder):
     insts = b._instruments
-    conn_names: list[str] = []
-    for i in insts:
-        if i.connector not in conn_names:
-            conn_names.append(i.connector)
+    conn_names = list(dict.fromkeys(i.connector for i in insts))
     seen = set()
     for i in insts:
         if (i.connector, i.symbol) in seen:
@@ -332,77 +363,16 @@ def _build(b: LiveBotBuilder):
     key = bot_id
     pid = os.getpid()
     segs: list[Segment] = []
-    ctls: list[CtlViews] = []
     try:
+        ctls: list[CtlViews] = []
         for name in conn_names:
             seg, ctl = _attach_connector(name, b._connect_timeout)
             segs.append(seg)
             ctls.append(ctl)
-        # instruments: symbol must exist, sizes must match
-        asset_conn = np.zeros(n, np.int64)
-        asset_inst = np.zeros(n, np.int64)
-        max_inst = max(int(c.header[0]["n_instruments"]) for c in ctls)
-        inst_asset = np.full((nc, max(max_inst, 1)), -1, np.int64)
-        mds: list[MdViews] = []
-        for a, inst in enumerate(insts):
-            c = conn_names.index(inst.connector)
-            syms = ctls[c].symbols()
-            if inst.symbol not in syms:
-                hint = ""
-                if inst.symbol.lower() in syms or inst.symbol.upper() in syms:
-                    hint = " (symbols are case-sensitive)"
-                raise BotError(
-                    f"connector {inst.connector!r} does not serve {inst.symbol!r}{hint}; "
-                    f"it serves: {', '.join(syms)}"
-                )
-            j = syms.index(inst.symbol)
-            rec = ctls[c].instruments[j]
-            tick, lot = float(rec["tick_size"]), float(rec["lot_size"])
-            if not _same(tick, inst.tick_size) or not _same(lot, inst.lot_size):
-                raise BotError(
-                    f"{inst.connector}/{inst.symbol}: the bot registered tick_size={inst.tick_size} "
-                    f"lot_size={inst.lot_size} but the venue's are tick_size={tick} lot_size={lot}"
-                )
-            asset_conn[a], asset_inst[a] = c, j
-            inst_asset[c, j] = a
-            mseg = Segment.attach(md_name(inst.connector, inst.symbol))
-            segs.append(mseg)
-            mds.append(MdViews(mseg.buf))
+        asset_conn, asset_inst, inst_asset, mds = _map_instruments(insts, conn_names, ctls, segs)
         for c, ctl in enumerate(ctls):
             _check_id_free(ctl, conn_names[c], bot_id, pid)
-        # the bot's own view segment
-        lay = bot_layout(
-            n, b._depth_capacity, b._order_capacity, max(i.last_trades_capacity for i in insts)
-        )
-        view = Segment.create(bot_name(conn_names[0], bot_id), lay.size)
-        v = lay.views(view.buf)
-        h = v["header"]
-        h["version"] = LAYOUT_VERSION
-        h["pid"] = pid
-        h["bot_id"] = bot_id
-        h["n_assets"] = n
-        h["depth_capacity"] = b._depth_capacity
-        h["order_capacity"] = b._order_capacity
-        h["trade_capacity"] = max(i.last_trades_capacity for i in insts)
-        h["magic"] = MAGIC
-        view_hdr = np.frombuffer(view.buf, np.int64, count=16)
-        for a, inst in enumerate(insts):
-            depth_init(v["depth_i"][a], v["depth_f"][a], v["bid_keys"][a], v["bid_vals"][a],
-                       v["ask_keys"][a], v["ask_vals"][a], inst.tick_size, inst.lot_size)  # fmt: skip
-            v["trade_n"][a, 1] = inst.last_trades_capacity
-        depths = tuple(
-            HashMapMarketDepth(
-                v["depth_i"][a],
-                v["depth_f"][a],
-                v["bid_keys"][a],
-                v["bid_vals"][a],
-                v["ask_keys"][a],
-                v["ask_vals"][a],
-            )  # fmt: skip
-            for a in range(n)
-        )
-        order_dicts = tuple(OrderDict(v["orders"][a], v["order_n"][a]) for a in range(n))
-        states = tuple(StateValues(v["state"][a : a + 1]) for a in range(n))
+        view, v = _create_view(b, conn_names[0], bot_id, pid)
         ctrl = np.zeros(C_WORDS, np.int64)
         ctrl[C_POLICY] = b._policy
         has_cb = b._error_handler is not None or b._order_recv_hook is not None
@@ -413,76 +383,117 @@ def _build(b: LiveBotBuilder):
         session = _Session(key, ctrl, cbq, cbq_prev, b._error_handler, b._order_recv_hook)
         session.segments = segs
         session.view = view
-        # claim a slot on every connector
-        slot_idx = []
+        _SESSIONS[key] = session  # from here a failed build frees its slots and its view
+        # claim a slot on every connector, then wait for each to acknowledge
         for c, ctl in enumerate(ctls):
             k, gen = _claim_slot(ctl, conn_names[c], bot_id, pid)
             session.slots.append((ctl, k, gen))
-            slot_idx.append(k)
-        for c, ctl in enumerate(ctls):
-            _wait_ack(ctl, slot_idx[c], session.slots[c][2], conn_names[c], b._connect_timeout)
+        slot_idx = [k for _, k, _ in session.slots]
+        for c, (ctl, k, gen) in enumerate(session.slots):
+            _wait_ack(ctl, k, gen, conn_names[c], b._connect_timeout)
         session.bell_fds = [_open_bell(nm) for nm in conn_names]
-        bell_fd = np.array(session.bell_fds, np.int64)
-        ticks_per_ns = calibrate_tsc()
+        parts = LiveBotParts(
+            n=n, nc=nc, bot_id=bot_id, key=key, view=v,
+            view_hdr=np.frombuffer(view.buf, np.int64, count=BOT_HEADER_WORDS),
+            mds=mds, ctls=ctls, slot_idx=slot_idx, asset_conn=asset_conn,
+            asset_inst=asset_inst, inst_asset=inst_asset, cursor=np.zeros(n, np.int64),
+            ctrl=ctrl, cbq=cbq, cbq_prev=cbq_prev, bell_fds=session.bell_fds,
+            ticks_per_ns=calibrate_tsc(),
+        )  # fmt: skip
         if b._policy == WAIT_SLEEP:
             set_timer_slack_ns(1)
-        cursor = np.zeros(n, np.int64)
         signals.acquire()
-        _SESSIONS[key] = session
+        session.holds_signals = True
         if has_cb:
             _CB_HANDLERS[key] = session
-        hbt = make_livebot_class(n, nc)(
-            depths, order_dicts, states,
-            v["orders"], v["order_n"], v["state"], v["trades"], v["trade_n"], v["latency"],
-            tuple(m.words for m in mds), tuple(m.ring for m in mds), tuple(m.snapshot for m in mds),
-            cursor, asset_conn, asset_inst, inst_asset,
-            tuple(c.words for c in ctls),
-            tuple(ctls[c].slot_words[slot_idx[c]] for c in range(nc)),
-            tuple(ctls[c].req_hdr[slot_idx[c]] for c in range(nc)),
-            tuple(ctls[c].req[slot_idx[c]] for c in range(nc)),
-            tuple(ctls[c].resp_hdr[slot_idx[c]] for c in range(nc)),
-            tuple(ctls[c].resp[slot_idx[c]] for c in range(nc)),
-            np.array([int(c.header[0]["pid"]) for c in ctls], np.int64),
-            np.array([int(c.header[0]["epoch"]) for c in ctls], np.int64),
-            bell_fd, ctrl, np.zeros(2, np.int64),
-            np.zeros(256, event_dtype),
-            np.zeros(max(len(m.snapshot) for m in mds), event_dtype),
-            cbq, cbq_prev, np.ones(1, np.uint8), view_hdr, np.uint64(bot_id), key,
-            (n, nc, signals.FLAG.ctypes.data, ctrl.ctypes.data, cursor.ctypes.data,
-             tuple(m.words.ctypes.data + 8 * MD_WRITE_SEQ for m in mds),
-             tuple(ctls[c].resp_hdr[slot_idx[c]].ctypes.data + 8 * SPSC_WRITE for c in range(nc)),
-             tuple(ctls[c].resp_hdr[slot_idx[c]].ctypes.data + 8 * SPSC_READ for c in range(nc)),
-             ticks_per_ns),
-        )  # fmt: skip
+        hbt = new_livebot(parts)
     except BaseException:
         s = _SESSIONS.pop(key, None)
         if s is not None:
             s.close()
         raise
-    if not _startup(v, mds, ctls, slot_idx, inst_asset, cursor, ctrl, cbq, cbq_prev,
-                    b._connect_timeout):  # fmt: skip
+    if not _startup(parts, b._connect_timeout):
         _close_session(key)
         raise BotError(f"connector(s) {conn_names} did not replay the bot's state in time")
     return hbt
 
 
-def _startup(
-    v, mds, ctls, slot_idx, inst_asset, cursor, ctrl, cbq, cbq_prev, timeout: float
-) -> bool:
+def _map_instruments(insts, conn_names, ctls, segs):
+    """Check each instrument against its connector (symbol served, same sizes) and attach its
+    market segment; returns (asset_conn, asset_inst, inst_asset, mds)."""
+    n = len(insts)
+    asset_conn = np.zeros(n, np.int64)
+    asset_inst = np.zeros(n, np.int64)
+    max_inst = max(int(c.header[0]["n_instruments"]) for c in ctls)
+    inst_asset = np.full((len(ctls), max(max_inst, 1)), -1, np.int64)
+    mds: list[MdViews] = []
+    for a, inst in enumerate(insts):
+        c = conn_names.index(inst.connector)
+        syms = ctls[c].symbols()
+        if inst.symbol not in syms:
+            hint = ""
+            if inst.symbol.lower() in syms or inst.symbol.upper() in syms:
+                hint = " (symbols are case-sensitive)"
+            raise BotError(
+                f"connector {inst.connector!r} does not serve {inst.symbol!r}{hint}; "
+                f"it serves: {', '.join(syms)}"
+            )
+        j = syms.index(inst.symbol)
+        rec = ctls[c].instruments[j]
+        tick, lot = float(rec["tick_size"]), float(rec["lot_size"])
+        if not _same(tick, inst.tick_size) or not _same(lot, inst.lot_size):
+            raise BotError(
+                f"{inst.connector}/{inst.symbol}: the bot registered tick_size={inst.tick_size} "
+                f"lot_size={inst.lot_size} but the venue's are tick_size={tick} lot_size={lot}"
+            )
+        asset_conn[a], asset_inst[a] = c, j
+        inst_asset[c, j] = a
+        mseg = Segment.attach(md_name(inst.connector, inst.symbol))
+        segs.append(mseg)
+        mds.append(MdViews(mseg.buf))
+    return asset_conn, asset_inst, inst_asset, mds
+
+
+def _create_view(b: LiveBotBuilder, connector: str, bot_id: int, pid: int):
+    """The bot's own view segment, its header written and every depth table empty."""
+    insts = b._instruments
+    n = len(insts)
+    trade_cap = max(i.last_trades_capacity for i in insts)
+    lay = bot_layout(n, b._depth_capacity, b._order_capacity, trade_cap)
+    view = Segment.create(bot_name(connector, bot_id), lay.size)
+    v = lay.views(view.buf)
+    h = v["header"]
+    h["version"] = LAYOUT_VERSION
+    h["pid"] = pid
+    h["bot_id"] = bot_id
+    h["n_assets"] = n
+    h["depth_capacity"] = b._depth_capacity
+    h["order_capacity"] = b._order_capacity
+    h["trade_capacity"] = trade_cap
+    h["magic"] = MAGIC
+    for a, inst in enumerate(insts):
+        depth_init(v["depth_i"][a], v["depth_f"][a], v["bid_keys"][a], v["bid_vals"][a],
+                   v["ask_keys"][a], v["ask_vals"][a], inst.tick_size, inst.lot_size)  # fmt: skip
+        v["trade_n"][a, N_CAPACITY] = inst.last_trades_capacity
+    return view, v
+
+
+def _startup(p: LiveBotParts, timeout: float) -> bool:
     """Sync every book from its snapshot, then apply each connector's replay (open orders,
     state values) until it said READY."""
-    scratch = np.zeros(max(len(m.snapshot) for m in mds), event_dtype)
-    for a, m in enumerate(mds):
-        md_resync(m.words, m.snapshot, cursor, a, v["depth_i"][a], v["depth_f"][a],
+    v = p.view
+    scratch = np.zeros(max(len(m.snapshot) for m in p.mds), event_dtype)
+    for a, m in enumerate(p.mds):
+        md_resync(m.words, m.snapshot, p.cursor, a, v["depth_i"][a], v["depth_f"][a],
                   v["bid_keys"][a], v["bid_vals"][a], v["ask_keys"][a], v["ask_vals"][a],
-                  scratch, ctrl, cbq, False)  # fmt: skip
+                  scratch, p.ctrl, p.cbq, False)  # fmt: skip
     deadline = time.monotonic() + timeout
     ts = np.zeros(2, np.int64)
-    while int(ctrl[C_READY]) < len(ctls):
-        for c, ctl in enumerate(ctls):
-            k = slot_idx[c]
-            resp_consume(ctl.resp_hdr[k], ctl.resp[k], inst_asset[c], v["state"], v["orders"],
-                         v["order_n"], v["latency"], ctrl, cbq, cbq_prev, ts)  # fmt: skip
+    while int(p.ctrl[C_READY]) < p.nc:
+        for c, ctl in enumerate(p.ctls):
+            k = p.slot_idx[c]
+            resp_consume(ctl.resp_hdr[k], ctl.resp[k], p.inst_asset[c], v["state"], v["orders"],
+                         v["order_n"], v["latency"], p.ctrl, p.cbq, p.cbq_prev, ts)  # fmt: skip
         if time.monotonic() > deadline:
             return False
         time.sleep(0.0005)
@@ -492,8 +503,10 @@ def _startup(
 def _check_id_free(ctl: CtlViews, name: str, bot_id: int, pid: int) -> None:
     words = ctl.slot_words
     for k in range(words.shape[0]):
-        if int(words[k, 0]) != SLOT_FREE and int(words[k, 1]) == int(np.int64(np.uint64(bot_id))):
-            other = int(words[k, 2])
+        if int(words[k, S_STATE]) != SLOT_FREE and int(words[k, S_BOT_ID]) == int(
+            np.int64(np.uint64(bot_id))
+        ):
+            other = int(words[k, S_PID])
             if pid_alive(other) and other != pid:
                 raise BotError(
                     f"bot id {bot_id} is already in use on connector {name!r} by pid {other}"
@@ -505,13 +518,13 @@ def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, i
     words = ctl.slot_words
     nslots = words.shape[0]
     for k in range(nslots):
-        if int(words[k, 0]) == SLOT_FREE and slot_claim(words, k, SLOT_FREE, SLOT_CLAIMED):
-            gen = int(words[k, 3]) + 1
-            words[k, 1] = np.int64(np.uint64(bot_id).astype(np.int64))
-            words[k, 2] = pid
-            words[k, 3] = gen
-            words[k, 5] = 0
-            store_word(words[k], 0, SLOT_ACTIVE)
+        if int(words[k, S_STATE]) == SLOT_FREE and slot_claim(words, k, SLOT_FREE, SLOT_CLAIMED):
+            gen = int(words[k, S_GEN]) + 1
+            words[k, S_BOT_ID] = np.int64(np.uint64(bot_id).astype(np.int64))
+            words[k, S_PID] = pid
+            words[k, S_GEN] = gen
+            words[k, S_REJECT] = 0
+            store_word(words[k], S_STATE, SLOT_ACTIVE)
             return k, gen
     raise BotError(f"connector {name!r} has no free bot slot ({nslots} in use); raise max_bots")
 
@@ -519,11 +532,11 @@ def _claim_slot(ctl: CtlViews, name: str, bot_id: int, pid: int) -> tuple[int, i
 def _wait_ack(ctl: CtlViews, k: int, gen: int, name: str, timeout: float) -> None:
     words = ctl.slot_words
     deadline = time.monotonic() + timeout
-    while int(load_word(words[k], 4)) != gen:
-        if int(words[k, 5]) != 0:
-            raise BotError(f"connector {name!r} refused the bot (code {int(words[k, 5])})")
+    while int(load_word(words[k], S_ACK)) != gen:
+        if int(words[k, S_REJECT]) != 0:
+            raise BotError(f"connector {name!r} refused the bot (code {int(words[k, S_REJECT])})")
         if time.monotonic() > deadline:
-            store_word(words[k], 0, SLOT_FREE)
+            store_word(words[k], S_STATE, SLOT_FREE)
             raise BotError(f"connector {name!r} did not answer the registration within {timeout} s")
         time.sleep(0.001)
 

@@ -13,17 +13,20 @@ are applied only by `_wait`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba as nb
 import numpy as np
 from numba import types
 from numba.experimental import jitclass
 
-from hftlive import _jitclass_box
+from hftlive import _jitclass_box, signals
 from hftlive import botfn as f
 from hftlive._sys import load_at, rdtsc, sleep_ns, store_at, wall_ns, yield_cpu
 from hftlive.constants import (
     END_OF_DATA,
     INSTRUMENT_NOT_FOUND,
+    INVALID_ORDER_REQUEST,
     MARKET_FEED,
     ORDER_RESPONSE,
     WAIT_SLEEP,
@@ -31,6 +34,22 @@ from hftlive.constants import (
 )
 from hftlive.depth import HashMapMarketDepth
 from hftlive.layout import (
+    BOT_HEARTBEAT,
+    C_CB_N,
+    C_CLOSED,
+    C_END,
+    C_ERRORS,
+    C_FOUND,
+    C_HAS_CB,
+    C_HOUSEKEEP_TSC,
+    C_LAST_ERR_CODE,
+    C_LAST_ERR_KIND,
+    C_LAST_ERR_REASON,
+    C_POLICY,
+    C_RESYNCS,
+    C_WAIT_ASSET,
+    C_WAIT_ID,
+    DF_TICK,
     L_FEED_EXCH,
     L_FEED_LOCAL,
     L_HAS_FEED,
@@ -38,11 +57,22 @@ from hftlive.layout import (
     L_ORDER_EXCH,
     L_ORDER_REQ,
     L_ORDER_RESP,
+    MD_WRITE_SEQ,
+    N_USED,
+    SPSC_READ,
+    SPSC_WRITE,
     event_dtype,
     request_dtype,
     response_dtype,
 )
-from hftlive.orders import OrderDict, StateValues, order_nb, state_nb
+from hftlive.orders import (
+    OrderDict,
+    StateValues,
+    order_id_arg,
+    order_nb,
+    python_order_id,
+    state_nb,
+)
 
 event_nb = nb.from_dtype(event_dtype)
 req_nb = nb.from_dtype(request_dtype)
@@ -86,62 +116,10 @@ def _close_dispatch(key):
 
 
 class _LiveBotBase:
-    """hftbacktest's Bot interface; see the module docstring. Built by hftlive.bot."""
+    """hftbacktest's Bot interface; see the module docstring. Built by hftlive.bot.
 
-    def __init__(
-        self, depths, order_dicts, states, otab, order_n, state, trades, trade_n, latency,
-        md_hdr, md_ring, md_snap, cursor, asset_conn, asset_inst, inst_asset,
-        ctl, slot, req_hdr, req, resp_hdr, resp, conn_pid, conn_epoch, bell_fd,
-        ctrl, ts, scratch, snap_scratch, cbq, cbq_prev, bell, view_hdr, bot_id, key,
-        hot,
-    ):  # fmt: skip
-        self.depths = depths
-        self.order_dicts = order_dicts
-        self.states = states
-        self.otab = otab
-        self.order_n = order_n
-        self.state = state
-        self.trades = trades
-        self.trade_n = trade_n
-        self.latency = latency
-        self.md_hdr = md_hdr
-        self.md_ring = md_ring
-        self.md_snap = md_snap
-        self.cursor = cursor
-        self.asset_conn = asset_conn
-        self.asset_inst = asset_inst
-        self.inst_asset = inst_asset
-        self.ctl = ctl
-        self.slot = slot
-        self.req_hdr = req_hdr
-        self.req = req
-        self.resp_hdr = resp_hdr
-        self.resp = resp
-        self.conn_pid = conn_pid
-        self.conn_epoch = conn_epoch
-        self.bell_fd = bell_fd
-        self.ctrl = ctrl
-        self.ts = ts
-        self.scratch = scratch
-        self.snap_scratch = snap_scratch
-        self.cbq = cbq
-        self.cbq_prev = cbq_prev
-        self.bell = bell
-        self.view_hdr = view_hdr
-        self.bot_id = bot_id
-        self.key = key
-        # The polling loop reads through raw addresses (ints): reading an array field of a
-        # jitclass costs an atomic reference-count increment and decrement each time.
-        # The arrays stay alive: they are fields too (the signal flag is a module global).
-        self.n_assets = hot[0]
-        self.n_conns = hot[1]
-        self.p_sig = hot[2]
-        self.p_ctrl = hot[3]
-        self.p_cursor = hot[4]
-        self.p_md_ws = hot[5]
-        self.p_resp_w = hot[6]
-        self.p_resp_r = hot[7]
-        self.tpn = hot[8]
+    Its fields and `__init__` come from FIELDS, below the class.
+    """
 
     # ----------------------------------------------------------------- properties
 
@@ -166,14 +144,14 @@ class _LiveBotBase:
 
     def last_trades(self, asset_no):
         a = np.int64(asset_no)
-        return self.trades[a, : self.trade_n[a, 0]]
+        return self.trades[a, : self.trade_n[a, N_USED]]
 
     def clear_last_trades(self, asset_no):
         a = np.int64(asset_no)
         if a < 0 or a >= self.cursor.shape[0]:
-            self.trade_n[:, 0] = 0
+            self.trade_n[:, N_USED] = 0
         else:
-            self.trade_n[a, 0] = 0
+            self.trade_n[a, N_USED] = 0
 
     def orders(self, asset_no):
         return self.order_dicts[np.int64(asset_no)]
@@ -199,31 +177,41 @@ class _LiveBotBase:
     @property
     def error_count(self):
         """Errors received so far (each also went to the error_handler, if any)."""
-        return self.ctrl[f.C_ERRORS]
+        return self.ctrl[C_ERRORS]
 
     @property
     def last_error_kind(self):
-        return self.ctrl[f.C_LAST_ERR_KIND]
+        return self.ctrl[C_LAST_ERR_KIND]
 
     @property
     def last_error_code(self):
-        return self.ctrl[f.C_LAST_ERR_CODE]
+        return self.ctrl[C_LAST_ERR_CODE]
+
+    @property
+    def last_error_reason(self):
+        """The last error's venue-neutral reason: a REJECT_* constant (REJECT_NONE if it
+        refused nothing); last_error_code keeps the venue's raw code beside it."""
+        return self.ctrl[C_LAST_ERR_REASON]
 
     @property
     def resync_count(self):
-        return self.ctrl[f.C_RESYNCS]
+        return self.ctrl[C_RESYNCS]
 
     # ----------------------------------------------------------------- orders
 
     def submit_buy_order(self, asset_no, order_id, price, qty, time_in_force, order_type, wait):
-        return self._submit(np.int64(asset_no), np.uint64(order_id), np.float64(price),
-                            np.float64(qty), np.int64(time_in_force), np.int64(order_type),
-                            wait, 1)  # fmt: skip
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
+        return self._submit(np.int64(asset_no), oid, np.float64(price), np.float64(qty),
+                            np.int64(time_in_force), np.int64(order_type), wait, 1)  # fmt: skip
 
     def submit_sell_order(self, asset_no, order_id, price, qty, time_in_force, order_type, wait):
-        return self._submit(np.int64(asset_no), np.uint64(order_id), np.float64(price),
-                            np.float64(qty), np.int64(time_in_force), np.int64(order_type),
-                            wait, -1)  # fmt: skip
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
+        return self._submit(np.int64(asset_no), oid, np.float64(price), np.float64(qty),
+                            np.int64(time_in_force), np.int64(order_type), wait, -1)  # fmt: skip
 
     def _submit(self, a, order_id, price, qty, tif, otype, wait, side):
         end = self._ended()
@@ -232,16 +220,18 @@ class _LiveBotBase:
         if a < 0 or a >= self.cursor.shape[0]:
             return INSTRUMENT_NOT_FOUND
         c = self.asset_conn[a]
-        rc = f.submit_impl(self.otab[a], self.order_n[a], self.depths[a].df[0], order_id, price,
-                           qty, tif, otype, side, wall_ns(self.ts), self.req_hdr[c], self.req[c],
-                           self.asset_inst[a], self.bell_fd[c], self.bell)  # fmt: skip
+        rc = f.submit_impl(self.otab[a], self.order_n[a], self.depths[a].df[DF_TICK], order_id,
+                           price, qty, tif, otype, side, wall_ns(self.ts), self.req_hdr[c],
+                           self.req[c], self.asset_inst[a], self.bell_fd[c], self.bell)  # fmt: skip
         if rc == 0 and wait:
             return self._wait(MODE_ORDER, MAX_DEADLINE_NS, False, a, order_id)
         return rc
 
     def cancel(self, asset_no, order_id, wait):
         a = np.int64(asset_no)
-        oid = np.uint64(order_id)
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
         end = self._ended()
         if end != 0:
             return end
@@ -256,7 +246,9 @@ class _LiveBotBase:
 
     def modify(self, asset_no, order_id, price, qty, wait):
         a = np.int64(asset_no)
-        oid = np.uint64(order_id)
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
         end = self._ended()
         if end != 0:
             return end
@@ -293,15 +285,18 @@ class _LiveBotBase:
         a = np.int64(asset_no)
         if a < 0 or a >= self.cursor.shape[0]:
             return INSTRUMENT_NOT_FOUND
-        return self._wait(MODE_ORDER, np.int64(timeout), False, a, np.uint64(order_id))
+        ok, oid = order_id_arg(order_id)
+        if not ok:
+            return INVALID_ORDER_REQUEST
+        return self._wait(MODE_ORDER, np.int64(timeout), False, a, oid)
 
     def _goto_end(self):
         """hftbacktest's HashMap backtest member: run until the end (here: until stopped)."""
         return self._wait(MODE_ELAPSE, MAX_DEADLINE_NS, False, -1, np.uint64(0))
 
     def close(self):
-        if self.ctrl[f.C_CLOSED] == 0:
-            self.ctrl[f.C_CLOSED] = 1
+        if self.ctrl[C_CLOSED] == 0:
+            self.ctrl[C_CLOSED] = 1
             _close_dispatch(self.key)  # frees the bot's slots and its view segment
         return 0
 
@@ -312,9 +307,9 @@ class _LiveBotBase:
         store_at(self.p_ctrl + 8 * i, v)
 
     def _ended(self):
-        if load_at(self.p_sig) != 0 or self._ctrl(f.C_CLOSED) != 0:
+        if load_at(self.p_sig) != 0 or self._ctrl(C_CLOSED) != 0:
             return END_OF_DATA
-        return self._ctrl(f.C_END)
+        return self._ctrl(C_END)
 
     def _wait(self, mode, duration, include_resp, wait_asset, wait_id):
         # The hot path reads raw addresses into locals and calls no method of self while
@@ -324,9 +319,9 @@ class _LiveBotBase:
         p_cursor = self.p_cursor
         n_assets = self.n_assets
         n_conns = self.n_conns
-        if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * f.C_CLOSED) != 0:
+        if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0:
             return END_OF_DATA
-        end = load_at(p_ctrl + 8 * f.C_END)
+        end = load_at(p_ctrl + 8 * C_END)
         if end != 0:
             return end
         t0 = rdtsc()
@@ -336,9 +331,9 @@ class _LiveBotBase:
         if duration > MAX_DEADLINE_NS:
             duration = MAX_DEADLINE_NS
         deadline = t0 + np.int64(duration * tpn)
-        store_at(p_ctrl + 8 * f.C_WAIT_ASSET, wait_asset)
-        store_at(p_ctrl + 8 * f.C_WAIT_ID, np.int64(wait_id))
-        store_at(p_ctrl + 8 * f.C_FOUND, 0)
+        store_at(p_ctrl + 8 * C_WAIT_ASSET, wait_asset)
+        store_at(p_ctrl + 8 * C_WAIT_ID, np.int64(wait_id))
+        store_at(p_ctrl + 8 * C_FOUND, 0)
         idle = 0
         while True:
             flags = 0
@@ -348,17 +343,17 @@ class _LiveBotBase:
             for c in range(n_conns):
                 if load_at(self.p_resp_w[c]) != load_at(self.p_resp_r[c]):
                     flags |= self._consume_resp(c)
-            if load_at(p_ctrl + 8 * f.C_CB_N) != 0:
+            if load_at(p_ctrl + 8 * C_CB_N) != 0:
                 rc = self._callbacks()
                 if rc != 0:
                     return rc
             now = rdtsc()
-            if now >= load_at(p_ctrl + 8 * f.C_HOUSEKEEP_TSC):
+            if now >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
                 self._housekeep(now)
             if (
                 load_at(p_sig) != 0
-                or load_at(p_ctrl + 8 * f.C_CLOSED) != 0
-                or load_at(p_ctrl + 8 * f.C_END) != 0
+                or load_at(p_ctrl + 8 * C_CLOSED) != 0
+                or load_at(p_ctrl + 8 * C_END) != 0
             ):
                 # what the connector published before it stopped is applied: a final poll
                 self._poll()
@@ -369,14 +364,14 @@ class _LiveBotBase:
                     return MARKET_FEED
                 if include_resp and flags & f.F_RESP:
                     return ORDER_RESPONSE
-            elif mode == MODE_ORDER and load_at(p_ctrl + 8 * f.C_FOUND) != 0:
+            elif mode == MODE_ORDER and load_at(p_ctrl + 8 * C_FOUND) != 0:
                 return 0
             if now >= deadline:
                 return 0
             if flags == 0:
                 idle += 1
                 if idle > IDLE_SPINS:
-                    policy = load_at(p_ctrl + 8 * f.C_POLICY)
+                    policy = load_at(p_ctrl + 8 * C_POLICY)
                     if policy == WAIT_SLEEP:
                         left = np.int64((deadline - now) / tpn)
                         sleep_ns(self.ts, min(left, SLEEP_SLICE_NS))
@@ -387,10 +382,10 @@ class _LiveBotBase:
 
     def _callbacks(self):
         """Run the Python handlers on what the last poll queued; non-zero: stop with it."""
-        if self._ctrl(f.C_CB_N) == 0:
+        if self._ctrl(C_CB_N) == 0:
             return 0
-        if self._ctrl(f.C_HAS_CB) == 0:
-            self._set_ctrl(f.C_CB_N, 0)
+        if self._ctrl(C_HAS_CB) == 0:
+            self._set_ctrl(C_CB_N, 0)
             return 0
         return _dispatch(self.key)
 
@@ -417,16 +412,134 @@ class _LiveBotBase:
                             self.cbq)  # fmt: skip
 
     def _housekeep(self, now_tsc):
-        self._set_ctrl(f.C_HOUSEKEEP_TSC, now_tsc + np.int64(HOUSEKEEP_NS * self.tpn))
+        self._set_ctrl(C_HOUSEKEEP_TSC, now_tsc + np.int64(HOUSEKEEP_NS * self.tpn))
         now = wall_ns(self.ts)
-        self.view_hdr[8] = now
+        self.view_hdr[BOT_HEARTBEAT] = now
         for c in range(self.conn_pid.shape[0]):
             f.check_connector(self.ctl[c], self.slot[c], self.conn_pid[c], self.conn_epoch[c],
                               self.bot_id, now, self.ctrl)  # fmt: skip
 
 
+# ---------------------------------------------------------------------- fields
+
+ASSET = "asset"  # the field is a tuple with one item per asset
+CONN = "conn"  # ... one item per connector
+
+i8 = nb.int64
+_depth_nb = HashMapMarketDepth.class_type.instance_type
+_odict_nb = OrderDict.class_type.instance_type
+_svals_nb = StateValues.class_type.instance_type
+
+
+@dataclass
+class LiveBotParts:
+    """What hftlive.bot gathers to build a LiveBot; FIELDS makes each field from it."""
+
+    n: int  # assets
+    nc: int  # connectors
+    bot_id: int
+    key: int  # the bot's key in _SESSIONS and _CB_HANDLERS
+    view: dict[str, np.ndarray]  # the bot's view segment, by region (layout.bot_layout)
+    view_hdr: np.ndarray  # its header as int64 words
+    mds: list  # ipc.MdViews per asset
+    ctls: list  # ipc.CtlViews per connector
+    slot_idx: list[int]  # the bot's slot on each connector
+    asset_conn: np.ndarray  # asset -> connector
+    asset_inst: np.ndarray  # asset -> the connector's instrument index
+    inst_asset: np.ndarray  # (connector, instrument) -> asset, or -1
+    cursor: np.ndarray  # per asset: the next market ring position to read
+    ctrl: np.ndarray  # layout.ctrl_dtype words
+    cbq: np.ndarray  # responses queued for the Python callbacks
+    cbq_prev: np.ndarray  # the order as it was before each queued response
+    bell_fds: list[int]  # per connector: the doorbell FIFO, or -1
+    ticks_per_ns: float
+
+
+# One line per field: (name, numba type [of each item if per ASSET or CONN], per, how it
+# is made from a LiveBotParts p [and the asset or connector number]). The jitclass spec,
+# its __init__ and the values hftlive.bot passes are all derived from this table.
+FIELDS = (
+    ("depths", _depth_nb, ASSET, lambda p, a: HashMapMarketDepth(
+        p.view["depth_i"][a], p.view["depth_f"][a], p.view["bid_keys"][a],
+        p.view["bid_vals"][a], p.view["ask_keys"][a], p.view["ask_vals"][a])),
+    ("order_dicts", _odict_nb, ASSET,
+        lambda p, a: OrderDict(p.view["orders"][a], p.view["order_n"][a])),
+    ("states", _svals_nb, ASSET, lambda p, a: StateValues(p.view["state"][a : a + 1])),
+    ("otab", order_nb[:, :], None, lambda p: p.view["orders"]),
+    ("order_n", i8[:, :], None, lambda p: p.view["order_n"]),
+    ("state", state_nb[:], None, lambda p: p.view["state"]),
+    ("trades", event_nb[:, :], None, lambda p: p.view["trades"]),
+    ("trade_n", i8[:, :], None, lambda p: p.view["trade_n"]),
+    ("latency", i8[:, :], None, lambda p: p.view["latency"]),
+    ("md_hdr", i8[:], ASSET, lambda p, a: p.mds[a].words),
+    ("md_ring", event_nb[:], ASSET, lambda p, a: p.mds[a].ring),
+    ("md_snap", event_nb[:], ASSET, lambda p, a: p.mds[a].snapshot),
+    ("cursor", i8[:], None, lambda p: p.cursor),
+    ("asset_conn", i8[:], None, lambda p: p.asset_conn),
+    ("asset_inst", i8[:], None, lambda p: p.asset_inst),
+    ("inst_asset", i8[:, :], None, lambda p: p.inst_asset),
+    ("ctl", i8[:], CONN, lambda p, c: p.ctls[c].words),
+    ("slot", i8[:], CONN, lambda p, c: p.ctls[c].slot_words[p.slot_idx[c]]),
+    ("req_hdr", i8[:], CONN, lambda p, c: p.ctls[c].req_hdr[p.slot_idx[c]]),
+    ("req", req_nb[:], CONN, lambda p, c: p.ctls[c].req[p.slot_idx[c]]),
+    ("resp_hdr", i8[:], CONN, lambda p, c: p.ctls[c].resp_hdr[p.slot_idx[c]]),
+    ("resp", resp_nb[:], CONN, lambda p, c: p.ctls[c].resp[p.slot_idx[c]]),
+    ("conn_pid", i8[:], None, lambda p: _header_words(p, "pid")),
+    ("conn_epoch", i8[:], None, lambda p: _header_words(p, "epoch")),
+    ("bell_fd", i8[:], None, lambda p: np.array(p.bell_fds, np.int64)),
+    ("ctrl", i8[:], None, lambda p: p.ctrl),
+    ("ts", i8[:], None, lambda p: np.zeros(2, np.int64)),  # a struct timespec for _sys
+    ("scratch", event_nb[:], None, lambda p: np.zeros(256, event_dtype)),
+    ("snap_scratch", event_nb[:], None,
+        lambda p: np.zeros(max(len(m.snapshot) for m in p.mds), event_dtype)),
+    ("cbq", resp_nb[:], None, lambda p: p.cbq),
+    ("cbq_prev", order_nb[:], None, lambda p: p.cbq_prev),
+    ("bell", nb.uint8[:], None, lambda p: np.ones(1, np.uint8)),  # the doorbell's byte
+    ("view_hdr", i8[:], None, lambda p: p.view_hdr),
+    ("bot_id", nb.uint64, None, lambda p: np.uint64(p.bot_id)),
+    ("key", i8, None, lambda p: p.key),
+    # The polling loop reads through raw addresses (ints): reading an array field of a
+    # jitclass costs an atomic reference-count increment and decrement each time. The
+    # arrays stay alive: they are fields too (the signal flag is a module global).
+    ("n_assets", i8, None, lambda p: p.n),
+    ("n_conns", i8, None, lambda p: p.nc),
+    ("p_sig", i8, None, lambda p: signals.FLAG.ctypes.data),
+    ("p_ctrl", i8, None, lambda p: p.ctrl.ctypes.data),
+    ("p_cursor", i8, None, lambda p: p.cursor.ctypes.data),
+    ("p_md_ws", i8, ASSET, lambda p, a: p.mds[a].words.ctypes.data + 8 * MD_WRITE_SEQ),
+    ("p_resp_w", i8, CONN, lambda p, c: _resp_word(p, c, SPSC_WRITE)),
+    ("p_resp_r", i8, CONN, lambda p, c: _resp_word(p, c, SPSC_READ)),
+    ("tpn", nb.float64, None, lambda p: p.ticks_per_ns),  # TSC ticks per ns
+)  # fmt: skip
+
+
+def _header_words(p: LiveBotParts, field: str) -> np.ndarray:
+    return np.array([int(c.header[0][field]) for c in p.ctls], np.int64)
+
+
+def _resp_word(p: LiveBotParts, c: int, word: int) -> int:
+    return p.ctls[c].resp_hdr[p.slot_idx[c]].ctypes.data + 8 * word
+
+
+def _init_from_fields():
+    """`def __init__(self, <each field>): self.<field> = <field> ...`, generated as
+    dataclasses does: a jitclass needs a plain function whose assignments type its fields."""
+    names = [f[0] for f in FIELDS]
+    src = f"def __init__(self, {', '.join(names)}):\n"
+    src += "".join(f"    self.{n} = {n}\n" for n in names)
+    ns: dict = {}
+    exec(compile(src, "<hftlive.botcore FIELDS>", "exec"), ns)
+    return ns["__init__"]
+
+
+_INIT = _init_from_fields()
 _CLASSES: dict[tuple, type] = {}
 _jitclass_box.register("HashMapMarketDepth", "OrderDict", "StateValues", "Order", "Values")
+# hftbacktest's order ids are u64: from Python, any of them works and a bad one gets 13
+_ORDER_ID_METHODS = ("submit_buy_order", "submit_sell_order", "cancel", "modify",
+                     "wait_order_response")  # fmt: skip
+_jitclass_box.guard("LiveBot_", "order_id", python_order_id,
+                    dict.fromkeys(_ORDER_ID_METHODS, INVALID_ORDER_REQUEST))  # fmt: skip
 
 
 def make_livebot_class(n_assets: int, n_conns: int):
@@ -434,54 +547,18 @@ def make_livebot_class(n_assets: int, n_conns: int):
     key = (n_assets, n_conns)
     if key in _CLASSES:
         return _CLASSES[key]
-    i8 = nb.int64
-    spec = [
-        ("depths", types.UniTuple(HashMapMarketDepth.class_type.instance_type, n_assets)),
-        ("order_dicts", types.UniTuple(OrderDict.class_type.instance_type, n_assets)),
-        ("states", types.UniTuple(StateValues.class_type.instance_type, n_assets)),
-        ("otab", order_nb[:, :]),
-        ("order_n", i8[:, :]),
-        ("state", state_nb[:]),
-        ("trades", event_nb[:, :]),
-        ("trade_n", i8[:, :]),
-        ("latency", i8[:, :]),
-        ("md_hdr", types.UniTuple(i8[:], n_assets)),
-        ("md_ring", types.UniTuple(event_nb[:], n_assets)),
-        ("md_snap", types.UniTuple(event_nb[:], n_assets)),
-        ("cursor", i8[:]),
-        ("asset_conn", i8[:]),
-        ("asset_inst", i8[:]),
-        ("inst_asset", i8[:, :]),
-        ("ctl", types.UniTuple(i8[:], n_conns)),
-        ("slot", types.UniTuple(i8[:], n_conns)),
-        ("req_hdr", types.UniTuple(i8[:], n_conns)),
-        ("req", types.UniTuple(req_nb[:], n_conns)),
-        ("resp_hdr", types.UniTuple(i8[:], n_conns)),
-        ("resp", types.UniTuple(resp_nb[:], n_conns)),
-        ("conn_pid", i8[:]),
-        ("conn_epoch", i8[:]),
-        ("bell_fd", i8[:]),
-        ("ctrl", i8[:]),
-        ("ts", i8[:]),
-        ("scratch", event_nb[:]),
-        ("snap_scratch", event_nb[:]),
-        ("cbq", resp_nb[:]),
-        ("cbq_prev", order_nb[:]),
-        ("bell", nb.uint8[:]),
-        ("view_hdr", i8[:]),
-        ("bot_id", nb.uint64),
-        ("key", i8),
-        ("n_assets", i8),
-        ("n_conns", i8),
-        ("p_sig", i8),
-        ("p_ctrl", i8),
-        ("p_cursor", i8),
-        ("p_md_ws", types.UniTuple(i8, n_assets)),
-        ("p_resp_w", types.UniTuple(i8, n_conns)),
-        ("p_resp_r", types.UniTuple(i8, n_conns)),
-        ("tpn", nb.float64),
-    ]
-    cls = type(f"LiveBot_{n_assets}x{n_conns}", (), dict(_LiveBotBase.__dict__))
-    jc = jitclass(spec)(cls)
+    count = {None: 0, ASSET: n_assets, CONN: n_conns}
+    spec = [(name, typ if per is None else types.UniTuple(typ, count[per]))
+            for name, typ, per, _ in FIELDS]  # fmt: skip
+    body = dict(_LiveBotBase.__dict__, __init__=_INIT)
+    jc = jitclass(spec)(type(f"LiveBot_{n_assets}x{n_conns}", (), body))
     _CLASSES[key] = jc
     return jc
+
+
+def new_livebot(p: LiveBotParts):
+    """A LiveBot over the parts: each field made as FIELDS says."""
+    count = {ASSET: p.n, CONN: p.nc}
+    args = [make(p) if per is None else tuple(make(p, i) for i in range(count[per]))
+            for _, _, per, make in FIELDS]  # fmt: skip
+    return make_livebot_class(p.n, p.nc)(*args)

@@ -35,6 +35,7 @@ from hftlive.constants import (
     ORDER_ID_EXIST,
     ORDER_NOT_FOUND,
     ORDER_REQUEST_IN_PROCESS,
+    REJECT_NONE,
     REPLACED,
     REQUEST_QUEUE_FULL,
     SELL_EVENT,
@@ -42,7 +43,22 @@ from hftlive.constants import (
 )
 from hftlive.depth import apply_depth_event, depth_clear, round_half_away
 from hftlive.layout import (
+    C_CB_N,
+    C_END,
+    C_ERRORS,
+    C_FOUND,
+    C_HAS_CB,
+    C_LAST_ERR_CODE,
+    C_LAST_ERR_KIND,
+    C_LAST_ERR_REASON,
+    C_READY,
+    C_RESYNCS,
+    C_WAIT_ASSET,
+    C_WAIT_ID,
     CONN_STOPPING,
+    CTL_EPOCH,
+    CTL_HEARTBEAT,
+    CTL_STATE,
     L_FEED_EXCH,
     L_FEED_LOCAL,
     L_HAS_FEED,
@@ -55,6 +71,8 @@ from hftlive.layout import (
     MD_SNAP_SEQ,
     MD_WRITE_SEQ,
     MD_WRITING_END,
+    N_CAPACITY,
+    N_USED,
     REQ_CANCEL,
     REQ_MODIFY,
     REQ_SUBMIT,
@@ -62,35 +80,12 @@ from hftlive.layout import (
     RESP_ORDER,
     RESP_READY,
     RESP_STATE,
+    S_BOT_ID,
+    S_HEARTBEAT,
     SPSC_READ,
     SPSC_WRITE,
 )
 from hftlive.orders import find_order, is_final
-
-# ctrl words
-C_CLOSED = 1
-C_END = 2  # non-zero: the code every waiting call returns from now on
-C_CB_N = 4  # entries in the callback queue
-C_ERRORS = 5
-C_LAST_ERR_KIND = 6
-C_LAST_ERR_CODE = 7
-C_POLICY = 8
-C_FOUND = 9
-C_HAS_CB = 10
-C_READY = 11
-C_WAIT_ASSET = 12
-C_WAIT_ID = 13
-C_RESYNCS = 14
-C_HOUSEKEEP_TSC = 15  # the TSC reading at which the next housekeeping is due
-C_WORDS = 16
-
-# ctl header int64 words
-W_STATE = 3
-W_EPOCH = 4
-W_HEARTBEAT = 16
-# slot int64 words
-S_BOT_ID = 1
-S_HEARTBEAT = 8
 
 HEARTBEAT_STALE_NS = 3_000_000_000
 
@@ -168,10 +163,10 @@ def md_consume(hdr, ring, snap, cursor, a, di, df, bk, bv, ak, av, trades, trade
                     and (ev & LOCAL_EVENT)
                     and (ev & (BUY_EVENT | SELL_EVENT))
                 ):
-                    n = trade_n[0]
-                    if n < trade_n[1]:
+                    n = trade_n[N_USED]
+                    if n < trade_n[N_CAPACITY]:
                         trades[n] = e
-                        trade_n[0] = n + 1
+                        trade_n[N_USED] = n + 1
             latency[L_FEED_EXCH] = e.exch_ts
             latency[L_FEED_LOCAL] = e.local_ts
             latency[L_HAS_FEED] = 1
@@ -188,6 +183,7 @@ def push_error(ctrl, cbq, a, kind, code):
     ctrl[C_ERRORS] += 1
     ctrl[C_LAST_ERR_KIND] = kind
     ctrl[C_LAST_ERR_CODE] = code
+    ctrl[C_LAST_ERR_REASON] = REJECT_NONE  # the bot's own notices refuse nothing
     n = ctrl[C_CB_N]
     if ctrl[C_HAS_CB] != 0 and n < cbq.shape[0]:
         r = cbq[n]
@@ -197,6 +193,7 @@ def push_error(ctrl, cbq, a, kind, code):
         r.code = code
         r.ts = 0
         r.msg = b""
+        r.reason = REJECT_NONE
         ctrl[C_CB_N] = n + 1
 
 
@@ -228,6 +225,7 @@ def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_pre
         ctrl[C_ERRORS] += 1
         ctrl[C_LAST_ERR_KIND] = r.err_kind
         ctrl[C_LAST_ERR_CODE] = r.code
+        ctrl[C_LAST_ERR_REASON] = r.reason
         if r.err_kind == ERR_CONNECTOR and ctrl[C_END] == 0:
             ctrl[C_END] = END_OF_DATA
         n = ctrl[C_CB_N]
@@ -244,7 +242,7 @@ def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_pre
         return 0
     o = r.order
     tbl = otab[a]
-    n = order_n[a, 0]
+    n = order_n[a, N_USED]
     i = find_order(tbl, n, o.order_id)
     cb_n = ctrl[C_CB_N]
     has_cb = ctrl[C_HAS_CB] != 0 and cb_n < cbq.shape[0]
@@ -253,7 +251,7 @@ def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_pre
             return F_RESP
         # unknown ids are inserted: how a restarted bot gets its open orders back
         tbl[n] = o
-        order_n[a, 0] = n + 1
+        order_n[a, N_USED] = n + 1
         i = n
         if has_cb:
             cbq_prev[cb_n] = o
@@ -289,13 +287,13 @@ def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_pre
 def check_connector(ctl, slot, pid, epoch, bot_id, now, ctrl):
     """Publish our heartbeat; end the run if the connector stops, or fail if it is gone."""
     slot[S_HEARTBEAT] = now
-    if atomic_load(ctl, W_STATE) >= CONN_STOPPING:
+    if atomic_load(ctl, CTL_STATE) >= CONN_STOPPING:
         if ctrl[C_END] == 0:
             ctrl[C_END] = END_OF_DATA
     elif (
-        ctl[W_EPOCH] != epoch
+        ctl[CTL_EPOCH] != epoch
         or not pid_alive(pid)
-        or now - atomic_load(ctl, W_HEARTBEAT) > HEARTBEAT_STALE_NS
+        or now - atomic_load(ctl, CTL_HEARTBEAT) > HEARTBEAT_STALE_NS
         or np.uint64(slot[S_BOT_ID]) != bot_id
     ):
         ctrl[C_END] = CONNECTOR_LOST
@@ -324,7 +322,7 @@ def push_request(hdr, ring, kind, inst, order, bell_fd, bell):
 def submit_impl(tbl, count, tick, order_id, price, qty, tif, otype, side, now,
                 hdr, ring, inst, bell_fd, bell):  # fmt: skip
     """Checks as the backtester (10 duplicate id, 13 invalid request), then queue it."""
-    n = count[0]
+    n = count[N_USED]
     if find_order(tbl, n, order_id) >= 0:
         return ORDER_ID_EXIST
     if tif < GTC or tif > 3 or (otype != LIMIT and otype != MARKET):
@@ -355,13 +353,13 @@ def submit_impl(tbl, count, tick, order_id, price, qty, tif, otype, side, now,
     o.time_in_force = tif
     if not push_request(hdr, ring, REQ_SUBMIT, inst, o, bell_fd, bell):
         return REQUEST_QUEUE_FULL  # not added: the count is unchanged
-    count[0] = n + 1
+    count[N_USED] = n + 1
     return 0
 
 
 @nb.njit(cache=True)
 def cancel_impl(tbl, count, order_id, now, hdr, ring, inst, bell_fd, bell):
-    i = find_order(tbl, count[0], order_id)
+    i = find_order(tbl, count[N_USED], order_id)
     if i < 0:
         return ORDER_NOT_FOUND
     o = tbl[i]
@@ -379,7 +377,7 @@ def cancel_impl(tbl, count, order_id, now, hdr, ring, inst, bell_fd, bell):
 
 @nb.njit(cache=True)
 def modify_impl(tbl, count, order_id, price, qty, now, hdr, ring, inst, bell_fd, bell):
-    i = find_order(tbl, count[0], order_id)
+    i = find_order(tbl, count[N_USED], order_id)
     if i < 0:
         return ORDER_NOT_FOUND
     o = tbl[i]
@@ -408,11 +406,11 @@ def modify_impl(tbl, count, order_id, price, qty, now, hdr, ring, inst, bell_fd,
 @nb.njit(cache=True)
 def clear_inactive(tbl, count):
     """The backtester removes EXPIRED, FILLED and CANCELED orders; order is preserved."""
-    n = count[0]
+    n = count[N_USED]
     k = 0
     for i in range(n):
         if not is_final(tbl[i].status):
             if k != i:
                 tbl[k] = tbl[i]
             k += 1
-    count[0] = k
+    count[N_USED] = k

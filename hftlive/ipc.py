@@ -17,6 +17,7 @@ from hftlive.layout import (
     MD_SNAP_SEQ,
     MD_WRITE_SEQ,
     MD_WRITING_END,
+    S_STATE,
     SPSC_READ,
     SPSC_WRITE,
     ctl_header_dtype,
@@ -159,7 +160,7 @@ def spsc_put_many(hdr, ring, recs, n):
 
 @nb.njit(cache=True)
 def slot_claim(words, k, expected, new):
-    return atomic_cas(words[k], 0, expected, new)
+    return atomic_cas(words[k], S_STATE, expected, new)
 
 
 @nb.njit(cache=True)

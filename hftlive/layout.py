@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = 0x314556494C544648  # b"HFTLIVE1" little-endian
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: response_dtype carries the venue-neutral reject `reason`
 ALIGN = 64
 
 # hftbacktest.types.event_dtype: Rust #[repr(C, align(64))] struct Event
@@ -90,6 +90,29 @@ def _struct(fields: list[tuple[str, str | np.dtype, int]], itemsize: int) -> np.
     )
 
 
+def _words(names: list[str], itemsize: int = 0) -> np.dtype:
+    """A record of consecutive int64 words, for arrays that are indexed word by word."""
+    return _struct([(n, "<i8", 8 * i) for i, n in enumerate(names)], itemsize or 8 * len(names))
+
+
+def word(dt: np.dtype, field: str) -> int:
+    """The index of an 8-byte `field` when a `dt` record is viewed as an int64 array.
+
+    Rings and headers are updated with atomic word stores (hftlive._sys), so both sides
+    index them as int64 arrays; every such index is derived here, from the dtype, so that
+    a moved field moves its index with it.
+    """
+    fmt, off = dt.fields[field][:2]
+    if fmt.itemsize != 8 or off % 8:
+        raise ValueError(f"{field!r} of {dt} is not an aligned 8-byte word")
+    return off // 8
+
+
+def n_words(dt: np.dtype) -> int:
+    """How many int64 words a `dt` record spans."""
+    return dt.itemsize // 8
+
+
 # Connector states (ctl header `state`)
 CONN_STARTING = 0
 CONN_RUNNING = 1
@@ -114,6 +137,11 @@ ctl_header_dtype = _struct(
     ],
     256,
 )
+# int64 word indexes into the ctl header (CtlViews.words)
+CTL_PID = word(ctl_header_dtype, "pid")
+CTL_STATE = word(ctl_header_dtype, "state")
+CTL_EPOCH = word(ctl_header_dtype, "epoch")
+CTL_HEARTBEAT = word(ctl_header_dtype, "heartbeat_ns")
 
 instrument_dtype = _struct(
     [
@@ -146,9 +174,20 @@ slot_dtype = _struct(
     ],
     128,
 )
+# int64 word indexes into a slot (CtlViews.slot_words[k])
+S_STATE = word(slot_dtype, "state")
+S_BOT_ID = word(slot_dtype, "bot_id")
+S_PID = word(slot_dtype, "pid")
+S_GEN = word(slot_dtype, "generation")
+S_ACK = word(slot_dtype, "ack")
+S_REJECT = word(slot_dtype, "reject")
+S_HEARTBEAT = word(slot_dtype, "heartbeat_ns")
 
 # Single-producer single-consumer ring header: the two counters on separate lines.
 spsc_header_dtype = _struct([("write_seq", "<i8", 0), ("read_seq", "<i8", 64)], 128)
+SPSC_WRITE = word(spsc_header_dtype, "write_seq")  # int64 word indexes of a ring header
+SPSC_READ = word(spsc_header_dtype, "read_seq")
+SPSC_WORDS = n_words(spsc_header_dtype)
 
 # Broadcast market ring header (one writer, any number of readers with their own cursor).
 #   write_seq: events [0, write_seq) are published; batches are published whole.
@@ -170,13 +209,11 @@ md_header_dtype = _struct(
     ],
     192,
 )
-MD_WRITE_SEQ = 0  # int64 word indexes into the header viewed as int64
-MD_WRITING_END = 1
-MD_SNAP_LOCK = 8
-MD_SNAP_SEQ = 9
-MD_SNAP_N = 10
-SPSC_WRITE = 0
-SPSC_READ = 8
+MD_WRITE_SEQ = word(md_header_dtype, "write_seq")  # int64 word indexes (MdViews.words)
+MD_WRITING_END = word(md_header_dtype, "writing_end")
+MD_SNAP_LOCK = word(md_header_dtype, "snap_lock")
+MD_SNAP_SEQ = word(md_header_dtype, "snap_seq")
+MD_SNAP_N = word(md_header_dtype, "snap_n")
 
 # Request kinds (bot -> connector)
 REQ_SUBMIT = 1
@@ -208,7 +245,8 @@ response_dtype = _struct(
         ("ts", "<i8", 24),
         ("order", order_dtype, 32),
         ("state", state_values_dtype, 128),
-        ("msg", "S80", 176),
+        ("msg", "S72", 176),  # utf-8, truncated
+        ("reason", "<i4", 248),  # RESP_ERROR: a constants.REJECT_* beside the raw `code`
     ],
     256,
 )
@@ -227,30 +265,87 @@ bot_header_dtype = _struct(
     ],
     128,
 )
+BOT_HEARTBEAT = word(bot_header_dtype, "heartbeat_ns")  # int64 word index of the bot header
+BOT_HEADER_WORDS = n_words(bot_header_dtype)
 
-# Depth header words (int64 row per asset)
-D_BEST_BID = 0
-D_BEST_ASK = 1
-D_LOW_BID = 2
-D_HIGH_ASK = 3
-D_N_BID = 4
-D_N_ASK = 5
-D_TS = 6
-D_DROPPED = 7  # levels dropped because a side's table was full (see depth.py)
-D_WORDS = 8
-# Depth float words
-DF_TICK = 0
-DF_LOT = 1
-DF_WORDS = 2
-# Latency words (int64 row per asset)
-L_FEED_EXCH = 0
-L_FEED_LOCAL = 1
-L_HAS_FEED = 2
-L_ORDER_REQ = 3
-L_ORDER_EXCH = 4
-L_ORDER_RESP = 5
-L_HAS_ORDER = 6
-L_WORDS = 8
+# Counters of a table in the bot's view (`order_n`, `trade_n`: an int64 row per asset)
+counter_dtype = _words(["n", "capacity"], 64)
+N_USED = word(counter_dtype, "n")  # records in use
+N_CAPACITY = word(counter_dtype, "capacity")  # trade_n only: how many it may hold
+N_WORDS = n_words(counter_dtype)
+
+# A depth's int64 words (`depth_i`, a row per asset; tick units, see depth.py)
+depth_words_dtype = _words(
+    ["best_bid", "best_ask", "low_bid", "high_ask", "n_bid", "n_ask", "ts",
+     "dropped"],  # levels dropped because a side's table was full (see depth.py)
+    64,
+)  # fmt: skip
+D_BEST_BID = word(depth_words_dtype, "best_bid")
+D_BEST_ASK = word(depth_words_dtype, "best_ask")
+D_LOW_BID = word(depth_words_dtype, "low_bid")
+D_HIGH_ASK = word(depth_words_dtype, "high_ask")
+D_N_BID = word(depth_words_dtype, "n_bid")
+D_N_ASK = word(depth_words_dtype, "n_ask")
+D_TS = word(depth_words_dtype, "ts")
+D_DROPPED = word(depth_words_dtype, "dropped")
+D_WORDS = n_words(depth_words_dtype)
+# A depth's float64 words (`depth_f`, a row per asset)
+depth_floats_dtype = _struct([("tick_size", "<f8", 0), ("lot_size", "<f8", 8)], 16)
+DF_TICK = word(depth_floats_dtype, "tick_size")
+DF_LOT = word(depth_floats_dtype, "lot_size")
+DF_WORDS = n_words(depth_floats_dtype)
+# Latency words (`latency`, an int64 row per asset): the last feed and order latencies
+latency_words_dtype = _words(
+    ["feed_exch", "feed_local", "has_feed", "order_req", "order_exch", "order_resp",
+     "has_order"],
+    64,
+)  # fmt: skip
+L_FEED_EXCH = word(latency_words_dtype, "feed_exch")
+L_FEED_LOCAL = word(latency_words_dtype, "feed_local")
+L_HAS_FEED = word(latency_words_dtype, "has_feed")
+L_ORDER_REQ = word(latency_words_dtype, "order_req")
+L_ORDER_EXCH = word(latency_words_dtype, "order_exch")
+L_ORDER_RESP = word(latency_words_dtype, "order_resp")
+L_HAS_ORDER = word(latency_words_dtype, "has_order")
+L_WORDS = n_words(latency_words_dtype)
+
+# A bot's control words: an int64 array in the bot's own process (not shared memory) that
+# hftlive.bot fills in and hftlive.botfn and the LiveBot jitclass (hftlive.botcore) update.
+ctrl_dtype = _words(
+    [
+        "closed",  # close() was called
+        "end",  # non-zero: the code every waiting call returns from now on
+        "cb_n",  # entries in the callback queue
+        "errors",  # errors received so far
+        "last_err_kind",
+        "last_err_code",
+        "last_err_reason",
+        "policy",  # the wait policy (WAIT_*)
+        "found",  # the awaited order response arrived
+        "has_cb",  # the bot has a Python callback
+        "ready",  # connectors that finished the registration replay
+        "wait_asset",  # the order a waiting call waits for: asset and id
+        "wait_id",
+        "resyncs",  # book resyncs so far
+        "housekeep_tsc",  # the TSC reading at which the next housekeeping is due
+    ]
+)
+C_CLOSED = word(ctrl_dtype, "closed")
+C_END = word(ctrl_dtype, "end")
+C_CB_N = word(ctrl_dtype, "cb_n")
+C_ERRORS = word(ctrl_dtype, "errors")
+C_LAST_ERR_KIND = word(ctrl_dtype, "last_err_kind")
+C_LAST_ERR_CODE = word(ctrl_dtype, "last_err_code")
+C_LAST_ERR_REASON = word(ctrl_dtype, "last_err_reason")
+C_POLICY = word(ctrl_dtype, "policy")
+C_FOUND = word(ctrl_dtype, "found")
+C_HAS_CB = word(ctrl_dtype, "has_cb")
+C_READY = word(ctrl_dtype, "ready")
+C_WAIT_ASSET = word(ctrl_dtype, "wait_asset")
+C_WAIT_ID = word(ctrl_dtype, "wait_id")
+C_RESYNCS = word(ctrl_dtype, "resyncs")
+C_HOUSEKEEP_TSC = word(ctrl_dtype, "housekeep_tsc")
+C_WORDS = n_words(ctrl_dtype)
 
 
 def _align(n: int) -> int:
@@ -304,9 +399,9 @@ def ctl_layout(n_instruments: int, max_bots: int, req_cap: int, resp_cap: int) -
             ("header", ctl_header_dtype, (1,)),
             ("instruments", instrument_dtype, (max(n_instruments, 1),)),
             ("slots", slot_dtype, (max_bots,)),
-            ("req_hdr", np.dtype("<i8"), (max_bots, 16)),
+            ("req_hdr", np.dtype("<i8"), (max_bots, SPSC_WORDS)),
             ("req", request_dtype, (max_bots, req_cap)),
-            ("resp_hdr", np.dtype("<i8"), (max_bots, 16)),
+            ("resp_hdr", np.dtype("<i8"), (max_bots, SPSC_WORDS)),
             ("resp", response_dtype, (max_bots, resp_cap)),
         ]
     )
@@ -340,10 +435,10 @@ def bot_layout(n_assets: int, depth_cap: int, order_cap: int, trade_cap: int) ->
             ("ask_keys", np.dtype("<i8"), (n, depth_cap)),
             ("ask_vals", np.dtype("<f8"), (n, depth_cap)),
             ("orders", order_dtype, (n, order_cap)),
-            ("order_n", np.dtype("<i8"), (n, 8)),
+            ("order_n", np.dtype("<i8"), (n, N_WORDS)),
             ("state", state_values_dtype, (n,)),
             ("trades", event_dtype, (n, max(trade_cap, 1))),
-            ("trade_n", np.dtype("<i8"), (n, 8)),
+            ("trade_n", np.dtype("<i8"), (n, N_WORDS)),
             ("latency", np.dtype("<i8"), (n, L_WORDS)),
         ]
     )

@@ -21,6 +21,7 @@ from hftlive.layout import (
     L_FEED_EXCH,
     L_FEED_LOCAL,
     L_HAS_FEED,
+    N_USED,
     bot_header_dtype,
     bot_layout,
     bot_name,
@@ -69,7 +70,7 @@ class BotView:
 
     def orders(self, asset_no: int = 0) -> np.ndarray:
         """A copy of the bot's order table for the asset (hftbacktest's order_dtype)."""
-        n = int(self.v["order_n"][asset_no, 0])
+        n = int(self.v["order_n"][asset_no, N_USED])
         return self.v["orders"][asset_no, :n].copy()
 
     def depth(self, asset_no: int = 0, levels: int = 10):

@@ -10,13 +10,64 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba import types
 from numba.experimental import jitclass
+from numba.extending import overload
 
+from hftlive import _jitclass_box
 from hftlive.constants import CANCELED, EXPIRED, FILLED, NEW, NONE, PARTIALLY_FILLED
-from hftlive.layout import order_dtype, state_values_dtype
+from hftlive.layout import N_USED, order_dtype, state_values_dtype
 
 order_nb = nb.from_dtype(order_dtype)
 state_nb = nb.from_dtype(state_values_dtype)
+
+ORDER_ID_MAX = 2**64 - 1  # order ids are hftbacktest's u64: every one of them is valid
+_TWO_POW_64 = 18446744073709551616.0
+
+
+def order_id_arg(order_id):
+    """(True, order_id as uint64) for a valid id, else (False, 0).
+
+    Valid: an integer in 0..2**64-1, or an integral float in that range, since hftbacktest's
+    examples pass floats (`submit_buy_order(0, 7.0, ...)`). Not valid: a negative or larger
+    number, a fraction, NaN, a bool, anything else. In njit code the same rules hold by
+    type; a negative signed integer is refused rather than wrapped round to a huge id.
+    """
+    if isinstance(order_id, (bool, np.bool_)):
+        return False, np.uint64(0)
+    if isinstance(order_id, (int, np.integer)):
+        if 0 <= order_id <= ORDER_ID_MAX:
+            return True, np.uint64(order_id)
+    elif isinstance(order_id, (float, np.floating)):
+        if 0.0 <= order_id < _TWO_POW_64 and float(order_id).is_integer():
+            return True, np.uint64(int(order_id))
+    return False, np.uint64(0)
+
+
+@overload(order_id_arg)
+def _order_id_arg_nb(order_id):
+    if isinstance(order_id, types.Integer):
+        if order_id.signed:
+            return lambda order_id: (order_id >= 0, np.uint64(order_id))
+        return lambda order_id: (True, np.uint64(order_id))
+    if isinstance(order_id, types.Float):
+
+        def impl(order_id):
+            # NaN fails every comparison; 2**64-1 is not a float, 2.0**64 is the bound
+            if 0.0 <= order_id < _TWO_POW_64 and np.floor(order_id) == order_id:
+                return True, np.uint64(order_id)
+            return False, np.uint64(0)
+
+        return impl
+    return lambda order_id: (False, np.uint64(0))
+
+
+def python_order_id(order_id):
+    """For _jitclass_box.guard: the id as np.uint64, so that numba's dispatcher always
+    picks the uint64 specialisation (a Python int is typed int64 when it fits, and a later
+    id above 2**63-1 would overflow that one), or None if it is not a valid id."""
+    ok, oid = order_id_arg(order_id)
+    return oid if ok else None
 
 
 @jitclass
@@ -128,16 +179,16 @@ class Values:
 
     def next(self):
         self.i += 1
-        if self.i < self.count[0]:
+        if self.i < self.count[N_USED]:
             return Order(self.table[self.i : self.i + 1])
         return None
 
     def has_next(self):
         self.i += 1
-        return self.i < self.count[0]
+        return self.i < self.count[N_USED]
 
     def get(self):
-        if self.i < 0 or self.i >= self.count[0]:
+        if self.i < 0 or self.i >= self.count[N_USED]:
             raise RuntimeError("Values.get() with no current order: call has_next() first")
         return Order(self.table[self.i : self.i + 1])
 
@@ -152,16 +203,18 @@ class OrderDict:
         self.count = count
 
     def get(self, order_id):
-        i = find_order(self.table, self.count[0], np.uint64(order_id))
+        ok, oid = order_id_arg(order_id)
+        i = find_order(self.table, self.count[N_USED], oid) if ok else -1
         if i < 0:
             return None
         return Order(self.table[i : i + 1])
 
     def __contains__(self, order_id):
-        return find_order(self.table, self.count[0], np.uint64(order_id)) >= 0
+        ok, oid = order_id_arg(order_id)
+        return ok and find_order(self.table, self.count[N_USED], oid) >= 0
 
     def __len__(self):
-        return np.uint64(self.count[0])
+        return np.uint64(self.count[N_USED])
 
     def values(self):
         return Values(self.table, self.count)
@@ -197,3 +250,6 @@ class StateValues:
     @property
     def trading_value(self):
         return self.arr[0].trading_value
+
+
+_jitclass_box.guard("OrderDict", "order_id", python_order_id, {"get": None, "__contains__": False})

@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from hftlive.layout import LAYOUT_VERSION, MAGIC
+from hftlive.layout import LAYOUT_VERSION, MAGIC, seg_header_dtype
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +99,16 @@ class Segment:
             raise SharedMemoryError(f"no shared memory segment {path}") from None
         size = os.fstat(fd).st_size
         seg = cls(name, fd, size, False)
-        words = np.frombuffer(seg.buf, np.uint64, count=2)
-        if int(words[0]) != MAGIC:
+        head = np.frombuffer(seg.buf, seg_header_dtype, count=1)[0]
+        magic, version = int(head["magic"]), int(head["version"])
+        del head  # a view of the mapping: close() could not unmap it
+        if magic != MAGIC:
             seg.close()
             raise SharedMemoryError(f"{path} is not an hftlive segment (bad magic)")
-        if int(words[1]) != LAYOUT_VERSION:
+        if version != LAYOUT_VERSION:
             seg.close()
             raise SharedMemoryError(
-                f"{path} has layout version {int(words[1])}, this hftlive speaks {LAYOUT_VERSION}"
+                f"{path} has layout version {version}, this hftlive speaks {LAYOUT_VERSION}"
             )
         return seg
 
@@ -153,15 +155,15 @@ def read_owner(name: str) -> int | None:
     """The writer pid stored in a segment's header (words: magic, version, pid), or None."""
     try:
         with open(path_of(name), "rb") as f:
-            head = f.read(24)
+            head = f.read(seg_header_dtype.itemsize)
     except OSError:
         return None
-    if len(head) < 24:
+    if len(head) < seg_header_dtype.itemsize:
         return None
-    magic, _version, pid = np.frombuffer(head, np.int64, count=3)
-    if np.uint64(magic) != np.uint64(MAGIC):
+    h = np.frombuffer(head, seg_header_dtype, count=1)[0]
+    if int(h["magic"]) != MAGIC:
         return None
-    return int(pid)
+    return int(h["pid"])
 
 
 def list_segments(prefix: str) -> list[str]:

@@ -39,11 +39,13 @@ from connector.binancefutures.streams import MdInstrument
 from connector.book import ASK_DEPTH, BID_DEPTH, CLEAR
 from connector.config import ConnectorSection, InstrumentConfig
 from connector.shmserver import ShmServer
-from hftlive.botfn import C_RESYNCS, C_WORDS, md_consume, md_resync
+from hftlive.botfn import md_consume, md_resync
 from hftlive.constants import INVALID_MAX, INVALID_MIN
 from hftlive.depth import HashMapMarketDepth, depth_init, depth_levels, ht_get
 from hftlive.ipc import MdViews
 from hftlive.layout import (
+    C_RESYNCS,
+    C_WORDS,
     D_BEST_ASK,
     D_BEST_BID,
     D_HIGH_ASK,
@@ -51,6 +53,8 @@ from hftlive.layout import (
     D_WORDS,
     DF_WORDS,
     L_WORDS,
+    N_CAPACITY,
+    N_WORDS,
     event_dtype,
     md_name,
     response_dtype,
@@ -182,7 +186,8 @@ class BotDepth:
         self.md = md
         self.cursor = np.zeros(1, np.int64)
         self.trades = np.zeros(256, event_dtype)
-        self.trade_n = np.array([0, 256, 0, 0, 0, 0, 0, 0], np.int64)
+        self.trade_n = np.zeros(N_WORDS, np.int64)
+        self.trade_n[N_CAPACITY] = len(self.trades)
         self.latency = np.zeros(L_WORDS, np.int64)
         self.scratch = np.zeros(256, event_dtype)
         self.snap_scratch = np.zeros(snap_capacity, event_dtype)

@@ -34,6 +34,7 @@ from hftlive import (
     Instrument,
     LiveBot,
 )
+from hftlive.constants import REJECT_POST_ONLY, REJECT_UNKNOWN_ORDER
 from hftlive.monitor import ConnectorView
 from tests.conftest import stop_process
 
@@ -275,12 +276,14 @@ def test_order_lifecycle_submit_modify_cancel_fill_and_rejects(tmp_path, emu, or
         assert hbt.orders(0).get(2).status == FILLED
         _wait(hbt, lambda: len(errors) > n_err, what="the unknown-order error")
         assert errors[-1].kind == ERR_ORDER and errors[-1].code == codes.UNKNOWN_ORDER
+        assert errors[-1].reason == REJECT_UNKNOWN_ORDER
 
         # a post-only order that would take: -5022 -> EXPIRED and the bot's error_handler
         d = hbt.depth(0)
         cross = round(d.best_ask + 1.0, 2)
         assert hbt.submit_buy_order(0, 3, cross, qty, GTX, LIMIT, True) == 0
         _wait(hbt, lambda: any(e.code == -5022 for e in errors), what="the -5022 error")
+        assert next(e for e in errors if e.code == -5022).reason == REJECT_POST_ONLY
         assert hbt.orders(0).get(3).status == EXPIRED
         e = next(e for e in errors if e.code == -5022)
         assert e.kind == ERR_ORDER and e.order_id == 3

@@ -154,8 +154,7 @@ def test_orders_below_the_venues_minimums_are_refused_before_sending(tmp_path, e
         err = errors[-1]
         assert (err.kind, err.code) == (ERR_ORDER, codes.BELOW_MINIMUM)
         assert "below the venue's minimum 20" in err.msg
-        if hasattr(err, "reason"):
-            assert err.reason == REJECT_INVALID_QTY
+        assert err.reason == REJECT_INVALID_QTY
         after = emu.control("/_emulator/requests")["requests"].get("POST /fapi/v1/order", 0)
         assert after == sent  # nothing was sent
         assert hbt.submit_buy_order(0, 2, px, 0.02, GTX, LIMIT, True) == 0  # above: sent

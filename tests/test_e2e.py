@@ -21,8 +21,10 @@ from hftlive.constants import (
     INVALID_ORDER_REQUEST,
     ORDER_ID_EXIST,
     ORDER_NOT_FOUND,
+    REJECT_POST_ONLY,
+    REJECT_RISK_LIMIT,
 )
-from hftlive.layout import MD_WRITE_SEQ
+from hftlive.layout import MD_WRITE_SEQ, SPSC_WRITE
 from hftlive.monitor import BotView, ConnectorView
 
 from .conftest import ROOT, WAIT_BOOK_SRC, run_py, wait_book
@@ -95,7 +97,7 @@ def test_bad_requests_get_their_codes_and_send_nothing(connector):
         view.close()
         px = hbt.depth(0).best_bid * 0.98
         assert hbt.submit_buy_order(0, 1, px, 0.001, GTX, LIMIT, True) == 0
-        sent = int(hbt.req_hdr[0][0])  # the request ring's write sequence
+        sent = int(hbt.req_hdr[0][SPSC_WRITE])  # the request ring's write sequence
         assert hbt.submit_buy_order(3, 5, px, 0.001, GTX, LIMIT, False) == INSTRUMENT_NOT_FOUND
         assert hbt.submit_buy_order(0, 1, px, 0.001, GTX, LIMIT, False) == ORDER_ID_EXIST
         assert hbt.cancel(0, 77, False) == ORDER_NOT_FOUND
@@ -108,7 +110,7 @@ def test_bad_requests_get_their_codes_and_send_nothing(connector):
         assert hbt.submit_sell_order(0, 9, px, 0.001, 7, LIMIT, False) == INVALID_ORDER_REQUEST
         assert hbt.submit_sell_order(0, 9, px, 0.001, GTX, 5, False) == INVALID_ORDER_REQUEST
         assert hbt.modify(0, 1, np.nan, 0.001, False) == INVALID_ORDER_REQUEST
-        assert int(hbt.req_hdr[0][0]) == sent  # nothing reached the connector
+        assert int(hbt.req_hdr[0][SPSC_WRITE]) == sent  # nothing reached the connector
         assert len(hbt.orders(0)) == 1 and 9 not in hbt.orders(0)
     finally:
         hbt.close()
@@ -138,6 +140,9 @@ def test_risk_limits_reject_with_codes_and_callbacks_run(make_connector):
         assert hbt.orders(0).get(3).status == hftlive.EXPIRED
         gtx = REJECT_GTX_WOULD_CROSS
         assert errors[-1].code == gtx and hbt.last_error_code == gtx
+        # and the venue-neutral reason beside it, the same on every venue
+        assert errors[-1].reason == REJECT_POST_ONLY == hbt.last_error_reason
+        assert errors[0].reason == REJECT_RISK_LIMIT  # the max_position refusal
     finally:
         hbt.close()
 

@@ -1,6 +1,7 @@
 """The shared-memory layout is pinned: a change here breaks every running peer."""
 
 import numpy as np
+import pytest
 from hftbacktest import types as hbt_types
 
 from hftlive import layout as L
@@ -38,15 +39,55 @@ def test_record_sizes_and_offsets():
     # the int64 word indexes the rings use atomically
     assert (L.MD_WRITE_SEQ, L.MD_WRITING_END, L.MD_SNAP_LOCK, L.MD_SNAP_SEQ, L.MD_SNAP_N) == (
         0, 1, 8, 9, 10)  # fmt: skip
-    assert (L.SPSC_WRITE, L.SPSC_READ) == (0, 8)
+    assert (L.SPSC_WRITE, L.SPSC_READ, L.SPSC_WORDS) == (0, 8, 16)
     assert L.request_dtype.itemsize == 128 and _offsets(L.request_dtype)["order"] == 32
     assert L.response_dtype.itemsize == 256
     assert _offsets(L.response_dtype) == {
         "kind": 0, "err_kind": 4, "inst": 8, "code": 16, "ts": 24, "order": 32, "state": 128,
-        "msg": 176,
+        "msg": 176, "reason": 248,
     }  # fmt: skip
+    assert L.response_dtype["msg"].itemsize == 72 and L.response_dtype["reason"] == np.int32
     assert L.bot_header_dtype.itemsize == 128
     assert L.MAGIC.to_bytes(8, "little") == b"HFTLIVE1"
+    assert L.LAYOUT_VERSION == 2  # bump it with every change above: peers then refuse to attach
+
+
+def test_word_indexes_are_pinned_and_follow_their_fields():
+    """Both sides index headers and slots as int64 words: each index is its field's offset."""
+    assert (L.CTL_PID, L.CTL_STATE, L.CTL_EPOCH, L.CTL_HEARTBEAT) == (2, 3, 4, 16)
+    assert (L.S_STATE, L.S_BOT_ID, L.S_PID, L.S_GEN, L.S_ACK, L.S_REJECT, L.S_HEARTBEAT) == (
+        0, 1, 2, 3, 4, 5, 8)  # fmt: skip
+    assert (L.BOT_HEARTBEAT, L.BOT_HEADER_WORDS) == (8, 16)
+    assert (L.N_USED, L.N_CAPACITY, L.N_WORDS) == (0, 1, 8)
+    assert (L.D_BEST_BID, L.D_BEST_ASK, L.D_LOW_BID, L.D_HIGH_ASK, L.D_N_BID, L.D_N_ASK,
+            L.D_TS, L.D_DROPPED, L.D_WORDS) == (0, 1, 2, 3, 4, 5, 6, 7, 8)  # fmt: skip
+    assert (L.DF_TICK, L.DF_LOT, L.DF_WORDS) == (0, 1, 2)
+    assert (L.L_FEED_EXCH, L.L_FEED_LOCAL, L.L_HAS_FEED, L.L_ORDER_REQ, L.L_ORDER_EXCH,
+            L.L_ORDER_RESP, L.L_HAS_ORDER, L.L_WORDS) == (0, 1, 2, 3, 4, 5, 6, 8)  # fmt: skip
+    for dt, idx in [
+        (L.ctl_header_dtype, {"state": L.CTL_STATE, "heartbeat_ns": L.CTL_HEARTBEAT}),
+        (L.slot_dtype, {"bot_id": L.S_BOT_ID, "ack": L.S_ACK, "heartbeat_ns": L.S_HEARTBEAT}),
+        (L.md_header_dtype, {"writing_end": L.MD_WRITING_END, "snap_n": L.MD_SNAP_N}),
+        (L.spsc_header_dtype, {"read_seq": L.SPSC_READ}),
+    ]:
+        rec = np.zeros(1, dt)
+        words = rec.view(np.int64)
+        for field, i in idx.items():
+            words[i] = 12345
+            assert rec[0][field] == 12345, (dt, field)
+            words[i] = 0
+    # every segment header starts with magic, version, pid (hftlive.shm reads them so)
+    for dt in (L.ctl_header_dtype, L.bot_header_dtype, L.seg_header_dtype):
+        assert [(n, dt.fields[n][1]) for n in ("magic", "version", "pid")] == [
+            ("magic", 0), ("version", 8), ("pid", 16)]  # fmt: skip
+    with pytest.raises(ValueError):
+        L.word(L.response_dtype, "kind")  # 4 bytes: not a word
+
+
+def test_bot_control_words():
+    """Private to a bot, but indexed by hftlive.bot, botfn and botcore: distinct, dense."""
+    idx = [getattr(L, n) for n in dir(L) if n.startswith("C_") and n != "C_WORDS"]
+    assert sorted(idx) == list(range(L.C_WORDS)) == list(range(len(L.ctrl_dtype.names)))
 
 
 def test_segment_layouts_are_aligned_and_pinned():

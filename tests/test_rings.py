@@ -7,7 +7,11 @@ from hftlive.constants import BUY_EVENT, DEPTH_EVENT, EXCH_EVENT, LOCAL_EVENT, S
 from hftlive.depth import DepthBook
 from hftlive.ipc import MdViews, md_publish, md_write_snapshot, spsc_put, spsc_take
 from hftlive.layout import (
+    C_RESYNCS,
+    C_WORDS,
+    L_WORDS,
     MD_WRITING_END,
+    N_WORDS,
     event_dtype,
     md_layout,
     request_dtype,
@@ -27,11 +31,11 @@ class Reader:
         self.book = DepthBook(tick, lot, 1024)
         self.cursor = np.zeros(1, np.int64)
         self.trades = np.zeros(4, event_dtype)
-        self.trade_n = np.zeros(8, np.int64)
-        self.latency = np.zeros(8, np.int64)
+        self.trade_n = np.zeros(N_WORDS, np.int64)
+        self.latency = np.zeros(L_WORDS, np.int64)
         self.scratch = np.zeros(16, event_dtype)
         self.snap_scratch = np.zeros(len(md.snapshot), event_dtype)
-        self.ctrl = np.zeros(botfn.C_WORDS, np.int64)
+        self.ctrl = np.zeros(C_WORDS, np.int64)
         self.cbq = np.zeros(8, response_dtype)
 
     def poll(self):
@@ -89,7 +93,7 @@ def test_ring_wraps_around_and_reader_keeps_up(request):
                 assert r.poll() == botfn.F_FEED
         r.poll()
         _same(r.book, w.book)
-        assert r.cursor[0] == 2000 and r.ctrl[botfn.C_RESYNCS] == 0
+        assert r.cursor[0] == 2000 and r.ctrl[C_RESYNCS] == 0
     finally:
         seg.unlink()
 
@@ -105,7 +109,7 @@ def test_slow_reader_detects_overrun_and_resyncs_from_snapshot(request):
             if i == 450:
                 w.snapshot()  # the connector refreshes its snapshot periodically
         assert r.poll() == botfn.F_FEED
-        assert r.ctrl[botfn.C_RESYNCS] == 1
+        assert r.ctrl[C_RESYNCS] == 1
         _same(r.book, w.book)  # snapshot at 451 + the 49 events after it
     finally:
         seg.unlink()
@@ -122,7 +126,7 @@ def test_torn_copy_is_detected_by_writing_end(request):
         # a writer that started a batch lapping the reader's next record: writing_end says so
         md.words[MD_WRITING_END] = 100
         r.poll()
-        assert r.ctrl[botfn.C_RESYNCS] == 1
+        assert r.ctrl[C_RESYNCS] == 1
         _same(r.book, w.book)
     finally:
         seg.unlink()
