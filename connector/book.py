@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
+from decimal import Decimal
 
 import numpy as np
 
@@ -46,6 +47,10 @@ _EVENT = struct.Struct("<QqqddQqd")
 _EVENT2 = struct.Struct("<QqqddQqdQqqddQqd")
 _OFFSETS = [event_dtype.fields[f][1] for f in event_dtype.names]
 assert _EVENT.size == event_dtype.itemsize and _OFFSETS == list(range(0, _EVENT.size, 8))
+
+
+def _decimals(step: float) -> int:
+    return max(0, -Decimal(repr(step)).normalize().as_tuple().exponent)
 
 
 class Batch:
@@ -91,6 +96,10 @@ class RecordingBook:
         self.symbol = cfg.symbol
         self.tick_size = cfg.tick_size
         self.lot_size = cfg.lot_size
+        self._tick = Decimal(repr(cfg.tick_size))
+        self._lot = Decimal(repr(cfg.lot_size))
+        self.price_dp = _decimals(cfg.tick_size)
+        self.qty_dp = _decimals(cfg.lot_size)
         self.book = DepthBook(cfg.tick_size, cfg.lot_size)
         self.batch = Batch(4096)
         self.exch_ts = 0
@@ -98,6 +107,16 @@ class RecordingBook:
 
     def on_level(self, side: int, tick: int, qty: float) -> None:
         pass
+
+    # order formatting: exact decimals on the venue's grid (str(1e-05) would be refused)
+    def px_text(self, price_tick: int) -> str:
+        return f"{self._tick * price_tick:.{self.price_dp}f}"
+
+    def qty_text(self, qty: float) -> str:
+        return f"{self._lot * round(qty / self.lot_size):.{self.qty_dp}f}"
+
+    def tick_of(self, px: float) -> int:
+        return round(px / self.tick_size)
 
     def set_bid(self, px: float, qty: float) -> None:
         t = self.book.set_bid(px, qty, self.exch_ts)

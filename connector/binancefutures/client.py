@@ -33,11 +33,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 from connector.binancefutures.orders import BinanceOrders, WsOrders
 from connector.binancefutures.protocol import parse_error
@@ -47,6 +45,7 @@ from connector.binancefutures.streams import MarketData, MdInstrument, UserStrea
 from connector.binancefutures.wsapi import WsApiClient
 from connector.config import Config, path_field, rng
 from connector.errors import ConfigError, VenueProtocolError
+from connector.secrets import read_key_and_secret
 from connector.venue import Core, NewOrder, Venue
 
 log = logging.getLogger(__name__)
@@ -105,28 +104,9 @@ def check_config(cfg: Config) -> None:
 
 
 def credentials(c: BinanceFuturesConfig, path: str) -> Credentials:
-    """The API key and secret from the environment variables the config names."""
-    key = os.environ.get(c.api_key_env)
-    if not key:
-        raise ConfigError(f"{path}: environment variable ${c.api_key_env} ({SECTION}) is not set")
-    if c.secret_file:
-        f = Path(c.secret_file).expanduser()
-        if not f.is_absolute():
-            f = Path(path).parent / f
-        try:
-            if f.stat().st_mode & 0o077:
-                raise ConfigError(f"{path}: {SECTION}.secret_file {f} is readable by others; "
-                                  f"chmod 600 it")  # fmt: skip
-            secret = f.read_text().strip()
-        except OSError as e:
-            raise ConfigError(f"{path}: {SECTION}.secret_file {f}: {e.strerror}") from None
-        if not secret:
-            raise ConfigError(f"{path}: {SECTION}.secret_file {f} is empty")
-        return Credentials(key, secret)
-    secret = os.environ.get(c.secret_env)
-    if not secret:
-        raise ConfigError(f"{path}: environment variable ${c.secret_env} ({SECTION}) is not set")
-    return Credentials(key, secret)
+    """The API key and secret from where the config says they are (connector.secrets)."""
+    return Credentials(*read_key_and_secret(SECTION, path, c.api_key_env, c.secret_env,
+                                            c.secret_file))  # fmt: skip
 
 
 def preflight(cfg: Config) -> None:

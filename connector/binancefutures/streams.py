@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from decimal import Decimal
 
 import websockets
 from websockets.asyncio.client import connect
@@ -56,32 +55,14 @@ WS_OPTS = {"ping_interval": 20.0, "ping_timeout": 10.0, "max_size": None, "compr
            "open_timeout": 10.0, "close_timeout": 1.0}  # fmt: skip
 
 
-def _decimals(step: float) -> int:
-    return max(0, -Decimal(repr(step)).normalize().as_tuple().exponent)
-
-
 class MdInstrument(RecordingBook):
-    """One instrument: the venue's spec, the connector's book and its event batch."""
+    """One instrument: the connector's book (on the venue's grid) and its snapshot state."""
 
     def __init__(self, idx: int, cfg):
         super().__init__(idx, cfg)
         self.upper = cfg.symbol.upper()
-        self.price_dp = _decimals(cfg.tick_size)
-        self.qty_dp = _decimals(cfg.lot_size)
-        self._tick = Decimal(repr(cfg.tick_size))
-        self._lot = Decimal(repr(cfg.lot_size))
         self.fetching = False  # a depth snapshot request is under way
         self.refetch = False  # BookSync asked again meanwhile
-
-    # order formatting: exact decimals on the venue's grid (str(1e-05) would be refused)
-    def px_text(self, price_tick: int) -> str:
-        return f"{self._tick * price_tick:.{self.price_dp}f}"
-
-    def qty_text(self, qty: float) -> str:
-        return f"{self._lot * round(qty / self.lot_size):.{self.qty_dp}f}"
-
-    def tick_of(self, px: float) -> int:
-        return round(px / self.tick_size)
 
 
 class MarketData:
