@@ -79,6 +79,7 @@ class OrderEntry:
         self.api = api
         self.lc = Lifecycle()
         self.tg: asyncio.TaskGroup | None = None
+        self._checks: set[asyncio.Task] = set()  # queries and fill reads under way
 
     # ------------------------------------------------------------------ the core's calls
     def submit(self, new: NewOrder) -> None:
@@ -119,6 +120,10 @@ class OrderEntry:
         open_now = await self.api.open_orders()
         n = sum(1 for o in self.lc.orders.values() if not o.final)
         self._run(self.lc.open_orders(open_now))
+        # the queries and fill reads it started (and those they start) end before the
+        # session counts as reconciled: bots hear "all is well" with every fill in
+        while self._checks:
+            await asyncio.wait(set(self._checks))
         log.info("reconciled %d order(s) not final (%d open at the venue)", n,
                  sum(1 for o in self.lc.orders.values() if o.client_id in open_now))  # fmt: skip
 
@@ -143,9 +148,9 @@ class OrderEntry:
                 elif isinstance(c, Send):
                     more += self._send(c)
                 elif isinstance(c, Query):
-                    self._task(self._query(c.key), f"query {c.key}")
+                    self._task(self._query(c.key), f"query {c.key}", check=True)
                 elif isinstance(c, FetchFills):
-                    self._task(self._fills(c.key), f"fills {c.key}")
+                    self._task(self._fills(c.key), f"fills {c.key}", check=True)
             cmds = more
         if reports:
             self.core.report(*reports)
@@ -167,11 +172,14 @@ class OrderEntry:
         self._task(self._request(o, c.req), f"{REQ_NAMES[c.req]} {c.key}")
         return []
 
-    def _task(self, coro, name: str) -> None:
+    def _task(self, coro, name: str, check: bool = False) -> None:
         if self.tg is None:
             coro.close()
             return
-        self.tg.create_task(coro, name=name)
+        t = self.tg.create_task(coro, name=name)
+        if check:  # a query or a fill read: reconcile() waits for these
+            self._checks.add(t)
+            t.add_done_callback(self._checks.discard)
 
     async def _request(self, o: Order, req: int) -> None:
         try:

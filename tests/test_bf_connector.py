@@ -140,11 +140,22 @@ def conn(tmp_path, emu):
     assert rc == 0, c.text()
 
 
-def _bot(conn: BfConnector, errors: list | None = None):
+def _bot(conn: BfConnector, errors: list | None = None, timeline: list | None = None):
+    """A bot on `conn`; `errors` gets its LiveErrors; `timeline` gets its errors and its
+    order updates ((order_id, status) tuples) in the order the bot received them."""
     b = LiveBot.builder().register(Instrument(conn.name, "ethusdt", 0.01, 0.001))
     b.connect_timeout(15.0)
-    if errors is not None:
-        b.error_handler(errors.append)
+    if errors is not None or timeline is not None:
+
+        def on_error(e):
+            for seen in (errors, timeline):
+                if seen is not None:
+                    seen.append(e)
+
+        b.error_handler(on_error)
+    if timeline is not None:
+        b.order_recv_hook(lambda prev, new: timeline.append((int(new["order_id"]),
+                                                             int(new["status"]))))  # fmt: skip
     return b.build()
 
 
@@ -430,9 +441,10 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
     bot's position equals the venue's."""
     conn = BfConnector(tmp_path, emu)
     errors = []
+    timeline = []
     hbt = None
     try:
-        hbt = _bot(conn, errors)
+        hbt = _bot(conn, errors, timeline)
         _wait(hbt, lambda: _synced(hbt), what="a synced book")
         qty = 0.02
         # a resting order, and two MARKET orders filled while the user stream loses events
@@ -461,6 +473,10 @@ def test_fills_lost_with_the_user_stream_are_recovered_once(tmp_path, emu, outag
         _wait(hbt, lambda: CONNECTION_RESTORED in _conn_codes(errors), what="CONNECTION_RESTORED")
         conn_events = _conn_codes(errors)
         assert conn_events[-1] == CONNECTION_RESTORED and 0 in conn_events
+        # "all is well" comes after the recovered fills, never before them
+        restored = max(i for i, x in enumerate(timeline) if not isinstance(x, tuple)
+                       and x.kind == ERR_CONNECTION and x.code == CONNECTION_RESTORED)  # fmt: skip
+        assert {(2, FILLED), (3, FILLED)} <= set(timeline[:restored])
         # fills after the reconnect flow from the stream again, and nothing is doubled
         assert hbt.submit_buy_order(0, 4, hbt.depth(0).best_ask, qty, IOC, MARKET, True) == 0
         _wait(hbt, lambda: hbt.orders(0).get(4).status == FILLED, what="a streamed fill")
