@@ -181,3 +181,23 @@ def run_py(code: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
     """Run Python code in a fresh process (a separate bot), from the repo root."""
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)  # fmt: skip
+
+
+class RecordingRouter:
+    """In front of a real ConnectorCore in unit tests: what the bots would be told."""
+
+    def __init__(self):
+        self.told: list[tuple[int, int, str]] = []
+
+    def broadcast_error(self, kind, code, msg, inst=-1):
+        self.told.append((kind, code, msg))
+
+
+class RecordingShm:
+    """In front of a real ConnectorCore in unit tests: the connected flags it set."""
+
+    def __init__(self):
+        self.connected: list[bool] = []
+
+    def set_connected(self, up):
+        self.connected.append(up)

@@ -12,6 +12,7 @@ import pytest
 from connector.core import ConnectorCore
 from connector.reconnect import STABLE_S, backoff, keep_connected
 from hftlive.constants import CONNECTION_RESTORED, ERR_CONNECTION
+from tests.conftest import RecordingRouter, RecordingShm
 
 
 def test_backoff_doubles_from_the_initial_delay_and_caps():
@@ -19,24 +20,6 @@ def test_backoff_doubles_from_the_initial_delay_and_caps():
         0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0, 30.0
     ]  # fmt: skip
     assert list(itertools.islice(backoff(1.0, 3.0, 10.0), 5)) == [1.0, 3.0, 9.0, 10.0, 10.0]
-
-
-class _Router:
-    """What the bots are told, as (kind, code, msg)."""
-
-    def __init__(self):
-        self.told: list[tuple[int, int, str]] = []
-
-    def broadcast_error(self, kind, code, msg, inst=-1):
-        self.told.append((kind, code, msg))
-
-
-class _Shm:
-    def __init__(self):
-        self.connected: list[bool] = []
-
-    def set_connected(self, up):
-        self.connected.append(up)
 
 
 class _Done(Exception):
@@ -55,8 +38,8 @@ class Harness:
         self.now = 1000.0
         self.slept: list[float] = []
         self.events: list[str] = []  # the order things happened in
-        self.router = _Router()
-        self.shm = _Shm()
+        self.router = RecordingRouter()
+        self.shm = RecordingShm()
         self.core = ConnectorCore(self.shm, self.router, [])
         self.on_up = on_up
         self.on_down = on_down

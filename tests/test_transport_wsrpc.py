@@ -18,6 +18,7 @@ from connector.errors import RequestFailed
 from connector.reconnect import keep_connected
 from connector.transport.wsrpc import ERRORS, WsRpc
 from hftlive.constants import CONNECTION_RESTORED, ERR_CONNECTION
+from tests.conftest import RecordingRouter, RecordingShm
 
 DEADLINE_S = 10.0
 
@@ -217,19 +218,6 @@ def test_a_cancelled_request_is_forgotten_and_its_response_dropped(caplog):
         run(main())
 
 
-class _Router:
-    def __init__(self):
-        self.told: list[tuple[int, int, str]] = []
-
-    def broadcast_error(self, kind, code, msg, inst=-1):
-        self.told.append((kind, code, msg))
-
-
-class _Shm:
-    def set_connected(self, up):
-        pass
-
-
 def test_kept_connected_it_comes_back_after_a_drop_and_serves_again():
     """The rule and the transport together: the venue drops the first connection, the
     client reconnects, bots hear of the loss and of the restore once, requests flow."""
@@ -245,8 +233,8 @@ def test_kept_connected_it_comes_back_after_a_drop_and_serves_again():
             await ws.send(orjson.dumps({"id": m["id"], "result": m["params"]}).decode())
 
     async def main():
-        router = _Router()
-        core = ConnectorCore(_Shm(), router, [])
+        router = RecordingRouter()
+        core = ConnectorCore(RecordingShm(), router, [])
         async with Venue(drop_first_then_echo) as venue:
             rpc = WsRpc("test API", venue.url, JsonCodec(), timeout_s=DEADLINE_S)
             keeper = asyncio.create_task(
