@@ -55,7 +55,7 @@ T2   recovered fills                reading them failed          still held: `du
                                                                  them again
 D1   doomed order shows working     no cancel pending            Send cancel
 D2   `due`: doomed and working      no cancel pending (the last  Send cancel
-                                    one was refused)
+                                    one was refused, or got R3)
 O1   reconcile: order open          -                            as Q1
 O2   reconcile: order not open      -                            Query
 A1   a non-final state              older than ours (seq, else   ignored, unless it shows a
@@ -181,6 +181,7 @@ class Order:
     held: tuple[VenueState, list[int]] | None = None  # a state waiting for its fills
     held_since: float | None = None  # when `due` first saw it held (caller's clock)
     doomed: bool = False  # to be cancelled as soon as it works (its bot left, shutdown)
+    cancel_waits: bool = False  # its last cancel got "unknown order": the next waits for due
     modify_to: tuple[int, float] = (0, 0.0)  # price_tick, qty of the modify being sent
     venue_id: int | str = 0  # the venue's own id of the order, once known
     final_seen: float | None = None  # when `prune` first saw it final (caller's clock)
@@ -256,7 +257,10 @@ class Lifecycle:
         if isinstance(result, Refusal):
             out = self._refused(o, req, result)
             if req != REQ_SUBMIT and result.reason == REJECT_UNKNOWN_ORDER:
-                out += self._query(o)  # R3
+                # R3: ask, once; if it must go anyway (doomed), the next cancel waits for
+                # `due`, so a venue that keeps answering -2011 meets no storm
+                o.cancel_waits = req == REQ_CANCEL
+                out += self._query(o)
             return out
         return self._apply(o, result, [req])  # R1
 
@@ -344,6 +348,7 @@ class Lifecycle:
                     o.fetching = True
                     out.append(FetchFills(o.key))
             if o.doomed and o.status in WORKING and REQ_CANCEL not in o.pending:
+                o.cancel_waits = False
                 out += self._send(o, REQ_CANCEL)  # D2
         return out
 
@@ -429,8 +434,9 @@ class Lifecycle:
             done = self._conclude(o, concluding)
         if done or o.view() != before:
             out.append(self._report(o, done))
-        if o.doomed and o.status in WORKING and REQ_CANCEL not in o.pending:  # D1
-            out += self._send(o, REQ_CANCEL)
+        if o.doomed and o.status in WORKING and REQ_CANCEL not in o.pending:
+            if not o.cancel_waits:  # D1 (after an R3, D2 sends it)
+                out += self._send(o, REQ_CANCEL)
         return out
 
     @staticmethod

@@ -457,3 +457,13 @@ def test_final_orders_are_forgotten_after_a_while():
     assert lc.prune(now=159.0, keep_s=60.0) == []
     assert lc.prune(now=160.0, keep_s=60.0) == [KEY]
     assert KEY not in lc.orders and CID not in lc.by_client_id
+
+
+def test_R3_D2_a_doomed_order_the_venue_calls_unknown_is_cancelled_again_only_by_due():
+    lc = working()
+    lc.cancel(KEY, leaving=True)
+    assert commands(lc.reply(KEY, REQ_CANCEL, rest("error_unknown_order"))) == [Query(KEY)]
+    # the query still shows it open: no cancel at once (a venue that keeps answering
+    # -2011 would otherwise get a cancel and a query every round trip)
+    assert commands(lc.query_result(KEY, rest("order_new"), now=0.0)) == []
+    assert lc.due(now=5.0, after_s=5.0) == [Send(KEY, REQ_CANCEL)]
