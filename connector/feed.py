@@ -49,6 +49,9 @@ class Feed:
         self.on_book = on_book
         self.on_need_snapshot = on_need_snapshot
         self.shift_ns = 0  # added to every timestamp: a replay's "now minus then"
+        # events a decoder wrote itself, published as they are (no shift, no hook): the
+        # live hot path, one call to the ring
+        self.publish_now = core.publish
 
     def stamp(self, s: RecordingBook, local_ns: int, exch_ns: int) -> None:
         """The times of the events a frame is about to record (a venue that stamps a

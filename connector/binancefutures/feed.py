@@ -65,12 +65,24 @@ class BinanceDecoder:
 
     def on_frame(self, raw: bytes, local_ns: int) -> None:
         """One frame from any market stream (or one line of a capture)."""
-        kind, lo, hi, exch_ns = scan_ticker(raw, self._fast_ev, local_ns)
+        ev = self._fast_ev
+        kind, lo, hi, exch_ns = scan_ticker(raw, ev, local_ns)
         if kind == BOOK_TICKER or kind == TRADE:
             s = self._by_wire.get(raw[lo:hi])
             if s is not None:
-                self._fast(s, kind, local_ns, exch_ns)
+                s.local_ts = local_ns
+                s.exch_ts = exch_ns
+                feed = self.feed
+                if feed.shift_ns or feed.on_trade is not None:
+                    self._fast(s, kind)  # a replay: shifted times, trades to the engine
+                else:  # live: the hot path, straight to the ring
+                    feed.publish_now(s.idx, ev, 2 if kind == BOOK_TICKER else 1)
                 return
+        self._checked(raw, local_ns)
+
+    def _checked(self, raw: bytes, local_ns: int) -> None:
+        """Any frame the scanner did not take: the checked parser, which names what is
+        wrong with a malformed one."""
         try:
             msg = parse_stream(raw)
         except VenueProtocolError as e:
@@ -107,9 +119,8 @@ class BinanceDecoder:
         elif isinstance(msg, ErrorReply):
             log.error("market stream: venue error %d: %s", msg.code, msg.msg)
 
-    def _fast(self, s: RecordingBook, kind: int, local_ns: int, exch_ns: int) -> None:
+    def _fast(self, s: RecordingBook, kind: int) -> None:
         ev = self._fast_ev
-        s.local_ts, s.exch_ts = local_ns, exch_ns
         if kind == BOOK_TICKER:
             self.feed.publish_events(s, ev, 2)
             return
