@@ -198,6 +198,10 @@ class RecordingShm:
 
     def __init__(self):
         self.connected: list[bool] = []
+        self.published: list[tuple[int, int]] = []  # (instrument, events)
 
     def set_connected(self, up):
         self.connected.append(up)
+
+    def publish(self, inst, events, n):
+        self.published.append((inst, n))
