@@ -258,6 +258,12 @@ class Router:
         b.tokens -= 1.0
         return None
 
+    def _order_px(self, inst: int, o, price_tick: int) -> float:
+        """The price an order trades at for notional checks: its limit, else the mid."""
+        if int(o["order_type"]) == LIMIT:
+            return price_tick * self.instruments[inst].tick_size
+        return self.venue.reference_price(inst)
+
     def _venue_minimum(self, inst: int, o, price_tick: int):
         """The venue's own minimums (its filters): refused here, nothing is sent."""
         spec = self.instruments[inst]
@@ -265,8 +271,7 @@ class Router:
         if spec.min_qty and qty < spec.min_qty - 1e-12:
             return BELOW_MINIMUM, f"qty {qty:g} below the venue's minimum {spec.min_qty:g}"
         if spec.min_notional:
-            limit = int(o["order_type"]) == LIMIT
-            px = price_tick * spec.tick_size if limit else self.venue.reference_price(inst)
+            px = self._order_px(inst, o, price_tick)
             if math.isfinite(px) and px * qty < spec.min_notional - 1e-9:
                 return BELOW_MINIMUM, (f"notional {px * qty:.4f} below the venue's minimum "
                                        f"{spec.min_notional:g}")  # fmt: skip
@@ -276,9 +281,7 @@ class Router:
         cap = self.cfg.risk.max_order_notional
         if cap <= 0:
             return None
-        tick = self.instruments[inst].tick_size
-        px = price_tick * tick if o["order_type"] == LIMIT else self.venue.reference_price(inst)
-        notional = px * float(o["qty"])
+        notional = self._order_px(inst, o, price_tick) * float(o["qty"])
         if not math.isfinite(notional) or notional > cap:
             return (
                 RISK_MAX_NOTIONAL,

@@ -250,13 +250,10 @@ class BinanceOrders:
         return fills_of(parse_user_trades(r.raw), s, order_id)
 
     async def _order_id(self, o: Order) -> int:
-        r = await self.rest.request("GET", "/fapi/v1/order", {"symbol": self.insts[o.inst].upper,
-                                    "origClientOrderId": o.client_id}, signed=True)  # fmt: skip
-        resp = self._parse(r)
-        if not isinstance(resp, OrderResponse):
-            raise VenueProtocolError(f"order {o.client_id}: no order id ({r.status})")
-        o.venue_id = resp.order_id
-        return resp.order_id
+        """The venue's id of `o`, asked with the same GET /fapi/v1/order as a query."""
+        if isinstance(await self.query(o), Refusal) or not o.venue_id:
+            raise VenueProtocolError(f"order {o.client_id}: the venue gives no order id")
+        return o.venue_id
 
     async def open_orders(self) -> dict[str, VenueState]:
         out: dict[str, VenueState] = {}
