@@ -1,0 +1,1 @@
+"""Bybit v5 linear perpetuals: the venue adapter (see client.py) and its loopback emulator."""
