@@ -1,6 +1,6 @@
 """The demo: a connector on the simulated venue plus the tutorial grid bot, ~50 seconds.
 
-    python -m hftlive.demo [--seconds 30] [--venue sim|binance]
+    python -m hftlive.demo [--seconds 30] [--venue sim|binance|bybit]
 
 It trades for `--seconds` once the bot quotes, after numba has compiled the strategy
 (~15 s; ~40 s the first time, when hftlive's own functions are compiled and cached too).
@@ -14,7 +14,9 @@ the bot's elapse() returns 1, and the bot prints its summary.
 
 `--venue binance` runs the same bot through the Binance USD-M connector against the
 loopback Binance emulator (a fourth process speaking Binance's REST, streams, user data
-stream and matching): the path a live run takes, with the emulator's keys.
+stream and matching): the path a live run takes, with the emulator's keys. `--venue
+bybit` does the same through the Bybit v5 connector and the loopback Bybit emulator
+(REST, public, private and trade WebSockets on one port).
 """
 
 from __future__ import annotations
@@ -62,6 +64,28 @@ secret_env = "HFTLIVE_DEMO_SECRET"
 order_entry = "ws"
 """
 
+BYBIT_DEMO_CONFIG = """
+[[instruments]]
+symbol = "BTCUSDT"
+
+[risk]
+max_position = 0.05
+max_order_notional = 10000.0
+max_orders_per_second = 200
+
+[bybit]
+rest_url = "{rest}"
+ws_public_url = "{ws_public}"
+ws_private_url = "{ws_private}"
+ws_trade_url = "{ws_trade}"
+api_key_env = "HFTLIVE_DEMO_KEY"
+secret_env = "HFTLIVE_DEMO_SECRET"
+order_entry = "ws"
+"""
+
+# each venue's name for the demo's instrument (Bybit's symbols are uppercase)
+SYMBOL = {"sim": "btcusdt", "binance": "btcusdt", "bybit": "BTCUSDT"}
+
 BOT_ID = 4242
 # measured on the 2-core machine (busy with other work): numba compiles the grid strategy
 # on every run (~12 s) and, on the first run after an install, hftlive's cached functions
@@ -104,32 +128,41 @@ def start_venue(venue: str, name: str, tmp: str) -> tuple[list[subprocess.Popen]
         return [conn], "the simulated venue (synthetic BTCUSDT market)"
     import json
 
-    from connector.binancefutures.emulator.server import EmulatorConfig, client_url_keys
+    if venue == "bybit":
+        module, label = "connector.bybit.emulator", "Bybit v5"
+        key, secret = "emulator-api-key", "emulator-secret"  # the emulator's defaults
+        args = ["--symbols", "BTCUSDT"]
+    else:
+        from connector.binancefutures.emulator.server import EmulatorConfig
 
+        module, label = "connector.binancefutures.emulator", "Binance USD-M"
+        key, secret = EmulatorConfig.api_key, EmulatorConfig.secret
+        args = ["--symbols", "btcusdt"]
     emu = subprocess.Popen(
-        [sys.executable, "-m", "connector.binancefutures.emulator", "--port", "0",
-         "--symbols", "btcusdt", "--log-level", "WARNING"],
+        [sys.executable, "-m", module, "--port", "0", *args, "--log-level", "WARNING"],
         stdout=subprocess.PIPE,
     )  # fmt: skip
     urls = json.loads(emu.stdout.readline() or "{}")
     if "rest" not in urls:
         emu.kill()
-        raise RuntimeError("the Binance emulator did not start")
+        raise RuntimeError(f"the {label} emulator did not start")
     with open(cfg, "w") as f:
-        f.write(BF_DEMO_CONFIG.format(url_keys=client_url_keys(urls)))
-    env = {**os.environ, "HFTLIVE_DEMO_KEY": EmulatorConfig.api_key,
-           "HFTLIVE_DEMO_SECRET": EmulatorConfig.secret}  # fmt: skip
+        if venue == "bybit":
+            f.write(BYBIT_DEMO_CONFIG.format(**urls))
+        else:
+            from connector.binancefutures.emulator.server import client_url_keys
+
+            f.write(BF_DEMO_CONFIG.format(url_keys=client_url_keys(urls)))
+    env = {**os.environ, "HFTLIVE_DEMO_KEY": key, "HFTLIVE_DEMO_SECRET": secret}
+    connector = "bybit" if venue == "bybit" else "binancefutures"
     conn = subprocess.Popen(
-        [sys.executable, "-m", "connector", "--name", name, "--connector", "binancefutures",
+        [sys.executable, "-m", "connector", "--name", name, "--connector", connector,
          "--config", cfg, "--log-level", "WARNING"], env=env,
     )  # fmt: skip
-    return [
-        conn,
-        emu,
-    ], f"the Binance USD-M connector against the loopback emulator ({urls['rest']})"
+    return [conn, emu], f"the {label} connector against the loopback emulator ({urls['rest']})"
 
 
-def run_bot(name: str, record_path: str, qty: float) -> int:
+def run_bot(name: str, record_path: str, qty: float, symbol: str) -> int:
     import numpy as np
 
     from hftlive import Instrument, LiveBot
@@ -138,7 +171,7 @@ def run_bot(name: str, record_path: str, qty: float) -> int:
 
     hbt = (
         LiveBot.builder()
-        .register(Instrument(name, "btcusdt", 0.1, 0.001))
+        .register(Instrument(name, symbol, 0.1, 0.001))
         .id(BOT_ID)
         .error_handler(lambda e: None)
         .build()
@@ -164,14 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30.0, help="how long the demo trades")
     p.add_argument("--bot", metavar="CONNECTOR", help=argparse.SUPPRESS)
     p.add_argument("--record", default="demo_record.npz", help="where the bot writes its recording")
-    p.add_argument("--venue", choices=("sim", "binance"), default="sim",
-                   help="sim (default) or binance: the Binance connector against its emulator")  # fmt: skip
+    p.add_argument("--venue", choices=("sim", "binance", "bybit"), default="sim",
+                   help="sim (default), binance or bybit: that venue's connector against its "
+                        "loopback emulator")  # fmt: skip
     p.add_argument("--qty", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     # Binance's minimum order notional for BTCUSDT is 100 USDT: 0.002 BTC at ~60,000
     qty = args.qty or (0.002 if args.venue == "binance" else 0.001)
     if args.bot:
-        return run_bot(args.bot, args.record, qty)
+        return run_bot(args.bot, args.record, qty, SYMBOL[args.venue])
 
     from hftlive.monitor import BotView
 
@@ -184,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print("starting the grid bot (strategies/grid.py; numba compiles it first)")
             bot = subprocess.Popen([sys.executable, "-m", "hftlive.demo", "--bot", name,
-                                    "--record", args.record, "--qty", str(qty)])  # fmt: skip
+                                    "--record", args.record, "--qty", str(qty),
+                                    "--venue", args.venue])  # fmt: skip
             view = None
             t_end = None
             started = time.monotonic()
