@@ -226,3 +226,25 @@ def test_the_connector_started_elsewhere_finds_the_examples_capture(tmp_path):
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "sim.data" in r.stderr and str(bad) in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+# every example config the README and the example comments point at, with the venue it is for
+EXAMPLES = {
+    "sim.toml": "sim",
+    "replay.toml": "sim",
+    "binancefutures.toml": "binancefutures",
+    "binancefutures_emulator.toml": "binancefutures",
+    "bybit.toml": "bybit",
+    "bybit_emulator.toml": "bybit",
+}
+
+
+def test_every_example_config_is_listed_here():
+    assert sorted(p.name for p in (ROOT / "examples").glob("*.toml")) == sorted(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_example_config_loads_and_passes_its_venues_checks(name):
+    # load_config runs the venue's `check` too (not its preflight: no keys needed here)
+    cfg = load_config(ROOT / "examples" / name, EXAMPLES[name])
+    assert cfg.instruments and cfg.venue == EXAMPLES[name]
