@@ -1,0 +1,24 @@
+"""`python -m hftlive COMMAND`: tools for a running live setup.
+
+    status    every connector on this machine and its bots (hftlive.status)
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {"status": "hftlive.status"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__.strip(), file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    import importlib
+
+    return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
