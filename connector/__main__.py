@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from connector import registry
+from connector import logsetup, registry
 from connector.errors import ConfigError
 
 
@@ -28,11 +27,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="TOML config: [[instruments]], [connector], [risk], and the venue's "
                         "section (see examples/*.toml)")  # fmt: skip
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("--log-format", default="text", choices=("text", "json"),
+                   help="text lines, or one JSON object a line with the structured fields "
+                        "(order events: bot, order_id, client_id, venue_id, ...)")  # fmt: skip
+    p.add_argument("--log-file", default="", metavar="PATH",
+                   help="log to this file, rotated at --log-max-mb (default: stderr)")  # fmt: skip
+    p.add_argument("--log-max-mb", type=float, default=100.0, help="rotate the log file at this size")
+    p.add_argument("--log-backups", type=int, default=5, help="rotated log files kept")
     args = p.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        logsetup.configure(args.name, args.log_level, args.log_format, args.log_file,
+                           args.log_max_mb, args.log_backups)  # fmt: skip
+    except ValueError as e:
+        p.error(str(e))
     from connector.app import run
     from connector.config import load_config
     from hftlive.shm import SharedMemoryError

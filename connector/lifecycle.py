@@ -458,6 +458,7 @@ class Lifecycle:
     def _report(o: Order, completes: int = 0, **kw) -> Report:
         return Report(OrderReport(key=o.key, status=o.status, qty=o.qty, leaves_qty=o.leaves_qty,
                                   price_tick=o.price_tick, exch_ts=o.ts_ns, completes=completes,
+                                  client_id=o.client_id, venue_id=str(o.venue_id or ""),
                                   **kw))  # fmt: skip
 
     def _fill_report(self, o: Order, f: Fill) -> Report:

@@ -42,6 +42,7 @@ from hftlive.constants import (
     LIMIT,
     NEW,
     NONE,
+    PARTIALLY_FILLED,
     REPLACED,
 )
 from hftlive.layout import (
@@ -59,6 +60,12 @@ from hftlive.layout import (
 from hftlive.shm import pid_alive as _pid_alive
 
 log = logging.getLogger(__name__)
+# one line per order event (a bot's request, each change the venue reports), with bot,
+# order, key and the venue's ids as fields (connector.logsetup writes them as JSON)
+journal = logging.getLogger("connector.orders")
+_STATUS = {NONE: "NONE", NEW: "NEW", EXPIRED: "EXPIRED", FILLED: "FILLED", CANCELED: "CANCELED",
+           PARTIALLY_FILLED: "PARTIALLY_FILLED"}  # fmt: skip
+_REQ = {REQ_SUBMIT: "submit", REQ_CANCEL: "cancel", REQ_MODIFY: "modify"}
 
 MSG_BYTES = response_dtype["msg"].itemsize
 FINAL_KEEP_S = 60.0  # final orders are forgotten this long after they ended
@@ -187,6 +194,8 @@ class Router:
         if not 0 <= inst < len(self.instruments):
             log.error("bot %d sent a request for unknown instrument %d", bot_id, inst)
             return
+        if journal.isEnabledFor(logging.INFO):
+            self._journal_request(bot_id, inst, kind, o)
         if kind == REQ_SUBMIT:
             self._submit(bot_id, b, inst, o)
         elif kind in (REQ_CANCEL, REQ_MODIFY):
@@ -306,7 +315,54 @@ class Router:
             return RISK_MAX_POSITION, f"position could reach {worst:g}, beyond max_position {cap:g}"
         return None
 
+    # ------------------------------------------------------------------ the order journal
+
+    def _journal_request(self, bot_id: int, inst: int, kind: int, o) -> None:
+        oid = int(o["order_id"])
+        key = self.by_id.get((bot_id, inst, oid))
+        sym = self.instruments[inst].symbol
+        px = int(o["price_tick"]) * self.instruments[inst].tick_size
+        what = _REQ.get(kind, f"kind {kind}")
+        side = "BUY" if int(o["side"]) > 0 else "SELL"
+        journal.info("order bot=%d id=%d %s %s %s %g @ %g", bot_id, oid, sym, what, side,
+                     float(o["qty"]), px,
+                     extra={"event": "order_request", "bot": bot_id, "order_id": oid,
+                            "key": key if kind != REQ_SUBMIT else None, "symbol": sym,
+                            "request": what, "side": side, "qty": float(o["qty"]),
+                            "price": px})  # fmt: skip
+
+    def _journal_report(self, t: Tracked, rep: OrderReport) -> None:
+        sym = self.instruments[t.inst].symbol
+        tick = self.instruments[t.inst].tick_size
+        status = _STATUS.get(rep.status, str(rep.status))
+        f = {"event": "order", "bot": t.bot_id, "order_id": t.order_id, "key": rep.key,
+             "symbol": sym, "client_id": rep.client_id, "venue_id": rep.venue_id,
+             "status": status, "qty": rep.qty, "leaves_qty": rep.leaves_qty,
+             "price": rep.price_tick * tick}  # fmt: skip
+        more = ""
+        if rep.exec_qty > 0:
+            f.update(exec_qty=rep.exec_qty, exec_price=rep.exec_price_tick * tick,
+                     maker=rep.maker, fee=rep.fee)  # fmt: skip
+            more += f" fill {rep.exec_qty:g} @ {rep.exec_price_tick * tick:g}" + (
+                " maker" if rep.maker else " taker")
+        if rep.reject_code:
+            f.update(reject_code=rep.reject_code, reason=rep.reason, reject_msg=rep.reject_msg)
+            more += f" refused {rep.reject_code} (reason {rep.reason}): {rep.reject_msg}"
+        journal.info("order bot=%d id=%d %s key=%d client=%s venue=%s %s leaves %g%s", t.bot_id,
+                     t.order_id, sym, rep.key, rep.client_id or "-", rep.venue_id or "-", status,
+                     rep.leaves_qty, more, extra=f)  # fmt: skip
+
+    def _journal_refusal(self, bot_id: int, inst: int, o, code: int, msg: str) -> None:
+        oid = int(o["order_id"])
+        sym = self.instruments[inst].symbol
+        journal.info("order bot=%d id=%d %s refused by the connector: %d %s", bot_id, oid, sym,
+                     code, msg,
+                     extra={"event": "order_refused", "bot": bot_id, "order_id": oid,
+                            "symbol": sym, "reject_code": code, "reason": codes.REASONS.get(code),
+                            "reject_msg": msg})  # fmt: skip
+
     def _refuse_new(self, bot_id: int, inst: int, o, code: int, msg: str) -> None:
+        self._journal_refusal(bot_id, inst, o, code, msg)
         rec = np.zeros(1, order_dtype)
         rec[0] = o
         rec[0]["status"] = EXPIRED
@@ -316,6 +372,7 @@ class Router:
         self.send_error(bot_id, ERR_ORDER, code, msg, inst, int(o["order_id"]))
 
     def _refuse_existing(self, bot_id: int, inst: int, o, code: int, msg: str) -> None:
+        self._journal_refusal(bot_id, inst, o, code, msg)
         rec = np.zeros(1, order_dtype)
         rec[0] = o
         rec[0]["req"] = NONE
@@ -349,6 +406,8 @@ class Router:
         if _final(int(o["status"])) and not t.final_at:
             t.final_at = time.monotonic()
         self._send_order(rep.key)
+        if journal.isEnabledFor(logging.INFO):
+            self._journal_report(t, rep)
         if rep.reject_code:
             self.send_error(t.bot_id, ERR_ORDER, rep.reject_code, rep.reject_msg, t.inst,
                             t.order_id, rep.reason)  # fmt: skip

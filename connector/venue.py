@@ -84,6 +84,8 @@ class OrderReport:
     reject_code / reject_msg / reason: the refusal of the request that `completes`
         concludes: the raw code (the venue's, or connector.codes) and the neutral
         hftlive.constants.REJECT_* reason.
+    client_id / venue_id: the order's ids at the venue, when it has them (for the log:
+        one grep follows an order from the bot's request to its last fill).
     """
 
     key: int
@@ -100,6 +102,8 @@ class OrderReport:
     reject_code: int = 0
     reject_msg: str = ""
     reason: int = 0
+    client_id: str = ""
+    venue_id: str = ""
 
 
 class Core(abc.ABC):

@@ -88,13 +88,14 @@ class ConnectorProc:
         params.update(fmt)
         self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))
         self.log = tmp_path / f"{self.name}.log"
+        self.log_args: list[str] = []  # more logging options (--log-format ...)
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> ConnectorProc:
         self._logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "connector", "--name", self.name, "--connector", "sim",
-             "--config", str(self.cfg), "--log-level", "INFO"],
+             "--config", str(self.cfg), "--log-level", "INFO", *self.log_args],
             cwd=ROOT, stdout=self._logf, stderr=subprocess.STDOUT,
         )  # fmt: skip
         if wait:

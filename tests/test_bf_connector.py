@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -325,6 +326,11 @@ def test_order_lifecycle_submit_modify_cancel_fill_and_rejects(tmp_path, emu, or
             hbt.close()
         assert conn.stop() == 0, conn.text()
     assert SECRET not in conn.text()
+    # the order journal: each event of order 1 once, with the venue's ids (one grep)
+    one = [ln for ln in conn.text().splitlines() if " order bot=" in ln and " id=1 " in ln]
+    assert [ln.split(" ethusdt ")[1].split()[0] for ln in one] == [
+        "submit", "key=1", "modify", "key=1", "cancel", "key=1"]  # fmt: skip
+    assert all(re.search(r"client=t\w+-1 venue=\d+ ", ln) for ln in one[1::2]), one
 
 
 def _venue_get(emu: Emulator, path: str):
