@@ -60,6 +60,7 @@ class Connector:
             if now - last_hb >= HEARTBEAT_EVERY_S:
                 last_hb = now
                 self.shm.heartbeat()
+                self.router.poll_commands()  # halt / reduce / resume (hftlive.control)
                 for i in range(len(self.cfg.instruments)):
                     self.shm.ctl.instruments[i]["account_position"] = (
                         self.venue.account_position(i)

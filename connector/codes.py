@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from hftlive.constants import (
     REJECT_DUPLICATE_ID,
+    REJECT_HALTED,
     REJECT_INVALID_QTY,
     REJECT_NOT_CONNECTED,
     REJECT_RATE_LIMITED,
+    REJECT_REDUCE_ONLY,
     REJECT_RISK_LIMIT,
     REJECT_STOPPING,
     REJECT_UNKNOWN_ORDER,
@@ -28,6 +30,8 @@ DUPLICATE_ORDER_ID = -9004  # the bot's order id is still open
 CONNECTOR_STOPPING = -9005  # the connector is shutting down
 UNKNOWN_ORDER = -9006  # cancel/modify of an order the connector does not know (or ended)
 BELOW_MINIMUM = -9007  # qty or notional below the venue's minimum (its filters)
+HALTED = -9008  # trading is halted for the bot or the connector
+REDUCE_ONLY = -9009  # trading is reducing: the order would not reduce the bot's position
 
 NOT_READY = -9101  # the venue session is not connected: the request could not be sent
 PAUSED = -9102  # the venue asked us to back off (Retry-After): nothing is sent meanwhile
@@ -42,6 +46,8 @@ REASONS = {
     CONNECTOR_STOPPING: REJECT_STOPPING,
     UNKNOWN_ORDER: REJECT_UNKNOWN_ORDER,
     BELOW_MINIMUM: REJECT_INVALID_QTY,
+    HALTED: REJECT_HALTED,
+    REDUCE_ONLY: REJECT_REDUCE_ONLY,
     NOT_READY: REJECT_NOT_CONNECTED,
     PAUSED: REJECT_RATE_LIMITED,
     NOT_SENT: REJECT_NOT_CONNECTED,

@@ -87,6 +87,9 @@ class ConnectorSection:
     cancel_on_bot_exit: bool = True
     cancel_on_shutdown: bool = True
     stop_timeout_s: float = rng(5.0, 0.0, 600.0)  # on shutdown, how long cancels may take
+    # where trading states (halt/reduce) are kept across restarts, as <name>.trading.json;
+    # "" = $XDG_STATE_HOME/hftlive, else ~/.local/state/hftlive
+    state_dir: str = path_field("", must_exist=False)
 
 
 @dataclass(frozen=True)

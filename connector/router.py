@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -32,20 +33,31 @@ from connector.codes import (
     RISK_ORDER_RATE,
     UNKNOWN_ORDER,
 )
+from connector.trading import TradingStates, default_dir, refusal
 from connector.venue import NewOrder, OrderReport
+from hftlive import control
 from hftlive.constants import (
     CANCELED,
     ERR_CONNECTOR,
     ERR_ORDER,
+    ERR_TRADING_STATE,
     EXPIRED,
     FILLED,
     LIMIT,
     NEW,
     NONE,
     PARTIALLY_FILLED,
+    REJECT_NONE,
     REPLACED,
+    TRADING_NAMES,
 )
+from hftlive.ipc import store_word
 from hftlive.layout import (
+    CTL_CMD,
+    CTL_CMD_ACK,
+    CTL_CMD_BOT,
+    CTL_CMD_SEQ,
+    CTL_TRADING,
     REQ_CANCEL,
     REQ_MODIFY,
     REQ_SUBMIT,
@@ -53,6 +65,7 @@ from hftlive.layout import (
     RESP_ORDER,
     RESP_READY,
     RESP_STATE,
+    S_TRADING,
     order_dtype,
     response_dtype,
     state_values_dtype,
@@ -111,6 +124,10 @@ class Router:
         self._out: dict[int, list[np.ndarray]] = {}
         self.stopping = False
         self.n_dropped_responses = 0
+        state_dir = cfg.connector.state_dir or default_dir()
+        self.trading = TradingStates(Path(state_dir) / f"{shm.name}.trading.json")
+        self._cmd_seen = 0
+        self._publish_trading()
 
     # ------------------------------------------------------------------ bots
 
@@ -146,6 +163,13 @@ class Router:
             if t.bot_id == bot_id and not _final(int(t.rec[0]["status"])):
                 self._send_order(key)
         self._queue(bot_id, self._response(bot_id, RESP_READY, 0))
+        state = self.trading.of(bot_id)
+        store_word(self.shm.ctl.slot_words[k], S_TRADING, state)
+        if state:
+            own = self.trading.bots.get(bot_id, 0)
+            self.send_error(bot_id, ERR_TRADING_STATE, state, f"trading is {TRADING_NAMES[state]} "
+                            f"(connector {TRADING_NAMES[self.trading.connector]}, this bot "
+                            f"{TRADING_NAMES[own]})", reason=REJECT_NONE)  # fmt: skip
         self.flush()
         self.shm.ack(k, gen)
         log.info("bot %d (pid %d) registered in slot %d", bot_id, pid, k)
@@ -172,6 +196,51 @@ class Router:
                 self.venue.cancel(key, t.inst, leaving=True)
                 n += 1
         return n
+
+    # ------------------------------------------------------------------ trading states
+
+    def _publish_trading(self) -> None:
+        """The states into shared memory: the connector's, and each bot slot's own."""
+        store_word(self.shm.ctl.words, CTL_TRADING, self.trading.connector)
+        for bot_id, b in self.bots.items():
+            store_word(self.shm.ctl.slot_words[b.slot], S_TRADING, self.trading.of(bot_id))
+
+    def poll_commands(self) -> None:
+        """Applies a command a tool left in the mailbox (hftlive.control), once."""
+        w = self.shm.ctl.words
+        seq = int(w[CTL_CMD_SEQ])
+        if seq == self._cmd_seen:
+            return
+        self._cmd_seen = seq
+        state, bot, cancel = control.decode(int(w[CTL_CMD]), int(w[CTL_CMD_BOT].view(np.uint64)))
+        self.set_trading(state, bot, cancel)
+        store_word(w, CTL_CMD_ACK, seq)
+
+    def set_trading(self, state: int, bot_id: int | None = None, cancel: bool = False,
+                    why: str = "python -m hftlive") -> None:  # fmt: skip
+        """Sets the connector's (bot_id None) or one bot's trading state; bots whose state
+        changed are told (ERR_TRADING_STATE); `cancel`: their open orders are cancelled."""
+        before = {b: self.trading.of(b) for b in self.bots}
+        self.trading.set(state, bot_id)
+        self._publish_trading()
+        who = "connector" if bot_id is None else f"bot {bot_id}"
+        log.warning("trading state: %s %s (%s)", who, TRADING_NAMES[state], why)
+        for b, old in before.items():
+            new = self.trading.of(b)
+            if new != old:
+                self.send_error(b, ERR_TRADING_STATE, new, f"trading is {TRADING_NAMES[new]} "
+                                f"({who} set {TRADING_NAMES[state]})", reason=REJECT_NONE)  # fmt: skip
+        if cancel:
+            targets = [bot_id] if bot_id is not None else list({t.bot_id for t in self.orders.values()})
+            n = 0
+            for key, t in list(self.orders.items()):
+                if t.bot_id in targets and not _final(int(t.rec[0]["status"])) and not t.doomed:
+                    if t.rec[0]["req"] != CANCELED:
+                        t.rec[0]["req"] = CANCELED
+                        self.venue.cancel(key, t.inst)
+                        n += 1
+            log.warning("trading state: %d open order(s) of %s cancelled", n, who)
+        self.flush()
 
     def open_keys(self) -> list[int]:
         """Keys of the orders not final yet."""
@@ -210,8 +279,8 @@ class Router:
                 self.venue.cancel(key, inst)
             else:
                 px_tick = int(o["price_tick"])
-                err = (self._venue_minimum(inst, o, px_tick) or self._risk_rate(b)
-                       or self._risk_notional(inst, o, px_tick))  # fmt: skip
+                err = (self._trading(bot_id, inst, o, t.rec[0]) or self._venue_minimum(inst, o, px_tick)
+                       or self._risk_rate(b) or self._risk_notional(inst, o, px_tick))  # fmt: skip
                 if err:
                     self._refuse_existing(bot_id, inst, t.rec[0], *err)
                     return
@@ -236,7 +305,8 @@ class Router:
             self._refuse_new(bot_id, inst, o, CONNECTOR_STOPPING, "the connector is shutting down")
             return
         err = (
-            self._venue_minimum(inst, o, int(o["price_tick"]))
+            self._trading(bot_id, inst, o)
+            or self._venue_minimum(inst, o, int(o["price_tick"]))
             or self._risk_rate(b)
             or self._risk_notional(inst, o, int(o["price_tick"]))
             or self._risk_position(bot_id, inst, o)
@@ -298,18 +368,35 @@ class Router:
             )
         return None
 
+    def _open_same(self, bot_id: int, inst: int, side: int) -> float:
+        """What the bot's open orders on `side` of `inst` may still fill."""
+        return sum(
+            float(t.rec[0]["leaves_qty"])
+            for t in self.orders.values()
+            if t.bot_id == bot_id and t.inst == inst and int(t.rec[0]["side"]) == side
+            and not _final(int(t.rec[0]["status"]))
+        )  # fmt: skip
+
+    def _trading(self, bot_id: int, inst: int, o, current=None):
+        """The trading state's refusal (connector.trading), if any; `current`: the order a
+        modify changes."""
+        state = self.trading.of(bot_id)
+        if not state:
+            return None
+        side = int(o["side"])
+        pos = float(self._state(bot_id, inst)[0]["position"])
+        if current is not None:
+            grows = float(o["qty"]) > float(current["leaves_qty"]) + 1e-12
+            return refusal(state, pos, side, float(o["qty"]), 0.0, grows, modify=True)
+        return refusal(state, pos, side, float(o["qty"]), self._open_same(bot_id, inst, side))
+
     def _risk_position(self, bot_id: int, inst: int, o):
         cap = self.instruments[inst].max_position or self.cfg.risk.max_position
         if cap <= 0:
             return None
         side = int(o["side"])
         pos = float(self._state(bot_id, inst)[0]["position"])
-        open_same = sum(
-            float(t.rec[0]["leaves_qty"])
-            for t in self.orders.values()
-            if t.bot_id == bot_id and t.inst == inst and int(t.rec[0]["side"]) == side
-            and not _final(int(t.rec[0]["status"]))
-        )  # fmt: skip
+        open_same = self._open_same(bot_id, inst, side)
         worst = pos + side * (open_same + float(o["qty"]))
         if abs(worst) > cap + 1e-12:
             return RISK_MAX_POSITION, f"position could reach {worst:g}, beyond max_position {cap:g}"

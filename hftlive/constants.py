@@ -89,6 +89,14 @@ ERR_CONNECTION = 2  # the connector lost (or regained) its venue connection
 ERR_BOOK_RESYNC = 3  # a book was cleared and resynchronised (venue gap or slow reader)
 ERR_CONNECTOR = 4  # the connector is shutting down or is gone
 ERR_CUSTOM = 5  # anything else the connector wants a bot to know
+ERR_TRADING_STATE = 6  # the bot's trading state changed; LiveError.code is the new TRADING_*
+
+# Trading states, per connector and per bot (the stricter of the two applies), set by
+# `python -m hftlive halt|reduce|resume` and kept across a connector restart
+TRADING_ACTIVE = 0  # every order the risk limits allow
+TRADING_REDUCING = 1  # only orders that reduce the bot's position (cancels always go)
+TRADING_HALTED = 2  # no new order and no modify (cancels always go)
+TRADING_NAMES = ("active", "reducing", "halted")
 
 # LiveError.code of ERR_CONNECTION events: 0 when a connection is lost, and
 CONNECTION_RESTORED = 1  # the venue session is back, open orders, fills and positions reconciled
@@ -113,3 +121,4 @@ REJECT_DUPLICATE_ID = 12  # the order id is already in use by an open order
 REJECT_STOPPING = 13  # the connector is shutting down
 REJECT_NO_CHANGE = 14  # a modify that changes nothing
 REJECT_VENUE_BUSY = 15  # the venue was overloaded or failed internally; nothing happened
+REJECT_HALTED = 16  # trading is halted for this bot or connector (python -m hftlive halt)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = 0x314556494C544648  # b"HFTLIVE1" little-endian
-LAYOUT_VERSION = 2  # 2: response_dtype carries the venue-neutral reject `reason`
+LAYOUT_VERSION = 3  # 2: response_dtype carries the venue-neutral reject `reason`; 3: trading
+# states and the command mailbox (ctl header), a bot's trading state (slot)
 ALIGN = 64
 
 # hftbacktest.types.event_dtype: Rust #[repr(C, align(64))] struct Event
@@ -132,6 +133,15 @@ ctl_header_dtype = _struct(
         ("snap_capacity", "<i8", 64),
         ("req_capacity", "<i8", 72),
         ("resp_capacity", "<i8", 80),
+        # the connector-wide trading state (hftlive.constants.TRADING_*), written by the
+        # connector; tools ask for a change through the mailbox (hftlive.control): they
+        # write `cmd` and `cmd_bot`, then bump `cmd_seq`; the connector applies it and
+        # sets `cmd_ack` to that seq
+        ("trading_state", "<i8", 88),
+        ("cmd_seq", "<i8", 96),
+        ("cmd_ack", "<i8", 104),
+        ("cmd", "<i8", 112),
+        ("cmd_bot", "<u8", 120),
         ("heartbeat_ns", "<i8", 128),  # its own cache line: written every 100 ms
         ("venue", "S32", 192),
     ],
@@ -142,6 +152,11 @@ CTL_PID = word(ctl_header_dtype, "pid")
 CTL_STATE = word(ctl_header_dtype, "state")
 CTL_EPOCH = word(ctl_header_dtype, "epoch")
 CTL_HEARTBEAT = word(ctl_header_dtype, "heartbeat_ns")
+CTL_TRADING = word(ctl_header_dtype, "trading_state")
+CTL_CMD_SEQ = word(ctl_header_dtype, "cmd_seq")
+CTL_CMD_ACK = word(ctl_header_dtype, "cmd_ack")
+CTL_CMD = word(ctl_header_dtype, "cmd")
+CTL_CMD_BOT = word(ctl_header_dtype, "cmd_bot")
 
 instrument_dtype = _struct(
     [
@@ -170,6 +185,7 @@ slot_dtype = _struct(
         ("generation", "<i8", 24),
         ("ack", "<i8", 32),
         ("reject", "<i8", 40),  # non-zero: the connector refused the registration
+        ("trading_state", "<i8", 48),  # the bot's own (TRADING_*), written by the connector
         ("heartbeat_ns", "<i8", 64),
     ],
     128,
@@ -182,6 +198,7 @@ S_GEN = word(slot_dtype, "generation")
 S_ACK = word(slot_dtype, "ack")
 S_REJECT = word(slot_dtype, "reject")
 S_HEARTBEAT = word(slot_dtype, "heartbeat_ns")
+S_TRADING = word(slot_dtype, "trading_state")
 
 # Single-producer single-consumer ring header: the two counters on separate lines.
 spsc_header_dtype = _struct([("write_seq", "<i8", 0), ("read_seq", "<i8", 64)], 128)

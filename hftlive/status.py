@@ -13,7 +13,7 @@ reason, and the exit code
     0  healthy    every connector runs with a fresh heartbeat, every instrument's venue
                   session is up, every bot alive and calling elapse/wait
     1  degraded   a venue session is down (reconnecting, reconciling), a bot is dead or
-                  stalled
+                  stalled, trading is halted or reducing (connector or bot)
     2  down       no connector, or a connector is dead, stopping, or its heartbeat stale
 
 A bot's heartbeat is written by its own `elapse`/`wait_*` calls (every 100 ms of them): a
@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+from hftlive.constants import TRADING_NAMES
 from hftlive.layout import (
     CONN_RUNNING,
     CONN_STARTING,
@@ -56,6 +57,10 @@ def connectors() -> list[str]:
 
 def _age_s(ns: int, now_ns: int) -> float | None:
     return None if ns <= 0 else max(0.0, (now_ns - ns) / 1e9)
+
+
+def _trading(state: int) -> str:
+    return TRADING_NAMES[state] if 0 <= state < len(TRADING_NAMES) else f"unknown ({state})"
 
 
 def _finite(x: float) -> float | None:
@@ -103,12 +108,16 @@ def connector_status(name: str, now_ns: int | None = None) -> dict:
             "alive": pid_alive(pid),
             "state": STATES.get(int(h["state"]), f"unknown ({int(h['state'])})"),
             "heartbeat_age_s": _age_s(int(h["heartbeat_ns"]), now_ns),
+            "trading_state": _trading(int(h["trading_state"])),
             "instruments": v.instruments(),
         }
         slots = v.bots()
+        for b in slots:
+            b["trading_state"] = _trading(int(v.ctl.slots[b["slot"]]["trading_state"]))
     finally:
         v.close()
-    doc["bots"] = [bot_status(name, b["bot_id"], b["pid"], now_ns) for b in slots]
+    doc["bots"] = [{**bot_status(name, b["bot_id"], b["pid"], now_ns),
+                    "trading_state": b["trading_state"]} for b in slots]  # fmt: skip
     # each instrument's mid and latest market event as a bot of it sees them
     for i, inst in enumerate(doc["instruments"]):
         inst["mid"] = None
@@ -135,11 +144,15 @@ def health(docs: list[dict], stale_s: float = STALE_S) -> tuple[int, str]:
             down.append(f"{n}: connector is {d['state']}")
         elif age is None or age > stale_s:
             down.append(f"{n}: connector heartbeat {'never' if age is None else f'{age:.0f} s old'}")
+        if d.get("trading_state", "active") != "active":
+            degraded.append(f"{n}: trading is {d['trading_state']}")
         for i in d["instruments"]:
             if not i["connected"]:
                 degraded.append(f"{n}/{i['symbol']}: venue connection down")
         for b in d["bots"]:
             bid = b["bot_id"]
+            if b.get("trading_state", "active") != "active":
+                degraded.append(f"{n}: bot {bid} trading is {b['trading_state']}")
             if not b["alive"]:
                 degraded.append(f"{n}: bot {bid} (pid {b['pid']}) is dead")
             elif b["heartbeat_age_s"] is not None and b["heartbeat_age_s"] > stale_s:
@@ -162,6 +175,7 @@ def table(docs: list[dict]) -> str:
     lines = []
     for d in docs:
         lines.append(f"connector {d['connector']}  venue {d['venue'] or '?'}  {d['state']}  "
+                     f"trading {d.get('trading_state', '?')}  "
                      f"pid {d['pid']}{'' if d['alive'] else ' (dead)'}  heartbeat "
                      f"{_fmt(d['heartbeat_age_s'], '.1f')} s")  # fmt: skip
         lines.append(f"  {'symbol':<14}{'mid':>14}{'connected':>11}{'events':>12}"
@@ -175,7 +189,8 @@ def table(docs: list[dict]) -> str:
             lines.append("  no bot")
         for b in d["bots"]:
             alive = "alive" if b["alive"] else "DEAD"
-            lines.append(f"  bot {b['bot_id']}  pid {b['pid']} {alive}  heartbeat "
+            lines.append(f"  bot {b['bot_id']}  pid {b['pid']} {alive}  trading "
+                         f"{b.get('trading_state', '?')}  heartbeat "
                          f"{_fmt(b['heartbeat_age_s'], '.1f')} s")  # fmt: skip
             for k, a in enumerate(b["assets"]):
                 sym = d["instruments"][k]["symbol"] if k < len(d["instruments"]) else k

@@ -33,6 +33,7 @@ start_price = 2500.0
 md_capacity = {md_capacity}
 snapshot_interval_ms = 50
 cancel_on_bot_exit = {cancel_on_bot_exit}
+state_dir = "{state_dir}"
 
 [risk]
 max_position = {max_position}
@@ -84,6 +85,7 @@ class ConnectorProc:
             "cancel_on_bot_exit": "true",
             "trades": 2.0,
             "vol": 0.05,
+            "state_dir": str(tmp_path / "state"),  # trading states never in the user's home
         }
         params.update(fmt)
         self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))

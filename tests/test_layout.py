@@ -24,12 +24,13 @@ def test_record_sizes_and_offsets():
     assert _offsets(L.ctl_header_dtype) == {
         "magic": 0, "version": 8, "pid": 16, "state": 24, "epoch": 32, "n_instruments": 40,
         "max_bots": 48, "md_capacity": 56, "snap_capacity": 64, "req_capacity": 72,
-        "resp_capacity": 80, "heartbeat_ns": 128, "venue": 192,
+        "resp_capacity": 80, "trading_state": 88, "cmd_seq": 96, "cmd_ack": 104, "cmd": 112,
+        "cmd_bot": 120, "heartbeat_ns": 128, "venue": 192,
     }  # fmt: skip
     assert L.instrument_dtype.itemsize == 128
     assert _offsets(L.slot_dtype) == {
         "state": 0, "bot_id": 8, "pid": 16, "generation": 24, "ack": 32, "reject": 40,
-        "heartbeat_ns": 64,
+        "trading_state": 48, "heartbeat_ns": 64,
     }  # fmt: skip
     assert L.slot_dtype.itemsize == 128
     assert _offsets(L.md_header_dtype) == {
@@ -49,12 +50,15 @@ def test_record_sizes_and_offsets():
     assert L.response_dtype["msg"].itemsize == 72 and L.response_dtype["reason"] == np.int32
     assert L.bot_header_dtype.itemsize == 128
     assert L.MAGIC.to_bytes(8, "little") == b"HFTLIVE1"
-    assert L.LAYOUT_VERSION == 2  # bump it with every change above: peers then refuse to attach
+    assert L.LAYOUT_VERSION == 3  # bump it with every change above: peers then refuse to attach
 
 
 def test_word_indexes_are_pinned_and_follow_their_fields():
     """Both sides index headers and slots as int64 words: each index is its field's offset."""
     assert (L.CTL_PID, L.CTL_STATE, L.CTL_EPOCH, L.CTL_HEARTBEAT) == (2, 3, 4, 16)
+    assert (L.CTL_TRADING, L.CTL_CMD_SEQ, L.CTL_CMD_ACK, L.CTL_CMD, L.CTL_CMD_BOT) == (
+        11, 12, 13, 14, 15)  # fmt: skip
+    assert L.S_TRADING == 6
     assert (L.S_STATE, L.S_BOT_ID, L.S_PID, L.S_GEN, L.S_ACK, L.S_REJECT, L.S_HEARTBEAT) == (
         0, 1, 2, 3, 4, 5, 8)  # fmt: skip
     assert (L.BOT_HEARTBEAT, L.BOT_HEADER_WORDS) == (8, 16)
