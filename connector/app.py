@@ -39,6 +39,12 @@ class Connector:
             self.shm.close()  # a failed start leaves no segment behind
             raise
         self.router.venue = self.venue
+        self.metrics = None
+        if cfg.metrics.enabled:
+            from connector.metrics import Metrics
+
+            self.metrics = Metrics(name, venue, self.shm, self.router, self.venue, cfg.instruments)
+            self.router.metrics = self.metrics
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -61,6 +67,8 @@ class Connector:
                 last_hb = now
                 self.shm.heartbeat()
                 self.router.poll_commands()  # halt / reduce / resume (hftlive.control)
+                if self.metrics is not None:
+                    self.metrics.sample_feed()
                 for i in range(len(self.cfg.instruments)):
                     self.shm.ctl.instruments[i]["account_position"] = (
                         self.venue.account_position(i)
@@ -82,6 +90,14 @@ class Connector:
             loop.add_signal_handler(s, self.stop)
         loop.add_reader(self.shm.bell_fd, self._on_bell)
         self.shm.heartbeat()
+        metrics_runner = None
+        if self.metrics is not None:
+            try:
+                metrics_runner = await self.metrics.serve(self.cfg.metrics)
+            except OSError as e:
+                self.shm.close()
+                raise ValueError(f"[metrics] cannot listen on {self.cfg.metrics.host}:"
+                                 f"{self.cfg.metrics.port}: {e.strerror}") from None
         self.shm.running()
         log.info(
             "connector %r (%s, pid %d) serving %s",
@@ -102,6 +118,8 @@ class Connector:
                 t.cancel()
             await asyncio.gather(venue_task, house_task, stop_task, return_exceptions=True)
         finally:
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
             loop.remove_reader(self.shm.bell_fd)
             for s in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(s)

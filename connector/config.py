@@ -100,16 +100,26 @@ class RiskConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]`: Prometheus text format at http://host:port/metrics (connector.metrics)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # loopback: put a reverse proxy in front to expose it
+    port: int = rng(9464, 0, 65535)  # 0: any free port (logged)
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     instruments: tuple[InstrumentConfig, ...]
     connector: ConnectorSection = field(default_factory=ConnectorSection)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     venue: str = ""  # the registry name of the venue this config was loaded for
     section: Any = None  # that venue's `[venue]` section (its spec's dataclass), or None
 
 
-_SECTIONS = {"connector": ConnectorSection, "risk": RiskConfig}
+_SECTIONS = {"connector": ConnectorSection, "risk": RiskConfig, "metrics": MetricsConfig}
 
 
 def _build(cls, data: Any, where: str, path: str):

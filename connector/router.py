@@ -79,6 +79,8 @@ journal = logging.getLogger("connector.orders")
 _STATUS = {NONE: "NONE", NEW: "NEW", EXPIRED: "EXPIRED", FILLED: "FILLED", CANCELED: "CANCELED",
            PARTIALLY_FILLED: "PARTIALLY_FILLED"}  # fmt: skip
 _REQ = {REQ_SUBMIT: "submit", REQ_CANCEL: "cancel", REQ_MODIFY: "modify"}
+# order counts by the status an order reached (a fill is counted by itself)
+_EVENTS = {NEW: "acked", CANCELED: "canceled", EXPIRED: "expired"}
 
 MSG_BYTES = response_dtype["msg"].itemsize
 FINAL_KEEP_S = 60.0  # final orders are forgotten this long after they ended
@@ -128,6 +130,9 @@ class Router:
         self.trading = TradingStates(Path(state_dir) / f"{shm.name}.trading.json")
         self._cmd_seen = 0
         self._publish_trading()
+        self.metrics = None  # connector.metrics.Metrics, when [metrics] is enabled
+        # (bot, inst, event, neutral reason) -> count, for the metrics endpoint
+        self.order_counts: dict[tuple[int, int, str, int], int] = {}
 
     # ------------------------------------------------------------------ bots
 
@@ -318,6 +323,7 @@ class Router:
         self._next_key += 1
         self.orders[key] = Tracked(bot_id, inst, oid, rec)
         self.by_id[idk] = key
+        self._count(bot_id, inst, "sent")
         self.venue.submit(
             NewOrder(key, inst, int(o["side"]), int(o["price_tick"]), float(o["qty"]),
                      int(o["time_in_force"]), int(o["order_type"]))
@@ -448,7 +454,12 @@ class Router:
                             "symbol": sym, "reject_code": code, "reason": codes.REASONS.get(code),
                             "reject_msg": msg})  # fmt: skip
 
+    def _count(self, bot_id: int, inst: int, event: str, reason: int = 0) -> None:
+        k = (bot_id, inst, event, reason)
+        self.order_counts[k] = self.order_counts.get(k, 0) + 1
+
     def _refuse_new(self, bot_id: int, inst: int, o, code: int, msg: str) -> None:
+        self._count(bot_id, inst, "refused", codes.REASONS.get(code, 0))
         self._journal_refusal(bot_id, inst, o, code, msg)
         rec = np.zeros(1, order_dtype)
         rec[0] = o
@@ -459,6 +470,7 @@ class Router:
         self.send_error(bot_id, ERR_ORDER, code, msg, inst, int(o["order_id"]))
 
     def _refuse_existing(self, bot_id: int, inst: int, o, code: int, msg: str) -> None:
+        self._count(bot_id, inst, "refused", codes.REASONS.get(code, 0))
         self._journal_refusal(bot_id, inst, o, code, msg)
         rec = np.zeros(1, order_dtype)
         rec[0] = o
@@ -477,6 +489,7 @@ class Router:
             log.warning("report for unknown order key %d ignored", rep.key)
             return
         o = t.rec[0]
+        before = int(o["status"])
         o["status"] = rep.status
         o["qty"] = rep.qty
         o["leaves_qty"] = rep.leaves_qty
@@ -493,6 +506,14 @@ class Router:
         if _final(int(o["status"])) and not t.final_at:
             t.final_at = time.monotonic()
         self._send_order(rep.key)
+        if rep.status != before and rep.status in _EVENTS:
+            self._count(t.bot_id, t.inst, _EVENTS[rep.status])
+        if rep.exec_qty > 0:
+            self._count(t.bot_id, t.inst, "filled")
+        if rep.reject_code:
+            self._count(t.bot_id, t.inst, "rejected", rep.reason)
+        if self.metrics is not None and rep.completes:
+            self.metrics.order_concluded(t.inst, rep.completes, int(o["local_timestamp"]))
         if journal.isEnabledFor(logging.INFO):
             self._journal_report(t, rep)
         if rep.reject_code:

@@ -24,6 +24,8 @@ Down (the core calls the venue; `Venue`, every member required)::
     account_position(inst)     the account's position on that instrument as the venue sees
                                it (a simulated venue: its own fills)
     unsure()                   keys of orders whose outcome is not known yet
+    gauges()                   venue-specific figures for the metrics endpoint, by name
+                               (rate-limit usage, ...): {} if none
 
 Up (the venue calls the core; `Core`, the only object a venue receives)::
 
@@ -160,3 +162,6 @@ class Venue(abc.ABC):
 
     @abc.abstractmethod
     def unsure(self) -> list[int]: ...
+
+    @abc.abstractmethod
+    def gauges(self) -> dict[str, float]: ...

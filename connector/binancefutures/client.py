@@ -216,6 +216,17 @@ class BinanceFuturesVenue(Venue):
     def unsure(self) -> list[int]:
         return self.orders.entry.unsure()
 
+    def gauges(self) -> dict[str, float]:
+        """Rate-limit usage as fractions of the venue's limits (1.0 = at the limit), and
+        how long the venue asked us to wait."""
+        lim, now = self.rest.limits, self.rest.now_ms()
+        return {
+            "weight_1m_used": lim.weight.get(now) / max(lim.weight_limit, 1),
+            "orders_10s_used": lim.orders_10s.get(now) / max(lim.orders_10s_limit, 1),
+            "orders_1m_used": lim.orders_1m.get(now) / max(lim.orders_1m_limit, 1),
+            "paused_s": lim.blocked_for(),
+        }
+
     async def stop(self, unsure: list[int]) -> None:
         """The connector stops after cancelling what it could. Orders that may still work
         are cancelled per symbol (DELETE allOpenOrders), and then the venue's dead-man's

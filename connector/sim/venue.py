@@ -81,6 +81,9 @@ class SimVenue(Venue):
     def unsure(self) -> list[int]:
         return []
 
+    def gauges(self) -> dict[str, float]:
+        return {}
+
     async def stop(self, unsure: list[int]) -> None:
         self._stop.set()
 
