@@ -21,6 +21,7 @@ HOUSEKEEP_S = 0.002
 SLOTS_EVERY_S = 0.02
 HEARTBEAT_EVERY_S = 0.1
 FORGET_EVERY_S = 5.0
+ALERTS_EVERY_S = 0.5
 SHUTDOWN_GRACE_S = 0.3
 SETTLE_POLL_S = 0.01
 
@@ -45,6 +46,13 @@ class Connector:
 
             self.metrics = Metrics(name, venue, self.shm, self.router, self.venue, cfg.instruments)
             self.router.metrics = self.metrics
+        self.alerts = None
+        if cfg.alerts:
+            from connector.alerts import Alerts
+
+            self.alerts = Alerts(name, cfg.alerts, self.shm, self.router, self.venue,
+                                 cfg.instruments, cfg.risk.max_position)  # fmt: skip
+            self.router.alerts = self.alerts
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -56,7 +64,7 @@ class Connector:
         self.router.drain()
 
     async def _housekeep(self) -> None:
-        last_slots = last_hb = last_forget = 0.0
+        last_slots = last_hb = last_forget = last_alerts = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
             self.router.drain()
@@ -73,6 +81,9 @@ class Connector:
                     self.shm.ctl.instruments[i]["account_position"] = (
                         self.venue.account_position(i)
                     )
+            if self.alerts is not None and now - last_alerts >= ALERTS_EVERY_S:
+                last_alerts = now
+                self.alerts.tick(now)
             if now - last_forget >= FORGET_EVERY_S:
                 last_forget = now
                 self.router.forget_final()
@@ -153,6 +164,8 @@ class Connector:
                 log.warning("%d order(s) still unsure after %g s; the venue makes sure they "
                             "end", len(unsure), self.cfg.connector.stop_timeout_s)  # fmt: skip
         await self.venue.stop(unsure)
+        if self.alerts is not None:
+            await self.alerts.drain()
         # bots read the cancellations before this notice, which ends their run
         self.router.shutdown_notice()
         self.shm.set_state(CONN_STOPPING)

@@ -108,6 +108,34 @@ class MetricsConfig:
     port: int = rng(9464, 0, 65535)  # 0: any free port (logged)
 
 
+ALERT_RULES = ("connection_lost", "feed_stale", "position", "drawdown", "rejections",
+               "bot_died")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One `[[alerts]]` table (connector.alerts says what each rule watches)."""
+
+    rule: str
+    threshold: float = rng(0.0, 0.0)
+    command: str = ""  # run (sh -c) with the alert as JSON on stdin
+    webhook: str = ""  # POST the alert as JSON here
+    set_trading: str = ""  # "", "reducing" or "halted": the connector's state while it fires
+    min_interval_s: float = rng(60.0, 0.0, 86400.0)  # a flapping alert fires this often at most
+
+
+def _check_alert(r: AlertRule, where: str, path: str) -> None:
+    if r.rule not in ALERT_RULES:
+        raise ConfigError(f"{path}: {where}.rule must be one of {', '.join(ALERT_RULES)}, "
+                          f"got {r.rule!r}")  # fmt: skip
+    if r.set_trading not in ("", "reducing", "halted"):
+        raise ConfigError(f'{path}: {where}.set_trading must be "", "reducing" or "halted"')
+    if r.rule not in ("rejections", "bot_died") and r.threshold <= 0:
+        raise ConfigError(f"{path}: {where}.threshold must be > 0 for rule {r.rule!r}")
+    if r.webhook and not r.webhook.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: {where}.webhook must be an http(s) URL")
+
+
 @dataclass(frozen=True)
 class Config:
     path: str
@@ -115,6 +143,7 @@ class Config:
     connector: ConnectorSection = field(default_factory=ConnectorSection)
     risk: RiskConfig = field(default_factory=RiskConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    alerts: tuple[AlertRule, ...] = ()
     venue: str = ""  # the registry name of the venue this config was loaded for
     section: Any = None  # that venue's `[venue]` section (its spec's dataclass), or None
 
@@ -184,7 +213,7 @@ def load_config(path: str | Path, venue: str) -> Config:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    known = set(_SECTIONS) | {"instruments"} | set(registry.names())
+    known = set(_SECTIONS) | {"instruments", "alerts"} | set(registry.names())
     for k in data:
         if k not in known:
             raise ConfigError(
@@ -214,7 +243,15 @@ def load_config(path: str | Path, venue: str) -> Config:
         if spec.section_required and venue not in data:
             raise ConfigError(f"{p}: missing section [{venue}]")
         section = _build(spec.section, data.get(venue, {}), venue, p)
-    cfg = Config(p, tuple(insts), venue=venue, section=section, **sections)
+    raw_alerts = data.get("alerts", [])
+    if not isinstance(raw_alerts, list):
+        raise ConfigError(f"{p}: alerts must be an array of [[alerts]] tables")
+    alerts = []
+    for i, t in enumerate(raw_alerts):
+        a = _build(AlertRule, t, f"alerts[{i}]", p)
+        _check_alert(a, f"alerts[{i}]", p)
+        alerts.append(a)
+    cfg = Config(p, tuple(insts), venue=venue, section=section, alerts=tuple(alerts), **sections)
     if spec.check is not None:
         spec.check(cfg)
     return cfg

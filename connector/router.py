@@ -131,6 +131,7 @@ class Router:
         self._cmd_seen = 0
         self._publish_trading()
         self.metrics = None  # connector.metrics.Metrics, when [metrics] is enabled
+        self.alerts = None  # connector.alerts.Alerts, when [[alerts]] are configured
         # (bot, inst, event, neutral reason) -> count, for the metrics endpoint
         self.order_counts: dict[tuple[int, int, str, int], int] = {}
 
@@ -146,6 +147,8 @@ class Router:
             if b is not None and b.slot == k:
                 if not _pid_alive(pid):
                     log.warning("bot %d (pid %d) died; freeing its slot %d", bot_id, pid, k)
+                    if self.alerts is not None:
+                        self.alerts.died[bot_id] = pid
                     self.shm.free_slot(k)
                     self.shm.reclaim_bot_view(bot_id)
                     continue
@@ -160,6 +163,8 @@ class Router:
         self.shm.reset_rings(k)
         rate = self.cfg.risk.max_orders_per_second
         self.bots[bot_id] = BotState(k, gen, pid, tokens=rate)
+        if self.alerts is not None:
+            self.alerts.died.pop(bot_id, None)
         # replay what the connector holds for this bot id: state values, open orders
         for b, inst in list(self.states):
             if b == bot_id:
