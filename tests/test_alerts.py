@@ -85,7 +85,8 @@ command = "cat >> {out}; echo >> {out}"
         finally:
             bot.send_signal(signal.SIGKILL)
             bot.wait()
-        wait_until(lambda: _fired(c.text(), "alert_fired", "bot_died") == round_ + 2, 20,
+        want = round_ + 2
+        wait_until(lambda: _fired(c.text(), "alert_fired", "bot_died") == want, 20,  # noqa: B023
                    "the firing")  # fmt: skip
     wait_until(lambda: len(posted) == 3, 20, "three webhook posts")
     assert [(a["rule"], a["state"], a["bot"]) for a in posted] == [
