@@ -81,6 +81,8 @@ class Connector:
                     self.shm.ctl.instruments[i]["account_position"] = (
                         self.venue.account_position(i)
                     )
+            if self.router.flattening():
+                self.router.flatten_step()
             if self.alerts is not None and now - last_alerts >= ALERTS_EVERY_S:
                 last_alerts = now
                 self.alerts.tick(now)
@@ -163,6 +165,14 @@ class Connector:
             if unsure:
                 log.warning("%d order(s) still unsure after %g s; the venue makes sure they "
                             "end", len(unsure), self.cfg.connector.stop_timeout_s)  # fmt: skip
+        if self.cfg.connector.flatten_on_shutdown:
+            # after the cancels: the positions, with reduce-only orders, bounded in time
+            self.router.request_flatten(None)
+            while self.router.flattening():
+                self.router.drain()
+                self.router.flatten_step()
+                await asyncio.sleep(SETTLE_POLL_S)
+            unsure = sorted(set(self.venue.unsure()) | set(self.router.open_keys()))
         await self.venue.stop(unsure)
         if self.alerts is not None:
             await self.alerts.drain()

@@ -90,6 +90,13 @@ class ConnectorSection:
     # where trading states (halt/reduce) are kept across restarts, as <name>.trading.json;
     # "" = $XDG_STATE_HOME/hftlive, else ~/.local/state/hftlive
     state_dir: str = path_field("", must_exist=False)
+    # flatten: when a bot leaves (close, signal, crash) and when the connector stops, after
+    # the cancels, its positions are closed with reduce-only IOC limit orders at the mid
+    # -/+ flatten_slippage_bp, for at most flatten_timeout_s (python -m hftlive flatten
+    # does it on demand); what could not be closed is logged and reported
+    flatten_on_shutdown: bool = False
+    flatten_timeout_s: float = rng(10.0, 0.1, 600.0)
+    flatten_slippage_bp: float = rng(50.0, 0.0, 5000.0)
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,7 @@ class Order:
     cancel_waits: bool = False  # its last cancel got "unknown order": the next waits for due
     modify_to: tuple[int, float] = (0, 0.0)  # price_tick, qty of the modify being sent
     venue_id: int | str = 0  # the venue's own id of the order, once known
+    reduce_only: bool = False
     final_seen: float | None = None  # when `prune` first saw it final (caller's clock)
     trade_ids: set = field(default_factory=set)
 
@@ -205,7 +206,7 @@ class Lifecycle:
     # ------------------------------------------------------------------ requests
     def submit(self, new: NewOrder, client_id: str) -> list:
         o = Order(new.key, new.inst, new.side, new.order_type, new.tif, client_id, new.qty,
-                  new.price_tick, leaves_qty=new.qty)  # fmt: skip
+                  new.price_tick, leaves_qty=new.qty, reduce_only=new.reduce_only)  # fmt: skip
         self.orders[o.key] = o
         self.by_client_id[client_id] = o.key
         return self._send(o, REQ_SUBMIT)  # S1

@@ -41,6 +41,8 @@ REJECT_GTX_WOULD_CROSS   7    REJECT_POST_ONLY      post-only would take liquidi
 REJECT_FOK_NOT_FILLED    8    REJECT_WOULD_NOT_FILL FOK cannot fill in full
 REJECT_UNKNOWN_ORDER     9    REJECT_UNKNOWN_ORDER  cancel/modify of a non-open key
 REJECT_SAME_ORDER        10   REJECT_NO_CHANGE      modify with same px and qty
+REJECT_REDUCE_ONLY       11   REJECT_REDUCE_ONLY    reduce-only that cannot reduce (the sim
+                                                   venue's check: the engine keeps no position)
 ======================== ==== ===================== =======================================
 
 Not used: -4014 (price off the tick grid cannot happen with integer ticks), -2021 (it
@@ -95,6 +97,7 @@ REJECT_GTX_WOULD_CROSS = 7
 REJECT_FOK_NOT_FILLED = 8
 REJECT_UNKNOWN_ORDER = 9
 REJECT_SAME_ORDER = 10
+REJECT_REDUCE_ONLY = 11
 
 REASONS = {
     REJECT_INVALID_QTY: R.REJECT_INVALID_QTY,
@@ -107,6 +110,7 @@ REASONS = {
     REJECT_FOK_NOT_FILLED: R.REJECT_WOULD_NOT_FILL,
     REJECT_UNKNOWN_ORDER: R.REJECT_UNKNOWN_ORDER,
     REJECT_SAME_ORDER: R.REJECT_NO_CHANGE,
+    REJECT_REDUCE_ONLY: R.REJECT_REDUCE_ONLY,
 }
 MESSAGES = {
     REJECT_INVALID_QTY: "quantity less than or equal to zero",
@@ -119,6 +123,7 @@ MESSAGES = {
     REJECT_FOK_NOT_FILLED: "the FOK order could not be filled in full at once",
     REJECT_UNKNOWN_ORDER: "unknown order",
     REJECT_SAME_ORDER: "the modify changes nothing",
+    REJECT_REDUCE_ONLY: "the reduce-only order would not reduce the position",
 }
 
 MAX_SWEEP_LEVELS = 1000  # deepest level a taker order walks

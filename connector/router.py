@@ -37,18 +37,23 @@ from connector.trading import TradingStates, default_dir, refusal
 from connector.venue import NewOrder, OrderReport
 from hftlive import control
 from hftlive.constants import (
+    BUY,
     CANCELED,
     ERR_CONNECTOR,
+    ERR_CUSTOM,
     ERR_ORDER,
     ERR_TRADING_STATE,
     EXPIRED,
     FILLED,
+    IOC,
     LIMIT,
     NEW,
     NONE,
     PARTIALLY_FILLED,
     REJECT_NONE,
     REPLACED,
+    SELL,
+    TRADING_HALTED,
     TRADING_NAMES,
 )
 from hftlive.ipc import store_word
@@ -83,6 +88,9 @@ _REQ = {REQ_SUBMIT: "submit", REQ_CANCEL: "cancel", REQ_MODIFY: "modify"}
 _EVENTS = {NEW: "acked", CANCELED: "canceled", EXPIRED: "expired"}
 
 MSG_BYTES = response_dtype["msg"].itemsize
+# the order ids of the connector's own flatten orders in a bot's order table: the top half
+# of the uint64 range, which strategies' ids do not reach
+FLATTEN_ID_BASE = 1 << 63
 FINAL_KEEP_S = 60.0  # final orders are forgotten this long after they ended
 
 
@@ -132,6 +140,11 @@ class Router:
         self._publish_trading()
         self.metrics = None  # connector.metrics.Metrics, when [metrics] is enabled
         self.alerts = None  # connector.alerts.Alerts, when [[alerts]] are configured
+        # flatten: bot id (None: every bot) -> deadline (monotonic), waiting for its cancels;
+        # then bot id -> (its flatten order keys, deadline)
+        self._flatten_wait: dict[int | None, float] = {}
+        self._flattening: dict[int, tuple[list[int], float]] = {}
+        self._flatten_next = FLATTEN_ID_BASE
         # (bot, inst, event, neutral reason) -> count, for the metrics endpoint
         self.order_counts: dict[tuple[int, int, str, int], int] = {}
 
@@ -189,6 +202,8 @@ class Router:
         log.info("bot %d left", bot_id)
         if self.cfg.connector.cancel_on_bot_exit:
             self.cancel_all(bot_id)
+        if self.cfg.connector.flatten_on_shutdown:
+            self.request_flatten(bot_id)
 
     def cancel_all(self, bot_id: int | None = None) -> int:
         """Cancels every order of `bot_id` (None: of every bot) that works or may work.
@@ -222,8 +237,13 @@ class Router:
         if seq == self._cmd_seen:
             return
         self._cmd_seen = seq
-        state, bot, cancel = control.decode(int(w[CTL_CMD]), int(w[CTL_CMD_BOT].view(np.uint64)))
-        self.set_trading(state, bot, cancel)
+        state, bot, cancel, flatten = control.decode(int(w[CTL_CMD]),
+                                                     int(w[CTL_CMD_BOT].view(np.uint64)))  # fmt: skip
+        if flatten:  # halted, its orders cancelled, then its positions closed
+            self.set_trading(TRADING_HALTED, bot, True, why="python -m hftlive flatten")
+            self.request_flatten(bot)
+        else:
+            self.set_trading(state, bot, cancel)
         store_word(w, CTL_CMD_ACK, seq)
 
     def set_trading(self, state: int, bot_id: int | None = None, cancel: bool = False,
@@ -251,6 +271,91 @@ class Router:
                         n += 1
             log.warning("trading state: %d open order(s) of %s cancelled", n, who)
         self.flush()
+
+    # ------------------------------------------------------------------ flatten
+
+    def request_flatten(self, bot_id: int | None = None) -> None:
+        """Close the positions of `bot_id` (None: every bot) once its open orders ended
+        (or after flatten_timeout_s); `flatten_step` carries it out."""
+        self._flatten_wait[bot_id] = time.monotonic() + self.cfg.connector.flatten_timeout_s
+
+    def flattening(self) -> bool:
+        return bool(self._flatten_wait or self._flattening)
+
+    def flatten_step(self) -> None:
+        """Called every housekeeping round: sends the flatten orders of bots whose orders
+        ended, and reports, once their flatten orders ended, what is left."""
+        now = time.monotonic()
+        for target, deadline in list(self._flatten_wait.items()):
+            bots = {b for b, _ in self.states} if target is None else {target}
+            if now < deadline and any(
+                t.bot_id in bots and not _final(int(t.rec[0]["status"]))
+                for t in self.orders.values()
+            ):
+                continue  # the cancels are still under way
+            del self._flatten_wait[target]
+            for b in bots:
+                if b not in self._flattening:
+                    self._flattening[b] = (self._flatten_orders(b), now + self.cfg.connector.flatten_timeout_s)
+        for b, (keys, deadline) in list(self._flattening.items()):
+            if now < deadline and any(
+                k in self.orders and not _final(int(self.orders[k].rec[0]["status"])) for k in keys
+            ):
+                continue
+            del self._flattening[b]
+            self._flatten_report(b)
+        self.flush()
+
+    def _flatten_orders(self, bot_id: int) -> list[int]:
+        """Reduce-only IOC limit orders closing each position of `bot_id`."""
+        slip = self.cfg.connector.flatten_slippage_bp / 1e4
+        keys = []
+        for (b, inst), st in list(self.states.items()):
+            spec = self.instruments[inst]
+            pos = float(st[0]["position"])
+            qty = math.floor(abs(pos) / spec.lot_size + 1e-9) * spec.lot_size
+            if b != bot_id or qty <= 0:
+                continue
+            side = SELL if pos > 0 else BUY
+            mid = self.venue.reference_price(inst)
+            if not math.isfinite(mid):
+                log.error("flatten: bot %d %s: no price to close %g at", b, spec.symbol, pos)
+                continue
+            # far enough through the book to fill at once, no further than the slippage
+            px = mid * (1.0 + side * slip) / spec.tick_size
+            tick = math.floor(px) if side == SELL else math.ceil(px)
+            oid = self._flatten_next
+            self._flatten_next += 1
+            rec = np.zeros(1, order_dtype)
+            r = rec[0]
+            r["order_id"], r["side"], r["price_tick"], r["qty"] = oid, side, tick, qty
+            r["leaves_qty"], r["tick_size"], r["time_in_force"] = qty, spec.tick_size, IOC
+            r["order_type"], r["status"], r["req"] = LIMIT, NONE, NEW
+            r["local_timestamp"] = time.time_ns()
+            key = self._next_key
+            self._next_key += 1
+            self.orders[key] = Tracked(b, inst, oid, rec)
+            self.by_id[(b, inst, oid)] = key
+            self._count(b, inst, "sent")
+            log.warning("flatten: bot %d %s: position %g -> %s %g @ %g (reduce-only IOC, order "
+                        "id %d)", b, spec.symbol, pos, "SELL" if side == SELL else "BUY", qty,
+                        tick * spec.tick_size, oid)  # fmt: skip
+            self.venue.submit(NewOrder(key, inst, side, tick, qty, IOC, LIMIT, reduce_only=True))
+            keys.append(key)
+        return keys
+
+    def _flatten_report(self, bot_id: int) -> None:
+        left = [(inst, float(st[0]["position"])) for (b, inst), st in self.states.items()
+                if b == bot_id and abs(float(st[0]["position"])) >= self.instruments[inst].lot_size / 2]  # fmt: skip
+        if not left:
+            log.info("flatten: bot %d is flat", bot_id)
+            return
+        what = ", ".join(f"{self.instruments[i].symbol} {p:g}" for i, p in left)
+        log.error("flatten: bot %d could not be closed: %s left", bot_id, what,
+                  extra={"event": "flatten_incomplete", "bot": bot_id})  # fmt: skip
+        if bot_id in self.bots:
+            self.send_error(bot_id, ERR_CUSTOM, 0, f"flatten incomplete: {what} left",
+                            reason=REJECT_NONE)  # fmt: skip
 
     def open_keys(self) -> list[int]:
         """Keys of the orders not final yet."""

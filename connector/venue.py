@@ -72,6 +72,7 @@ class NewOrder:
     qty: float
     tif: int  # GTC / GTX / FOK / IOC
     order_type: int  # LIMIT / MARKET
+    reduce_only: bool = False  # may only reduce the account's position (flatten)
 
 
 @dataclass(slots=True)

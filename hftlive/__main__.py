@@ -4,6 +4,7 @@
     halt      stop a connector's or a bot's new orders, optionally cancelling (hftlive.control)
     reduce    accept only orders that reduce a bot's position
     resume    trade normally again
+    flatten   halt, cancel and close positions with reduce-only orders
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {"status": "hftlive.status", "halt": "hftlive.control",
-            "reduce": "hftlive.control", "resume": "hftlive.control"}  # fmt: skip
+            "reduce": "hftlive.control", "resume": "hftlive.control",
+            "flatten": "hftlive.control"}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,8 @@
              every open order of the bot (or of every bot)
     reduce   only orders that reduce the bot's position are accepted
     resume   active again (a bot's own state; `resume` without --bot resumes the connector)
+    flatten  halt, cancel, then close the positions with reduce-only IOC limit orders at the
+             mid -/+ the connector's flatten_slippage_bp (the connector logs what is left)
 
 The stricter of the connector's state and the bot's own applies. Refused orders reach the
 bot as usual (status EXPIRED, an ERR_ORDER with the connector's code HALTED or
@@ -37,32 +39,36 @@ from hftlive.layout import (
 )
 from hftlive.shm import Segment, path_of, pid_alive
 
-COMMANDS = {"halt": TRADING_HALTED, "reduce": TRADING_REDUCING, "resume": TRADING_ACTIVE}
+COMMANDS = {"halt": TRADING_HALTED, "reduce": TRADING_REDUCING, "resume": TRADING_ACTIVE,
+            "flatten": TRADING_HALTED}  # fmt: skip
 # the `cmd` word: the state in the low byte, then flags
 _STATE_MASK = 0xFF
 _CANCEL = 1 << 8  # also cancel the open orders it covers
 _HAS_BOT = 1 << 9  # `cmd_bot` names the bot; else the command is for the connector
+_FLATTEN = 1 << 10  # halt, cancel, then close the positions (reduce-only orders)
 
 
 class ControlError(Exception):
     """The command could not be delivered (no such connector, not running, no answer)."""
 
 
-def encode(state: int, bot_id: int | None, cancel: bool) -> tuple[int, int]:
+def encode(state: int, bot_id: int | None, cancel: bool, flatten: bool = False) -> tuple[int, int]:
     """(cmd, cmd_bot) words of a command."""
     if state not in (TRADING_ACTIVE, TRADING_REDUCING, TRADING_HALTED):
         raise ValueError(f"unknown trading state {state}")
-    cmd = state | (_CANCEL if cancel else 0) | (_HAS_BOT if bot_id is not None else 0)
+    cmd = (state | (_CANCEL if cancel else 0) | (_HAS_BOT if bot_id is not None else 0)
+           | (_FLATTEN if flatten else 0))  # fmt: skip
     return cmd, (bot_id if bot_id is not None else 0)
 
 
-def decode(cmd: int, cmd_bot: int) -> tuple[int, int | None, bool]:
-    """(state, bot id or None, cancel) of the mailbox words."""
-    return cmd & _STATE_MASK, (cmd_bot if cmd & _HAS_BOT else None), bool(cmd & _CANCEL)
+def decode(cmd: int, cmd_bot: int) -> tuple[int, int | None, bool, bool]:
+    """(state, bot id or None, cancel, flatten) of the mailbox words."""
+    return (cmd & _STATE_MASK, (cmd_bot if cmd & _HAS_BOT else None), bool(cmd & _CANCEL),
+            bool(cmd & _FLATTEN))  # fmt: skip
 
 
 def send(connector: str, state: int, bot_id: int | None = None, cancel: bool = False,
-         timeout_s: float = 5.0) -> int:  # fmt: skip
+         timeout_s: float = 5.0, flatten: bool = False) -> int:  # fmt: skip
     """Delivers one command and waits until the connector applied it.
 
     Returns:
@@ -71,7 +77,7 @@ def send(connector: str, state: int, bot_id: int | None = None, cancel: bool = F
     Raises:
         ControlError: no such connector, it is not running, or it did not answer.
     """
-    cmd, cmd_bot = encode(state, bot_id, cancel)
+    cmd, cmd_bot = encode(state, bot_id, cancel, flatten)
     name = ctl_name(connector)
     try:
         seg = Segment.attach(name)
@@ -109,13 +115,18 @@ def main(command: str, argv: list[str] | None = None) -> int:
     if command == "halt":
         p.add_argument("--cancel", action="store_true", help="also cancel its open orders")
     args = p.parse_args(argv)
-    cancel = getattr(args, "cancel", False)
+    cancel = getattr(args, "cancel", False) or command == "flatten"
     try:
-        conn_state = send(args.connector, COMMANDS[command], args.bot, cancel)
+        conn_state = send(args.connector, COMMANDS[command], args.bot, cancel,
+                          flatten=command == "flatten")  # fmt: skip
     except ControlError as e:
         print(f"hftlive {command}: {e}", file=sys.stderr)
         return 2
     who = f"bot {args.bot} on {args.connector}" if args.bot is not None else args.connector
+    if command == "flatten":
+        print(f"{who}: halted, open orders cancelled, positions being closed with reduce-only "
+              f"orders (the connector logs what it could not close); resume when done")  # fmt: skip
+        return 0
     print(f"{who}: {TRADING_NAMES[COMMANDS[command]]}"
           + (" (open orders cancelled)" if cancel else "")
           + f"; connector {args.connector} is {TRADING_NAMES[conn_state]}")  # fmt: skip

@@ -34,6 +34,7 @@ md_capacity = {md_capacity}
 snapshot_interval_ms = 50
 cancel_on_bot_exit = {cancel_on_bot_exit}
 state_dir = "{state_dir}"
+{connector_extra}
 
 [risk]
 max_position = {max_position}
@@ -86,6 +87,7 @@ class ConnectorProc:
             "trades": 2.0,
             "vol": 0.05,
             "state_dir": str(tmp_path / "state"),  # trading states never in the user's home
+            "connector_extra": "",  # more [connector] keys
         }
         params.update(fmt)
         self.cfg.write_text(config if config is not None else SIM_CONFIG.format(**params))

@@ -37,7 +37,7 @@ from hftlive import (
 )
 from hftlive.constants import REJECT_POST_ONLY, REJECT_UNKNOWN_ORDER
 from hftlive.monitor import ConnectorView
-from tests.conftest import stop_process
+from tests.conftest import stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, SECRET = "test-api-key", "test-secret-not-logged"
@@ -49,6 +49,7 @@ symbol = "ethusdt"
 
 [connector]
 snapshot_interval_ms = 50
+{connector_extra}
 
 [risk]
 max_orders_per_second = 1000
@@ -64,8 +65,10 @@ client_order_prefix = "t"
 """
 
 
-def config_text(urls: dict, extra: str = "", order_entry: str = "rest") -> str:
-    return CONFIG.format(url_keys=client_url_keys(urls), extra=extra, order_entry=order_entry)
+def config_text(urls: dict, extra: str = "", order_entry: str = "rest",
+                connector_extra: str = "") -> str:  # fmt: skip
+    return CONFIG.format(url_keys=client_url_keys(urls), extra=extra, order_entry=order_entry,
+                         connector_extra=connector_extra)  # fmt: skip
 
 
 class Emulator:
@@ -103,10 +106,11 @@ class Emulator:
 class BfConnector:
     """`python -m connector --connector binancefutures` with its key in the environment."""
 
-    def __init__(self, tmp_path: Path, emu: Emulator, extra: str = "", order_entry: str = "rest"):
+    def __init__(self, tmp_path: Path, emu: Emulator, extra: str = "", order_entry: str = "rest",
+                 connector_extra: str = ""):  # fmt: skip
         self.name = f"bf{os.getpid()}x{next(_names)}"
         self.cfg = tmp_path / f"{self.name}.toml"
-        self.cfg.write_text(config_text(emu.urls, extra, order_entry))
+        self.cfg.write_text(config_text(emu.urls, extra, order_entry, connector_extra))
         self.log = tmp_path / f"{self.name}.log"
         self._logf = open(self.log, "ab")
         env = {**os.environ, "BFT_API_KEY": KEY, "BFT_SECRET": SECRET}
@@ -347,6 +351,27 @@ def _venue_get(emu: Emulator, path: str):
 def _venue_position(emu: Emulator) -> float:
     """The emulator account's position (its own positionRisk)."""
     return float(_venue_get(emu, "/fapi/v2/positionRisk")[0]["positionAmt"])
+
+
+def test_a_bot_that_leaves_is_flattened_at_the_venue_with_reduce_only_orders(tmp_path, emu):
+    conn = BfConnector(tmp_path, emu, connector_extra="flatten_on_shutdown = true")
+    hbt = None
+    try:
+        hbt = _bot(conn)
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        assert hbt.submit_buy_order(0, 1, hbt.depth(0).best_ask, 0.02, IOC, MARKET, True) == 0
+        _wait(hbt, lambda: hbt.orders(0).get(1).status == FILLED, what="the market fill")
+        assert _venue_position(emu) == pytest.approx(0.02)
+        hbt.close()
+        hbt = None
+        wait_until(lambda: "flatten: bot" in conn.text() and " is flat" in conn.text(), 30,
+                   "the flatten")  # fmt: skip
+        assert _venue_position(emu) == pytest.approx(0.0, abs=1e-12)
+        assert "reduce-only IOC" in conn.text()
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()
 
 
 def test_config_section_is_checked_naming_key_and_file(tmp_path):

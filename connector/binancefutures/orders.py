@@ -214,6 +214,8 @@ class BinanceOrders:
                 p["timeInForce"] = TIF_NAMES[o.tif]
                 p["price"] = s.px_text(o.price_tick)
             p["quantity"] = s.qty_text(o.qty)
+            if o.reduce_only:
+                p["reduceOnly"] = "true"  # §1.6: only reduces the position (flatten)
             p["newClientOrderId"] = o.client_id
             p["newOrderRespType"] = "RESULT"
         elif req == REQ_CANCEL:

@@ -15,10 +15,18 @@ import time
 
 from connector.book import RecordingBook
 from connector.feed import Feed
-from connector.matching import MESSAGES, REASONS, MatchingEngine, Report, SimOrder
+from connector.matching import (
+    MESSAGES,
+    REASONS,
+    REJECT_REDUCE_ONLY,
+    MatchingEngine,
+    Report,
+    SimOrder,
+)
 from connector.sim.replay import run_replay
 from connector.sim.synthetic import run_synthetic
 from connector.venue import Core, NewOrder, OrderReport, Venue
+from hftlive.constants import EXPIRED
 from hftlive.layout import REQ_CANCEL, REQ_MODIFY, REQ_SUBMIT
 
 log = logging.getLogger(__name__)
@@ -59,7 +67,19 @@ class SimVenue(Venue):
     def submit(self, order: NewOrder) -> None:
         s = self.insts[order.inst]
         self._sides[order.key] = order.side
-        o = SimOrder(key=order.key, side=order.side, px_tick=order.price_tick, qty=order.qty,
+        qty = order.qty
+        if order.reduce_only:
+            # as a venue does it for the whole account: never beyond the position, never
+            # on its side (the engine itself keeps no position)
+            pos = self._positions[order.inst]
+            if pos * order.side >= 0:
+                now = self._now(s)
+                self._report(s, [Report(order.key, EXPIRED, 0.0, 0, False, 0.0, 0.0,
+                                        order.price_tick, qty, now,
+                                        reject_code=REJECT_REDUCE_ONLY)], REQ_SUBMIT)  # fmt: skip
+                return
+            qty = min(qty, abs(pos))
+        o = SimOrder(key=order.key, side=order.side, px_tick=order.price_tick, qty=qty,
                      tif=order.tif, order_type=order.order_type)  # fmt: skip
         self._report(s, s.engine.submit(o, self._now(s)), REQ_SUBMIT)
 
