@@ -15,6 +15,7 @@ from hftlive.constants import (
     REJECT_DUPLICATE_ID,
     REJECT_INVALID_QTY,
     REJECT_NOT_CONNECTED,
+    REJECT_POST_ONLY,
     REJECT_RATE_LIMITED,
     REJECT_RISK_LIMIT,
     REJECT_STOPPING,
@@ -28,6 +29,10 @@ DUPLICATE_ORDER_ID = -9004  # the bot's order id is still open
 CONNECTOR_STOPPING = -9005  # the connector is shutting down
 UNKNOWN_ORDER = -9006  # cancel/modify of an order the connector does not know (or ended)
 BELOW_MINIMUM = -9007  # qty or notional below the venue's minimum (its filters)
+# a post-only order the venue accepted and then cancelled because it would have taken
+# liquidity: the refusal comes on the order stream, with no code of the venue's (Bybit's
+# EC_PostOnlyWillTakeLiquidity, venue_protocols.md §2.5)
+POST_ONLY_CROSSED = -9008
 
 NOT_READY = -9101  # the venue session is not connected: the request could not be sent
 PAUSED = -9102  # the venue asked us to back off (Retry-After): nothing is sent meanwhile
@@ -42,6 +47,7 @@ REASONS = {
     CONNECTOR_STOPPING: REJECT_STOPPING,
     UNKNOWN_ORDER: REJECT_UNKNOWN_ORDER,
     BELOW_MINIMUM: REJECT_INVALID_QTY,
+    POST_ONLY_CROSSED: REJECT_POST_ONLY,
     NOT_READY: REJECT_NOT_CONNECTED,
     PAUSED: REJECT_RATE_LIMITED,
     NOT_SENT: REJECT_NOT_CONNECTED,

@@ -99,13 +99,14 @@ class OrderEntry:
         return self.lc.by_client_id.get(client_id)
 
     def on_event(self, client_id: str, state: VenueState, fill: Fill | None = None,
-                 shows: int = 0) -> None:  # fmt: skip
-        """An order event from the venue's private stream."""
+                 shows: int = 0, refusal: Refusal | None = None) -> None:  # fmt: skip
+        """An order event from the venue's private stream (`refusal`: see
+        `Lifecycle.event`)."""
         key = self.lc.by_client_id.get(client_id)
         if key is None:
             log.debug("order event for %s (not ours) ignored", client_id)
             return
-        self._run(self.lc.event(key, state, fill, shows))
+        self._run(self.lc.event(key, state, fill, shows, refusal))
 
     async def reconcile(self) -> None:
         """After the order stream (re)connects: orders still open are brought up to date
