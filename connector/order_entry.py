@@ -43,6 +43,28 @@ from hftlive.constants import ERR_CONNECTION
 log = logging.getLogger(__name__)
 
 
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def base36(n: int) -> str:
+    """`n` >= 0 in base 36 (0-9a-z): short ids made of characters every venue allows."""
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _DIGITS[r] + out
+        if n == 0:
+            return out
+
+
+def client_id_prefix(prefix: str, run_tag_ms: int) -> str:
+    """The client order id prefix of one connector run: the configured prefix, the run's
+    start time (ms, base 36) and "-"; `prefix + base36(key)` is then unique across bots
+    (keys are connector-wide) and across restarts (a later run has a later tag) by
+    construction. With a prefix of at most 12 characters and a uint64 key the id stays
+    within 12 + 9 + 1 + 13 = 35 characters (Binance and Bybit both allow 36)."""
+    return f"{prefix}{base36(run_tag_ms)}-"
+
+
 class VenueOrderApi(Protocol):
     """What a venue implements for order entry (wire formats only; no rules)."""
 

@@ -218,3 +218,28 @@ def test_limits_from_rest_headers():
     lim = limits_of(h)
     assert (lim.limit, lim.remaining, lim.reset_ms) == (10, 0, 1733300001000)
     assert limits_of({}).remaining == -1
+
+
+# ---------------------------------------------------------------------------- rate limits
+def test_new_orders_stop_before_the_endpoints_count_reaches_zero_and_10006_pauses_until_reset():
+    from connector.bybit.protocol import Limits
+    from connector.bybit.rest import RATE_LIMITED, RESERVE, ApiLimits
+
+    t = [100.0]
+    lim = ApiLimits(clock=lambda: t[0])
+    path, now = "/v5/order/create", 1_000_000
+    assert lim.refusal(path, now, True) is None  # nothing known yet
+    lim.on_reply(path, Limits(10, RESERVE + 1, now + 400), 0, now)
+    assert lim.refusal(path, now, True) is None
+    lim.sent(path, now)  # counted before its reply says
+    assert "throttled: 1 of 10" in lim.refusal(path, now, True)
+    assert lim.refusal(path, now, False) is None  # a cancel may use the last one
+    assert lim.refusal(path, now + 400, True) is None  # the second has passed
+    lim.on_reply(path, Limits(10, 0, now + 1000), RATE_LIMITED, now)
+    assert "back off" in lim.refusal(path, now + 1000, False)  # paused even for a cancel
+    assert lim.blocked_for(path) == pytest.approx(1.0)
+    assert lim.blocked_for("/v5/order/cancel") == 0.0  # per endpoint
+    t[0] += 1.0
+    assert lim.blocked_for(path) == 0.0
+    lim.on_ip_ban()  # HTTP 403: everything, 10 minutes
+    assert lim.blocked_for("/v5/order/cancel") == pytest.approx(600.0)
