@@ -1,8 +1,9 @@
 """Depth levels, bytes to float64: a numba byte scanner and its checked fallback. No I/O.
 
-Every venue sends levels as `[["px","qty"],...]` strings; this is the one parser of them
-(Binance: connector/binancefutures/_levels.py, Bybit: connector/bybit/market.py wrap
-`scan_book` with their own keys). The measurements below are Binance's, where it started.
+Venues send depth levels as `[["px","qty"],...]` strings; this is the one parser of them:
+each venue's package wraps `scan_book` in an @njit function with its own keys (the key
+beside the arrays, the bid and ask keys). The measurements below are of USD-M futures
+diffs, where it started.
 
 Depth diffs dominate the cost of parsing: an ETHUSDT diff averages 65 levels and 1.5 kB,
 some hold ~900. Measured on ethusdt_20240808.gz (6,586 diffs; one core of this 2-vCPU Xeon
@@ -15,10 +16,10 @@ box; best of 5; each row ends in a DepthUpdate):
     orjson + checked per-level float() (`checked_levels`, the fallback) 21k msgs/s  47.8 us
     numba byte scanner for levels + orjson for the header (kept)        98k msgs/s  10.2 us
 
-The kept fast path (`fast_book` over `scan_depth_update` or `scan_snapshot`) walks the raw
+The kept fast path (`fast_book` over a venue's wrapper of `scan_book`) walks the raw
 bytes once, parses the level arrays straight into one float64 block, and splices them out
 of the text (`"b":[]`) so orjson only parses the small header, which keeps every header
-check of `protocol`. A level string is parsed as mantissa / 10**frac only when it has <= 15
+check of the venue's parser. A level string is parsed as mantissa / 10**frac only when it has <= 15
 digits and no sign or exponent; then both operands are exact doubles and IEEE division
 rounds once, so the value is bit-equal to float(str). Anything else (whitespace, exponents,
 escapes, truncation, odd shapes) makes `fast_book` return None, and the caller falls back
