@@ -26,6 +26,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from connector.book import BUY_TRADE, SELL_TRADE
+from hftlive.constants import BUY, SELL
+from hftlive.depth import DepthBook, apply_depth_event
+from tests.conftest import RecordingShm
+
 CAPTURE = Path(__file__).resolve().parents[2] / "shared/data/binancefutures/ethusdt_20240808.gz"
 SYMBOL = "ETHUSDT"
 
@@ -219,3 +226,44 @@ def build(n_diffs: int = 1200, depth: int = 50, inject: bool = True) -> Stream:
     st.final_bids = {float(p): float(q) for p, q in view_b.items()}
     st.final_asks = {float(p): float(q) for p, q in view_a.items()}
     return st
+
+
+class Shm(RecordingShm):
+    """RecordingShm that also keeps what a bot would read: every published event applied
+    to a bot-side book (hftlive.depth.apply_depth_event, as a LiveBot does), trades
+    listed, resyncs and bad messages counted."""
+
+    def __init__(self, tick: float, lot: float):
+        super().__init__()
+        self.bot = DepthBook(tick, lot)
+        self.trades: list[tuple[int, float, float]] = []
+        self.resyncs = self.bad = 0
+        self.events: list[np.ndarray] = []
+
+    def publish(self, inst, events, n):
+        super().publish(inst, events, n)
+        ev = events[:n].copy()
+        self.events.append(ev)
+        d = self.bot
+        for e in ev:
+            k = int(e["ev"])
+            if k in (BUY_TRADE, SELL_TRADE):
+                self.trades.append(
+                    (BUY if k == BUY_TRADE else SELL, float(e["px"]), float(e["qty"]))
+                )
+            else:
+                apply_depth_event(
+                    d.di, d.df, d.bk, d.bv, d.ak, d.av, k, e["px"], e["qty"], e["exch_ts"]
+                )
+
+    def count_resync(self, inst):
+        self.resyncs += 1
+
+    def count_bad_message(self, inst=-1):
+        self.bad += 1
+
+    def bot_levels(self) -> tuple[dict, dict]:
+        """The bot-side book's levels, px -> qty."""
+        d, t = self.bot, self.bot.tick_size
+        return ({round(k * t, 8): q for k, q in d.bid_levels(10_000)},
+                {round(k * t, 8): q for k, q in d.ask_levels(10_000)})  # fmt: skip

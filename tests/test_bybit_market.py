@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from connector.book import ASK_DEPTH, BID_DEPTH, BUY_TRADE, CLEAR, SELL_TRADE, RecordingBook
+from connector.book import ASK_DEPTH, BID_DEPTH, CLEAR, RecordingBook
 from connector.bybit import market as M
 from connector.bybit.feed import BybitDecoder, capture_decoder
 from connector.config import InstrumentConfig
@@ -21,9 +20,9 @@ from connector.core import ConnectorCore
 from connector.errors import UsageError, VenueProtocolError
 from connector.feed import Feed
 from hftlive.constants import BUY, ERR_BOOK_RESYNC, SELL
-from hftlive.depth import DepthBook, apply_depth_event
 from tests import bybit_stream
-from tests.conftest import RecordingRouter, RecordingShm
+from tests.bybit_stream import Shm
+from tests.conftest import RecordingRouter
 
 FIX = Path(__file__).parent / "fixtures" / "bybit"
 
@@ -100,9 +99,14 @@ def test_parse_trade_fixture_taker_side_and_times():
 
 
 def test_parse_replies():
-    ok, bad, pong = (M.parse_public(fixture(n)) for n in ("subscribe_reply", "subscribe_error", "pong"))
+    ok, bad, pong = (
+        M.parse_public(fixture(n)) for n in ("subscribe_reply", "subscribe_error", "pong")
+    )
     assert (ok.op, ok.success, ok.req_id, ok.is_pong) == ("subscribe", True, "sub", False)
-    assert (bad.success, bad.ret_msg) == (False, "error:handler not found,topic:orderbook.50.NOSUCH")
+    assert (bad.success, bad.ret_msg) == (
+        False,
+        "error:handler not found,topic:orderbook.50.NOSUCH",
+    )
     assert pong.is_pong and pong.req_id == "ping-1"
     assert type(M.parse_public(b'{"topic":"tickers.BTCUSDT","data":{}}')) is M.OtherTopic
 
@@ -112,16 +116,31 @@ def test_parse_replies():
     [
         (b'{"topic":"orderbook.50.BTCUSDT","type":"delta"', "malformed JSON"),
         (b"[1]", "JSON object"),
-        (b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"cts":1,'
-         b'"data":{"s":"BTCUSDT","b":[],"a":[],"seq":1}}', "missing field 'u'"),
-        (b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"cts":1,'
-         b'"data":{"s":"BTCUSDT","b":[["x","1"]],"a":[],"u":2,"seq":1}}', "b[0]"),
-        (b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":"1","cts":1,'
-         b'"data":{"s":"BTCUSDT","b":[],"a":[],"u":2,"seq":1}}', "'ts' must be integer"),
-        (b'{"topic":"orderbook.50.BTCUSDT","type":"both","ts":1,"cts":1,'
-         b'"data":{"s":"BTCUSDT","b":[],"a":[],"u":2,"seq":1}}', "'type'"),
-        (b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"cts":1,'
-         b'"data":{"s":"ETHUSDT","b":[],"a":[],"u":2,"seq":1}}', "topic's symbol"),
+        (
+            b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"cts":1,'
+            b'"data":{"s":"BTCUSDT","b":[],"a":[],"seq":1}}',
+            "missing field 'u'",
+        ),
+        (
+            b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"cts":1,'
+            b'"data":{"s":"BTCUSDT","b":[["x","1"]],"a":[],"u":2,"seq":1}}',
+            "b[0]",
+        ),
+        (
+            b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":"1","cts":1,'
+            b'"data":{"s":"BTCUSDT","b":[],"a":[],"u":2,"seq":1}}',
+            "'ts' must be integer",
+        ),
+        (
+            b'{"topic":"orderbook.50.BTCUSDT","type":"both","ts":1,"cts":1,'
+            b'"data":{"s":"BTCUSDT","b":[],"a":[],"u":2,"seq":1}}',
+            "'type'",
+        ),
+        (
+            b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"cts":1,'
+            b'"data":{"s":"ETHUSDT","b":[],"a":[],"u":2,"seq":1}}',
+            "topic's symbol",
+        ),
         (b'{"topic":"publicTrade.BTCUSDT","data":[{"T":1,"v":"1","p":"1"}]}', "data[0].S"),
         (b'{"topic":"publicTrade.BTCUSDT","data":[{"T":1,"S":"Buy","v":"0","p":"1"}]}', "positive"),
         (b'{"success":true}', "neither topic nor op"),
@@ -141,7 +160,9 @@ def test_requests_and_topics():
     assert json.loads(M.request("ping", "p1")) == {"req_id": "p1", "op": "ping"}
     (one,) = M.subscribe_requests("subscribe", ["a", "b"], "s")
     assert json.loads(one) == {"req_id": "s", "op": "subscribe", "args": ["a", "b"]}
-    many = M.subscribe_requests("subscribe", [f"orderbook.1000.SYM{i:05d}" for i in range(2000)], "s")
+    many = M.subscribe_requests(
+        "subscribe", [f"orderbook.1000.SYM{i:05d}" for i in range(2000)], "s"
+    )
     assert len(many) > 1 and all(len(",".join(json.loads(r)["args"])) < 21_000 for r in many)
     assert sum(len(json.loads(r)["args"]) for r in many) == 2000
 
@@ -234,37 +255,6 @@ def test_row_any_reset_clear_wait():
 
 
 # ------------------------------------------------------- the decoder through a real core
-
-
-class Shm(RecordingShm):
-    """RecordingShm that also keeps what a bot would read: every published event applied
-    to a bot-side book (hftlive.depth.apply_depth_event, as a LiveBot does), trades
-    listed, resyncs and bad messages counted."""
-
-    def __init__(self, tick: float, lot: float):
-        super().__init__()
-        self.bot = DepthBook(tick, lot)
-        self.trades: list[tuple[int, float, float]] = []
-        self.resyncs = self.bad = 0
-        self.events: list[np.ndarray] = []
-
-    def publish(self, inst, events, n):
-        super().publish(inst, events, n)
-        ev = events[:n].copy()
-        self.events.append(ev)
-        d = self.bot
-        for e in ev:
-            k = int(e["ev"])
-            if k in (BUY_TRADE, SELL_TRADE):
-                self.trades.append((BUY if k == BUY_TRADE else SELL, float(e["px"]), float(e["qty"])))
-            else:
-                apply_depth_event(d.di, d.df, d.bk, d.bv, d.ak, d.av, k, e["px"], e["qty"], e["exch_ts"])
-
-    def count_resync(self, inst):
-        self.resyncs += 1
-
-    def count_bad_message(self, inst=-1):
-        self.bad += 1
 
 
 def decoder(symbol="ETHUSDT", tick=0.01, lot=0.001, depth=50):
@@ -377,7 +367,12 @@ def test_malformed_frame_is_counted_and_loses_nothing():
     d, b, shm, router, _ = decoder("BTCUSDT", 0.1, 0.001)
     d.on_frame(fixture("orderbook_snapshot"), 1)
     before = levels(b)
-    for raw in (b"{", b'{"topic":"orderbook.50.BTCUSDT"}', b"\xff\xfe", fixture("orderbook_delta")[:-5]):
+    for raw in (
+        b"{",
+        b'{"topic":"orderbook.50.BTCUSDT"}',
+        b"\xff\xfe",
+        fixture("orderbook_delta")[:-5],
+    ):
         d.on_frame(raw, 2)
     assert shm.bad == 4 and levels(b) == before and router.told == []
     d.on_frame(fixture("orderbook_delta"), 3)  # the stream goes on where it was
@@ -402,6 +397,8 @@ def test_reset_clears_every_book_and_tells_the_bots_once_each():
     d.on_frame(fixture("orderbook_snapshot"), 1)
     d.reset("reconnect", 5)
     assert levels(b) == ({}, {}) and bot_levels(shm, 0.1) == ({}, {})
-    assert [(k, m) for k, _, m in router.told] == [(ERR_BOOK_RESYNC, "BTCUSDT: book reset (reconnect)")]
+    assert [(k, m) for k, _, m in router.told] == [
+        (ERR_BOOK_RESYNC, "BTCUSDT: book reset (reconnect)")
+    ]
     d.on_frame(fixture("orderbook_restart"), 6)  # u = 1 after a reset: a snapshot
     assert levels(b) == ({109100.0: 1.0}, {109100.1: 2.0})
