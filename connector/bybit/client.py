@@ -166,8 +166,10 @@ async def prepare(cfg: Config) -> Config:
                                   f"(status {info.status!r})")  # fmt: skip
             try:
                 tick, lot = float(Decimal(info.tick_size)), float(Decimal(info.qty_step))
-                min_qty, min_notional = float(Decimal(info.min_qty)), float(
-                    Decimal(info.min_notional))
+                min_qty, min_notional = (
+                    float(Decimal(info.min_qty)),
+                    float(Decimal(info.min_notional)),
+                )
             except InvalidOperation:
                 raise VenueProtocolError(f"instruments-info {inst.symbol}: bad filters "
                                          f"{info!r}") from None  # fmt: skip

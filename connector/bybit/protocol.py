@@ -308,8 +308,13 @@ def _wallet(m: Any, what: str) -> Wallet:
     return Wallet(m.get("accountType") or "", _dec(m, "totalEquity", what, ""), coins)
 
 
-_ITEMS = {"order": _order, "execution": _execution, "position": _position, "wallet": _wallet,
-          "dcp": lambda d, what: _obj(d, what)}  # DCP status pushes: kept as they come
+_ITEMS = {
+    "order": _order,
+    "execution": _execution,
+    "position": _position,
+    "wallet": _wallet,
+    "dcp": lambda d, what: _obj(d, what),
+}  # DCP status pushes: kept as they come
 
 
 def parse_private(raw: str | bytes) -> PrivatePush | OpReply:
