@@ -14,8 +14,8 @@ and the private stream's order, execution and position pushes (venue_protocols.m
   topic). `send` therefore waits up to `STREAM_WAIT_S` for the order's push (it is
   usually there first) so the request concludes on the venue's real state: a crossing
   PostOnly ends EXPIRED at once, a cancel shows CANCELED. Without a push the ack counts:
-  a submit shows NEW, an amend its new price and qty, a cancel concludes on the order as
-  it is, and the stream (or `settle`'s queries) brings the rest.
+  a submit shows NEW, an amend its new price and qty; a cancel asks the venue (a query)
+  what became of the order, and the stream (or `settle`'s queries) brings the rest.
 * No reply, a lost socket after sending, 10016 (internal error) or a 5xx: the outcome is
   unknown: `RequestFailed(sent=True)`, resolved by a query, never resent.
 * `query`: GET /v5/order/realtime by orderLinkId, then /v5/order/history; `fills`:
@@ -175,7 +175,18 @@ class BybitOrders:
                 async with asyncio.timeout(STREAM_WAIT_S):
                     await pushed.wait()
             except TimeoutError:
-                pass
+                if req == REQ_CANCEL:
+                    # the push is late or lost: the venue tells what the cancel did (a
+                    # submit or amend keeps its ack: a query racing the venue's books
+                    # could miss a fresh order)
+                    try:
+                        now = await self.query(o)
+                    except (RequestFailed, VenueProtocolError) as e:
+                        log.warning("order %s: cancel accepted, no push, query failed: %s",
+                                    o.client_id, e)  # fmt: skip
+                    else:
+                        if isinstance(now, VenueState):
+                            return now
         return result
 
     def _result(self, o: Order, req: int, r: Reply) -> VenueState | Refusal:
