@@ -1,0 +1,198 @@
+"""The Bybit client's I/O pieces in process, over real sockets on 127.0.0.1, against a
+small scripted venue that checks what Bybit checks (the X-BAPI signature and the window
+rule `server - recv_window <= ts < server + 1000`, auth before any trade op) and answers
+in Bybit's shapes (venue_protocols.md §2.4, §2.5): the clock offset and its re-measure
+after one 10002, 10006 honoured until the reset, the trade stream ready only after auth.
+The emulator end-to-end tests are in test_bybit_connector.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+from aiohttp import web
+from websockets.asyncio.server import serve
+
+from connector.bybit.rest import BybitRest
+from connector.bybit.signing import Credentials, in_window, rest_payload, verify, ws_auth_payload
+from connector.bybit.trade import TradeStream
+from connector.core import ConnectorCore
+from connector.errors import RequestFailed
+from tests.conftest import RecordingRouter, RecordingShm
+
+CREDS = Credentials("io-key", "io-secret")
+DEADLINE_S = 10.0
+
+
+def run(coro, timeout: float = 30.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def wait_for(cond, what: str) -> None:
+    async with asyncio.timeout(DEADLINE_S):
+        while not cond():
+            await asyncio.sleep(0.01)
+    assert cond(), what
+
+
+class RestVenue:
+    """/v5/market/time and /v5/order/create, with a clock `skew_ms` ahead of ours."""
+
+    def __init__(self):
+        self.skew_ms = 0
+        self.limited = 0  # the next N creates get 10006
+        self.codes: list[int] = []  # retCode of each create, in order
+        self.reset_ms = 0
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.skew_ms
+
+    def reply(self, code: int, result: dict, remaining: int = 9) -> web.Response:
+        body = {"retCode": code, "retMsg": "OK" if code == 0 else "refused",
+                "result": result, "retExtInfo": {}, "time": self.now_ms()}  # fmt: skip
+        headers = {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": str(remaining),
+                   "X-Bapi-Limit-Reset-Timestamp": str(self.reset_ms)}  # fmt: skip
+        return web.json_response(body, headers=headers)
+
+    async def time(self, request: web.Request) -> web.Response:
+        return self.reply(0, {"timeNano": str(self.now_ms() * 1_000_000)})
+
+    async def create(self, request: web.Request) -> web.Response:
+        raw = await request.text()
+        h = request.headers
+        ts, recv = int(h["X-BAPI-TIMESTAMP"]), int(h["X-BAPI-RECV-WINDOW"])
+        assert verify(CREDS, rest_payload(ts, h["X-BAPI-API-KEY"], recv, raw), h["X-BAPI-SIGN"])
+        if not in_window(ts, recv, self.now_ms()):
+            code = 10002
+        elif self.limited:
+            self.limited -= 1
+            self.reset_ms = self.now_ms() + 300
+            self.codes.append(10006)
+            return self.reply(10006, {}, remaining=0)
+        else:
+            code = 0
+        self.codes.append(code)
+        link = orjson.loads(raw)["orderLinkId"]
+        return self.reply(code, {"orderId": "1", "orderLinkId": link} if code == 0 else {})
+
+    async def __aenter__(self):
+        app = web.Application()
+        app.router.add_get("/v5/market/time", self.time)
+        app.router.add_post("/v5/order/create", self.create)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.runner.cleanup()
+
+
+def test_a_clock_jump_gives_one_10002_then_the_offset_is_measured_again():
+    async def main():
+        async with RestVenue() as venue:
+            venue.skew_ms = 30_000
+            async with BybitRest(venue.url, CREDS, 5000, 5.0) as rest:
+                assert abs(await rest.clock.measure() - 30_000) < 500
+                body = {"category": "linear", "orderLinkId": "a"}
+                r = await rest.request("POST", "/v5/order/create", body, signed=True)
+                assert r.env.ok and r.env.result["orderLinkId"] == "a"
+                venue.skew_ms = -20_000  # the venue's clock jumps
+                r = await rest.request("POST", "/v5/order/create", body, signed=True)
+                assert r.env.ret_code == 10002  # this one: refused, and the clock re-measured
+                assert abs(rest.clock.offset_ms + 20_000) < 500
+                r = await rest.request("POST", "/v5/order/create", body, signed=True)
+                assert r.env.ok
+                assert venue.codes == [0, 10002, 0]
+                assert rest.clock.measured == 2
+
+    run(main())
+
+
+def test_10006_pauses_the_endpoint_until_its_reset_and_nothing_is_sent_meanwhile():
+    async def main():
+        async with RestVenue() as venue, BybitRest(venue.url, CREDS, 5000, 5.0) as rest:
+            await rest.clock.measure()
+            venue.limited = 1
+            body = {"category": "linear", "orderLinkId": "b"}
+            r = await rest.request("POST", "/v5/order/create", body, signed=True)
+            assert r.env.ret_code == 10006
+            assert 0 < rest.limits.blocked_for("/v5/order/create") <= 0.3
+            with pytest.raises(RequestFailed) as e:
+                await rest.request("POST", "/v5/order/create", body, signed=True)
+            assert e.value.sent is False and "back off" in str(e.value)
+            assert venue.codes == [10006]  # the second never reached the venue
+            await wait_for(lambda: rest.limits.blocked_for("/v5/order/create") == 0, "reset")
+            r = await rest.request("POST", "/v5/order/create", body, signed=True)
+            assert r.env.ok and venue.codes == [10006, 0]
+
+    run(main())
+
+
+def test_the_trade_stream_is_ready_only_after_auth_and_orders_never_precede_it():
+    seen: list[tuple[str, dict]] = []
+    secret = {"ok": True}
+
+    async def trade_venue(ws):
+        authed = False
+        async for raw in ws:
+            m = orjson.loads(raw)
+            seen.append((m["op"], m))
+            if m["op"] == "auth":
+                key, expires, sig = m["args"]
+                authed = secret["ok"] and verify(CREDS, ws_auth_payload(expires), sig)
+                code = 0 if authed else 10004
+                await ws.send(orjson.dumps({"retCode": code, "retMsg": "OK" if authed else
+                                            "Invalid sign", "op": "auth", "connId": "c"}))  # fmt: skip
+            elif m["op"] == "ping":
+                await ws.send(orjson.dumps({"retCode": 0, "retMsg": "OK", "op": "pong",
+                                            "data": ["1"], "connId": "c"}))  # fmt: skip
+            else:
+                assert authed, "an order op on an unauthenticated socket"
+                assert set(m["header"]) == {"X-BAPI-TIMESTAMP", "X-BAPI-RECV-WINDOW"}
+                assert len(m["args"]) == 1
+                await ws.send(orjson.dumps({
+                    "reqId": m["reqId"], "retCode": 0, "retMsg": "OK", "op": m["op"],
+                    "data": {"orderId": "9", "orderLinkId": m["args"][0]["orderLinkId"]},
+                    "header": {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "9",
+                               "X-Bapi-Limit-Reset-Timestamp": "0", "Timenow": "0"},
+                }))  # fmt: skip
+
+    async def main():
+        router = RecordingRouter()
+        core = ConnectorCore(RecordingShm(), router, [])
+        server = await serve(trade_venue, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v5/trade"
+        async with BybitRest("http://127.0.0.1:9", CREDS, 5000, 1.0) as rest:
+            states = []
+            trade = TradeStream(url, CREDS, rest, 5000, 2.0, 0.2, core,
+                                on_state=lambda: states.append(trade.ready))  # fmt: skip
+            task = asyncio.create_task(trade.run())
+            await wait_for(lambda: trade.ready, "the trade stream ready")
+            assert seen[0][0] == "auth" and states[-1] is True
+            r = await trade.request("order.create", {"category": "linear", "orderLinkId": "x"})
+            assert r.env.ok and r.env.result["orderLinkId"] == "x"
+            assert [op for op, _ in seen if op != "ping"] == ["auth", "order.create"]
+            await wait_for(lambda: any(op == "ping" for op, _ in seen), "an app-level ping")
+            # a refused auth: the socket never becomes ready, nothing else is written
+            secret["ok"] = False
+            n = len(seen)
+            trade.rpc.drop("test")
+            await wait_for(lambda: len([op for op, _ in seen[n:] if op == "auth"]) >= 2,
+                           "auth retried")  # fmt: skip
+            assert not trade.ready
+            with pytest.raises(RequestFailed) as e:
+                await trade.request("order.create", {"category": "linear", "orderLinkId": "y"})
+            assert e.value.sent is False
+            assert all(op in ("auth", "ping") for op, _ in seen[n:])
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        server.close()
+        await server.wait_closed()
+
+    run(main())
