@@ -243,3 +243,84 @@ def test_new_orders_stop_before_the_endpoints_count_reaches_zero_and_10006_pause
     assert lim.blocked_for(path) == 0.0
     lim.on_ip_ban()  # HTTP 403: everything, 10 minutes
     assert lim.blocked_for("/v5/order/cancel") == pytest.approx(600.0)
+
+
+# ---------------------------------------------------------------------------- order events
+class _Core:
+    """Collects what order entry reports (the core's `report`), nothing else."""
+
+    def __init__(self):
+        self.reports = []
+
+    def report(self, *reports):
+        self.reports += reports
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+def _orders_with_one_submitted():
+    """BybitOrders with order KEY submitted as the fixtures' orderLinkId (not sent: the
+    lifecycle's Send is dropped; pushes are what this checks)."""
+    from connector.book import RecordingBook
+    from connector.bybit.orders import BybitOrders
+    from connector.config import InstrumentConfig
+    from connector.venue import NewOrder
+
+    core = _Core()
+    inst = RecordingBook(0, InstrumentConfig("BTCUSDT", 0.1, 0.001))
+    orders = BybitOrders("hl", 0, [inst], core, rest=None)
+    new = NewOrder(key=7, inst=0, side=R.BUY, price_tick=600000, qty=0.01, tif=R.GTC,
+                   order_type=R.LIMIT)  # fmt: skip
+    orders.entry.lc.submit(new, "hlm3x9k2a-1k")
+    return orders, core
+
+
+def _push(orders, name):
+    for item in parse_private(raw(name)).items:
+        if isinstance(item, OrderUpdate):
+            orders.on_order(item)
+        else:
+            orders.on_execution(item)
+
+
+def test_pushes_conclude_the_submit_and_each_fill_counts_once():
+    from hftlive.layout import REQ_SUBMIT
+
+    orders, core = _orders_with_one_submitted()
+    _push(orders, "private_order_new")
+    (r,) = core.reports
+    assert (r.status, r.completes, r.leaves_qty, r.exch_ts) == (R.NEW, REQ_SUBMIT, 0.01,
+                                                                1733300000123_000_000)  # fmt: skip
+    _push(orders, "private_execution")  # two fills: partial, then the rest
+    a, b = core.reports[1:]
+    assert (a.status, a.exec_qty, a.maker, a.fee) == (R.PARTIALLY_FILLED, 0.004, True, 0.0024)
+    assert (b.status, b.exec_qty, b.fee, b.leaves_qty) == (R.FILLED, 0.006, -0.0036, 0.0)
+    n = len(core.reports)
+    _push(orders, "private_execution")  # the same pushes again (dup_private_events)
+    _push(orders, "private_order_filled")  # and the order's own Filled: nothing new
+    assert len(core.reports) == n
+    assert orders.entry.lc.orders[7].filled_qty == pytest.approx(0.01)
+
+
+def test_a_crossing_post_only_push_ends_the_submit_expired_with_its_reason():
+    from hftlive.layout import REQ_SUBMIT
+
+    orders, core = _orders_with_one_submitted()
+    _push(orders, "private_order_postonly_cancelled")
+    (r,) = core.reports
+    assert (r.status, r.completes, r.reject_code, r.reason) == (
+        R.EXPIRED, REQ_SUBMIT, codes.POST_ONLY_CROSSED, R.REJECT_POST_ONLY)  # fmt: skip
+    assert "EC_PostOnlyWillTakeLiquidity" in r.reject_msg
+
+
+def test_positions_are_signed_by_side_and_hedge_legs_net():
+    orders, _ = _orders_with_one_submitted()
+    (p,) = parse_private(raw("private_position")).items
+    orders.on_position(p)
+    assert orders.positions[0] == pytest.approx(-0.01)
+    orders.on_position(Position("BTCUSDT", "Buy", 0.03, 1, 0))  # hedge mode: a long leg
+    orders.on_position(Position("BTCUSDT", "Sell", 0.01, 2, 0))  # and a short one
+    assert orders.positions[0] == pytest.approx(-0.01 + 0.03 - 0.01)
+    orders.on_position(Position("ETHUSDT", "Buy", 1.0, 0, 0))  # not ours: ignored
+    assert list(orders.positions) == [0]
