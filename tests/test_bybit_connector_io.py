@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -194,5 +195,137 @@ def test_the_trade_stream_is_ready_only_after_auth_and_orders_never_precede_it()
                 await task
         server.close()
         await server.wait_closed()
+
+    run(main())
+
+
+# ---------------------------------------------------------------------------- private stream
+FIX = Path(__file__).parent / "fixtures" / "bybit"
+FIX_LINK = "hlm3x9k2a-1k"  # the orderLinkId in the fixtures
+
+
+def _fixture(name: str, link: str) -> dict:
+    return orjson.loads((FIX / f"{name}.json").read_bytes().replace(FIX_LINK.encode(),
+                                                                    link.encode()))  # fmt: skip
+
+
+class AccountVenue:
+    """REST order endpoints and the private stream of one account, scripted: the order
+    is accepted; then it fills while the private stream loses every push and drops."""
+
+    def __init__(self, link: str):
+        self.link = link
+        self.filled = False
+        self.private_connections = 0
+        self.drop = asyncio.Event()
+        self.creates = 0
+
+    def _ok(self, result) -> web.Response:
+        return web.json_response({"retCode": 0, "retMsg": "OK", "result": result,
+                                  "retExtInfo": {}, "time": time.time_ns() // 1_000_000})  # fmt: skip
+
+    async def create(self, request):
+        self.creates += 1
+        return self._ok({"orderId": "1e5b6d0f-7c2b-4d1e-9a31-5f2b3c4d5e6f",
+                         "orderLinkId": self.link})  # fmt: skip
+
+    async def realtime(self, request):
+        new = _fixture("private_order_new", self.link)["data"]
+        return self._ok({"category": "linear", "nextPageCursor": "",
+                         "list": [] if self.filled else new})  # fmt: skip
+
+    async def history(self, request):
+        filled = _fixture("private_order_filled", self.link)["data"]
+        return self._ok({"category": "linear", "nextPageCursor": "",
+                         "list": filled if self.filled else []})  # fmt: skip
+
+    async def executions(self, request):
+        assert request.query["orderLinkId"] == self.link
+        execs = _fixture("private_execution", self.link)["data"] if self.filled else []
+        return self._ok({"category": "linear", "nextPageCursor": "", "list": execs})
+
+    async def positions(self, request):
+        return self._ok(_fixture("rest_position_list", self.link)["result"])
+
+    async def private(self, ws):
+        self.private_connections += 1
+        first = self.private_connections == 1
+        async for raw in ws:
+            m = orjson.loads(raw)
+            if m["op"] in ("auth", "subscribe"):
+                await ws.send(orjson.dumps({"success": True, "ret_msg": "", "op": m["op"],
+                                            "conn_id": "p"}))  # fmt: skip
+                if m["op"] == "subscribe" and first:
+                    await self.drop.wait()  # the fill's pushes are lost, then the drop
+                    self.filled = True
+                    await ws.close()
+                    return
+                if m["op"] == "subscribe":  # the lost pushes come again, late: duplicates
+                    await ws.send(orjson.dumps(_fixture("private_execution", self.link)))
+                    await ws.send(orjson.dumps(_fixture("private_order_filled", self.link)))
+
+    async def __aenter__(self):
+        app = web.Application()
+        app.router.add_post("/v5/order/create", self.create)
+        app.router.add_get("/v5/order/realtime", self.realtime)
+        app.router.add_get("/v5/order/history", self.history)
+        app.router.add_get("/v5/execution/list", self.executions)
+        app.router.add_get("/v5/position/list", self.positions)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.rest_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.ws = await serve(self.private, "127.0.0.1", 0)
+        self.private_url = f"ws://127.0.0.1:{self.ws.sockets[0].getsockname()[1]}/v5/private"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.ws.close()
+        await self.ws.wait_closed()
+        await self.runner.cleanup()
+
+
+def test_fills_lost_with_the_private_stream_are_recovered_once_on_reconnect():
+    from connector.book import RecordingBook
+    from connector.bybit.orders import BybitOrders
+    from connector.bybit.private import PrivateStream
+    from connector.config import InstrumentConfig
+    from connector.venue import NewOrder
+    from hftlive.constants import BUY, FILLED, GTC, LIMIT, NEW
+
+    async def main():
+        router = RecordingRouter()
+        core = ConnectorCore(RecordingShm(), router, [])
+        reports = []
+        core.report = lambda *r: reports.extend(r)
+        inst = RecordingBook(0, InstrumentConfig("BTCUSDT", 0.1, 0.001))
+        async with BybitRest("http://127.0.0.1:9", CREDS, 5000, 2.0) as rest0:
+            orders0 = BybitOrders("hl", 0, [inst], core, rest0)
+            link = orders0.client_id(7)
+        async with AccountVenue(link) as venue, BybitRest(venue.rest_url, CREDS, 5000,
+                                                             2.0) as rest:  # fmt: skip
+            orders = BybitOrders("hl", 0, [inst], core, rest)
+            private = PrivateStream(venue.private_url, CREDS, rest, 5.0, 2.0, core, orders,
+                                    lambda: None)  # fmt: skip
+            seen = []  # the executions the stream delivered (an observer, not a stand-in)
+            on_execution = orders.on_execution
+            orders.on_execution = lambda e: (seen.append(e), on_execution(e))
+            async with asyncio.TaskGroup() as tg:
+                orders.entry.tg = tg
+                task = tg.create_task(private.run())
+                await wait_for(lambda: orders.private_ready, "the private stream reconciled")
+                orders.entry.submit(NewOrder(7, 0, BUY, 600000, 0.01, GTC, LIMIT))
+                await wait_for(lambda: any(r.status == NEW for r in reports), "the ack")
+                venue.drop.set()  # it fills, the pushes are lost, the stream drops
+                await wait_for(lambda: any(r.status == FILLED for r in reports), "the fill")
+                await wait_for(lambda: venue.private_connections == 2 and orders.private_ready,
+                               "reconnected")  # fmt: skip
+                await wait_for(lambda: len(seen) == 2, "the duplicated pushes read")
+                task.cancel()  # the stream ends; the TaskGroup with it
+        fills = [r for r in reports if r.exec_qty > 0]
+        assert [r.exec_qty for r in fills] == [0.004, 0.006]  # recovered once, in order
+        assert venue.creates == 1
+        assert orders.positions[0] == pytest.approx(0.004)  # /v5/position/list at reconcile
 
     run(main())
