@@ -329,3 +329,108 @@ def test_fills_lost_with_the_private_stream_are_recovered_once_on_reconnect():
         assert orders.positions[0] == pytest.approx(0.004)  # /v5/position/list at reconcile
 
     run(main())
+
+
+# ---------------------------------------------------------------------------- the process
+SMOKE_CONFIG = """
+[[instruments]]
+symbol = "BTCUSDT"
+
+[connector]
+snapshot_interval_ms = 50
+
+[risk]
+max_orders_per_second = 1000
+
+[bybit]
+rest_url = "{rest}"
+ws_public_url = "{ws_public}"
+ws_private_url = "{ws_private}"
+ws_trade_url = "{ws_trade}"
+api_key_env = "BYM_API_KEY"
+secret_env = "BYM_SECRET"
+order_entry = "{order_entry}"
+client_order_prefix = "m"
+ping_interval_s = 2.0
+"""
+
+
+@pytest.mark.parametrize("order_entry", ["ws", "rest"])
+def test_the_connector_process_syncs_the_book_and_runs_an_order_life(tmp_path, order_entry):
+    """The real `python -m connector --connector bybit` against the scripted loopback venue
+    (tests/bybit_minivenue.py), a real LiveBot: prepare, the signed key check, the three
+    WebSockets, then submit / modify / cancel and a crossing PostOnly."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from connector import codes
+    from hftlive import CANCELED, EXPIRED, GTX, LIMIT, NEW, Instrument, LiveBot
+    from hftlive.constants import REJECT_POST_ONLY
+    from tests.conftest import ROOT, book_synced, stop_process, wait_bot, wait_session
+
+    key, secret = "mini-key", "mini-secret-not-logged"
+    mini = subprocess.Popen([sys.executable, "-m", "tests.bybit_minivenue", key, secret],
+                            cwd=ROOT, stdout=subprocess.PIPE)  # fmt: skip
+
+    def venue_state() -> dict:
+        with urllib.request.urlopen(urls["rest"] + "/_mini/state", timeout=5) as r:
+            return orjson.loads(r.read())
+
+    try:
+        urls = orjson.loads(mini.stdout.readline())
+        name = f"bym{os.getpid()}{order_entry}"
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(SMOKE_CONFIG.format(**urls, order_entry=order_entry))
+        log = tmp_path / "c.log"
+        with open(log, "ab") as logf:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "connector", "--name", name, "--connector", "bybit",
+                 "--config", str(cfg), "--log-level", "INFO"], cwd=ROOT, stdout=logf,
+                stderr=subprocess.STDOUT, env={**os.environ, "BYM_API_KEY": key,
+                                                "BYM_SECRET": secret},
+            )  # fmt: skip
+            errors: list = []
+            hbt = None
+            try:
+                hbt = (LiveBot.builder().register(Instrument(name, "BTCUSDT", 0.1, 0.001))
+                       .connect_timeout(30.0).error_handler(errors.append).build())  # fmt: skip
+                wait_bot(hbt, lambda: book_synced(hbt), 20, "a synced book")
+                d = hbt.depth(0)
+                assert (d.best_bid_tick, d.best_ask_tick) == (600000, 600001)
+                assert d.bid_qty_at_tick(round(59999.0 / 0.1)) == pytest.approx(0.6)
+                wait_session(hbt, name, 20)
+                assert hbt.submit_buy_order(0, 1, 59990.0, 0.002, GTX, LIMIT, True) == 0
+                o = hbt.orders(0).get(1)
+                assert (o.status, o.price_tick) == (NEW, 599900)
+                [(link, venue_order)] = venue_state()["orders"].items()
+                assert link.startswith("m") and venue_order["timeInForce"] == "PostOnly"
+                assert hbt.modify(0, 1, 59980.0, 0.003, True) == 0
+                o = hbt.orders(0).get(1)
+                assert (o.status, o.price_tick, o.qty) == (NEW, 599800, 0.003)
+                venue_order = venue_state()["orders"][link]
+                assert venue_order["price"] == "59980.0" and venue_order["qty"] == "0.003"
+                assert hbt.cancel(0, 1, True) == 0
+                assert hbt.orders(0).get(1).status == CANCELED
+                assert hbt.submit_buy_order(0, 2, 60000.2, 0.002, GTX, LIMIT, True) == 0
+                assert hbt.orders(0).get(2).status == EXPIRED
+                wait_bot(hbt, lambda: any(e.order_id == 2 for e in errors), 5, "its error")
+                e = next(e for e in errors if e.order_id == 2)
+                assert (e.code, e.reason) == (codes.POST_ONLY_CROSSED, REJECT_POST_ONLY)
+                sent = venue_state()["requests"]
+                if order_entry == "ws":
+                    assert sent["order.create"] == 2 and sent["order.amend"] == 1
+                    assert sent["order.cancel"] == 1
+                else:
+                    assert sent["POST /v5/order/create"] == 2
+                    assert sent["POST /v5/order/amend"] == sent["POST /v5/order/cancel"] == 1
+            finally:
+                if hbt is not None:
+                    hbt.close()
+                rc = stop_process(proc, timeout=15)
+        text = log.read_text()
+        assert rc == 0, text
+        assert secret not in text
+    finally:
+        stop_process(mini, timeout=10)
