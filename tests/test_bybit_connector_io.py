@@ -434,3 +434,62 @@ def test_the_connector_process_syncs_the_book_and_runs_an_order_life(tmp_path, o
         assert secret not in text
     finally:
         stop_process(mini, timeout=10)
+
+
+def test_a_refused_key_is_a_clear_config_error_and_the_secret_file_must_be_0600(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from hftlive import Instrument, LiveBot
+    from tests.conftest import ROOT, stop_process, wait_session
+
+    key, secret = "mini-key", "mini-secret-not-logged"
+    mini = subprocess.Popen([sys.executable, "-m", "tests.bybit_minivenue", key, secret],
+                            cwd=ROOT, stdout=subprocess.PIPE)  # fmt: skip
+
+    def start(name: str, secret_line: str, env_key: str) -> tuple[subprocess.Popen, Path]:
+        cfg = tmp_path / f"{name}.toml"
+        text = SMOKE_CONFIG.format(**urls, order_entry="ws")
+        cfg.write_text(text.replace('secret_env = "BYM_SECRET"', secret_line))
+        log = tmp_path / f"{name}.log"
+        with open(log, "ab") as logf:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "connector", "--name", name, "--connector", "bybit",
+                 "--config", str(cfg)], cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
+                env={**os.environ, "BYM_API_KEY": env_key, "BYM_SECRET": secret},
+            )  # fmt: skip
+        return p, log
+
+    try:
+        urls = orjson.loads(mini.stdout.readline())
+        base = f"bym{os.getpid()}k"
+        # a key the venue refuses: the connector exits with the venue's code, the variable
+        # and the config file named
+        p, log = start(base + "0", 'secret_env = "BYM_SECRET"', "wrong-key")
+        assert p.wait(30) != 0
+        text = log.read_text()
+        assert "refused our API key: 10003" in text and "$BYM_API_KEY" in text
+        assert str(tmp_path / f"{base}0.toml") in text and secret not in text
+        # a secret file others can read is refused before anything is sent
+        f = tmp_path / "bybit.secret"
+        f.write_text(secret + "\n")
+        f.chmod(0o644)
+        p, log = start(base + "1", f'secret_file = "{f}"', key)
+        assert p.wait(30) != 0
+        assert "readable by others" in log.read_text() and "chmod 600" in log.read_text()
+        # 0600: the session comes up
+        f.chmod(0o600)
+        p, log = start(base + "2", f'secret_file = "{f}"', key)
+        hbt = None
+        try:
+            hbt = (LiveBot.builder().register(Instrument(base + "2", "BTCUSDT", 0.1, 0.001))
+                   .connect_timeout(30.0).build())  # fmt: skip
+            wait_session(hbt, base + "2", 20)
+        finally:
+            if hbt is not None:
+                hbt.close()
+            assert stop_process(p, timeout=15) == 0, log.read_text()
+        assert secret not in log.read_text()
+    finally:
+        stop_process(mini, timeout=10)
