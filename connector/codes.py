@@ -16,6 +16,7 @@ from hftlive.constants import (
     REJECT_HALTED,
     REJECT_INVALID_QTY,
     REJECT_NOT_CONNECTED,
+    REJECT_POST_ONLY,
     REJECT_RATE_LIMITED,
     REJECT_REDUCE_ONLY,
     REJECT_RISK_LIMIT,
@@ -32,6 +33,10 @@ UNKNOWN_ORDER = -9006  # cancel/modify of an order the connector does not know (
 BELOW_MINIMUM = -9007  # qty or notional below the venue's minimum (its filters)
 HALTED = -9008  # trading is halted for the bot or the connector
 REDUCE_ONLY = -9009  # trading is reducing: the order would not reduce the bot's position
+# a post-only order the venue accepted and then cancelled because it would have taken
+# liquidity: the refusal comes on the order stream, with no code of the venue's (Bybit's
+# EC_PostOnlyWillTakeLiquidity, venue_protocols.md §2.5)
+POST_ONLY_CROSSED = -9010
 
 NOT_READY = -9101  # the venue session is not connected: the request could not be sent
 PAUSED = -9102  # the venue asked us to back off (Retry-After): nothing is sent meanwhile
@@ -48,6 +53,7 @@ REASONS = {
     BELOW_MINIMUM: REJECT_INVALID_QTY,
     HALTED: REJECT_HALTED,
     REDUCE_ONLY: REJECT_REDUCE_ONLY,
+    POST_ONLY_CROSSED: REJECT_POST_ONLY,
     NOT_READY: REJECT_NOT_CONNECTED,
     PAUSED: REJECT_RATE_LIMITED,
     NOT_SENT: REJECT_NOT_CONNECTED,

@@ -278,11 +278,14 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ what the venue shows
     def event(self, key: int, state: VenueState, fill: Fill | None = None,
-              shows: int = 0) -> list:  # fmt: skip
+              shows: int = 0, refusal: Refusal | None = None) -> list:  # fmt: skip
         """A stream event (E1-E3); `shows` is the request whose effect it shows (an ack
-        shows REQ_SUBMIT, an amendment REQ_MODIFY), 0 if none."""
+        shows REQ_SUBMIT, an amendment REQ_MODIFY), 0 if none. `refusal`: the venue
+        ended the order on the stream for a reason the bot must hear (a venue that
+        accepts a crossing post-only and cancels it afterwards: Bybit); it rides on the
+        report of the final state."""
         o = self.orders[key]
-        return self._apply(o, state, [shows] if shows else [], fill)
+        return self._apply(o, state, [shows] if shows else [], fill, refusal=refusal)
 
     def query_result(self, key: int, result: VenueState | Refusal | None, now: float) -> list:
         """The answer to a Query (Q1-Q3); None: the query failed (Q4)."""
@@ -379,7 +382,7 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ the rules
     def _apply(self, o: Order, st: VenueState, shows: list[int], fill: Fill | None = None,
-               fetch: bool = False) -> list:  # fmt: skip
+               fetch: bool = False, refusal: Refusal | None = None) -> list:  # fmt: skip
         """`fetch`: the state comes from a query or a reconcile, so fills it shows that
         we lack will not come by the stream: read them (a reply's or an event's fills
         are on their way by the stream; `due` reads them if they never come)."""
@@ -426,15 +429,19 @@ class Lifecycle:
             _drop(o.unknown, r)
         if not o.unknown:
             o.unsure_since = None
+        kw = {}
         if o.final:
             done = o.pending[0] if o.pending else 0  # every request on it concluded
             o.pending.clear()
             o.unknown.clear()
             o.unsure_since = None
+            if refusal is not None and o.view() != before:
+                kw = {"reject_code": refusal.code, "reject_msg": refusal.msg,
+                      "reason": refusal.reason}  # fmt: skip
         else:
             done = self._conclude(o, concluding)
         if done or o.view() != before:
-            out.append(self._report(o, done))
+            out.append(self._report(o, done, **kw))
         if o.doomed and o.status in WORKING and REQ_CANCEL not in o.pending:
             if not o.cancel_waits:  # D1 (after an R3, D2 sends it)
                 out += self._send(o, REQ_CANCEL)

@@ -43,6 +43,28 @@ from hftlive.constants import ERR_CONNECTION
 log = logging.getLogger(__name__)
 
 
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def base36(n: int) -> str:
+    """`n` >= 0 in base 36 (0-9a-z): short ids made of characters every venue allows."""
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _DIGITS[r] + out
+        if n == 0:
+            return out
+
+
+def client_id_prefix(prefix: str, run_tag_ms: int) -> str:
+    """The client order id prefix of one connector run: the configured prefix, the run's
+    start time (ms, base 36) and "-"; `prefix + base36(key)` is then unique across bots
+    (keys are connector-wide) and across restarts (a later run has a later tag) by
+    construction. With a prefix of at most 12 characters and a uint64 key the id stays
+    within 12 + 9 + 1 + 13 = 35 characters (Binance and Bybit both allow 36)."""
+    return f"{prefix}{base36(run_tag_ms)}-"
+
+
 class VenueOrderApi(Protocol):
     """What a venue implements for order entry (wire formats only; no rules)."""
 
@@ -99,13 +121,14 @@ class OrderEntry:
         return self.lc.by_client_id.get(client_id)
 
     def on_event(self, client_id: str, state: VenueState, fill: Fill | None = None,
-                 shows: int = 0) -> None:  # fmt: skip
-        """An order event from the venue's private stream."""
+                 shows: int = 0, refusal: Refusal | None = None) -> None:  # fmt: skip
+        """An order event from the venue's private stream (`refusal`: see
+        `Lifecycle.event`)."""
         key = self.lc.by_client_id.get(client_id)
         if key is None:
             log.debug("order event for %s (not ours) ignored", client_id)
             return
-        self._run(self.lc.event(key, state, fill, shows))
+        self._run(self.lc.event(key, state, fill, shows, refusal))
 
     async def reconcile(self) -> None:
         """After the order stream (re)connects: orders still open are brought up to date

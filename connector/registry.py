@@ -20,6 +20,7 @@ from connector.errors import ConfigError
 VENUES: dict[str, tuple[str, str]] = {
     "sim": ("connector.sim", "simulated venue: synthetic market or capture replay, offline"),
     "binancefutures": ("connector.binancefutures", "Binance USD-M futures (REST + WebSockets)"),
+    "bybit": ("connector.bybit", "Bybit v5 linear perpetuals (REST + WebSockets)"),
 }
 
 

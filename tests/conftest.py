@@ -60,6 +60,35 @@ def wait_until(cond, timeout: float, what: str, poll_s: float = 0.05) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def wait_bot(hbt, cond, timeout: float = 10.0, what: str = "condition") -> None:
+    """Drives `hbt` (elapse 20 ms) until `cond()` holds; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hbt.elapse(20_000_000)
+        if cond():
+            return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def book_synced(hbt, inst: int = 0) -> bool:
+    """The bot's book of `inst` has both sides and is not crossed."""
+    import numpy as np
+
+    d = hbt.depth(inst)
+    return bool(np.isfinite(d.best_bid) and np.isfinite(d.best_ask) and d.best_bid < d.best_ask)
+
+
+def wait_session(hbt, name: str, timeout: float = 10.0) -> None:
+    """Until connector `name` says its venue session can trade (its `connected` flag)."""
+    from hftlive.monitor import ConnectorView
+
+    view = ConnectorView(name)
+    try:
+        wait_bot(hbt, lambda: view.instruments()[0]["connected"], timeout, "the venue session")
+    finally:
+        view.close()
+
+
 def stop_process(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
     """Sends `sig`, waits up to `timeout`, kills if need be; returns the exit code."""
     if proc.poll() is None:

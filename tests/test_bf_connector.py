@@ -14,7 +14,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from connector import codes
@@ -37,7 +36,9 @@ from hftlive import (
 )
 from hftlive.constants import REJECT_POST_ONLY, REJECT_UNKNOWN_ORDER
 from hftlive.monitor import ConnectorView
-from tests.conftest import stop_process, wait_until
+from tests.conftest import book_synced as _synced
+from tests.conftest import stop_process, wait_session, wait_until
+from tests.conftest import wait_bot as _wait
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, SECRET = "test-api-key", "test-secret-not-logged"
@@ -164,27 +165,8 @@ def _bot(conn: BfConnector, errors: list | None = None, timeline: list | None = 
     return b.build()
 
 
-def _wait(hbt, cond, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hbt.elapse(20_000_000)
-        if cond():
-            return
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _wait_session(hbt, conn: BfConnector) -> None:
-    """Until the connector says its venue session can trade (its `connected` flag)."""
-    view = ConnectorView(conn.name)
-    try:
-        _wait(hbt, lambda: view.instruments()[0]["connected"], what="the venue session")
-    finally:
-        view.close()
-
-
-def _synced(hbt) -> bool:
-    d = hbt.depth(0)
-    return np.isfinite(d.best_bid) and np.isfinite(d.best_ask) and d.best_bid < d.best_ask
+    wait_session(hbt, conn.name)
 
 
 def _assert_book_equal(hbt, emu: Emulator, levels: int = 1000) -> None:

@@ -78,7 +78,7 @@ def test_retry_after_blocks_everything_for_its_duration():
     r.on_headers({"Retry-After": "2"}, 429, T0)
     assert 1.5 < r.blocked_for() <= 2.0
     assert "back off" in r.order_refusal(T0, False)
-    r.blocked_until = time.monotonic() - 0.001
+    r.pause.until = time.monotonic() - 0.001
     assert r.order_refusal(T0, False) is None
     r.on_headers({}, 418, T0)  # no Retry-After: a minute
     assert r.blocked_for() > 59

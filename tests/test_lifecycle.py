@@ -244,6 +244,20 @@ def test_E1_a_final_state_concludes_every_pending_request():
     assert lc.orders[KEY].pending == []
 
 
+def test_E1_a_refusal_on_the_stream_rides_on_the_final_report_once():
+    # a venue that accepts a crossing post-only and cancels it afterwards (Bybit, §2.5)
+    from connector.lifecycle import Refusal, VenueState
+
+    lc = Lifecycle()
+    new_order(lc)
+    why = Refusal(codes.POST_ONLY_CROSSED, "EC_PostOnlyWillTakeLiquidity", REJECT_POST_ONLY)
+    gone = VenueState(EXPIRED, 0.010, 0.0, PX_TICK, 1)
+    (rep,) = reports(lc.event(KEY, gone, refusal=why))
+    assert (rep.status, rep.completes) == (EXPIRED, REQ_SUBMIT)
+    assert (rep.reject_code, rep.reason) == (codes.POST_ONLY_CROSSED, REJECT_POST_ONLY)
+    assert lc.event(KEY, gone, refusal=why) == []  # told once
+
+
 def test_E2_E3_each_fill_counts_once_by_trade_id():
     lc = working()
     (rep,) = reports(event(lc, "trade_partial"))

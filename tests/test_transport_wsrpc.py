@@ -256,3 +256,55 @@ def test_kept_connected_it_comes_back_after_a_drop_and_serves_again():
         assert router.told[0][2].startswith("test API lost: ")
 
     run(main())
+
+
+def test_with_a_login_nothing_else_goes_until_it_succeeds_and_a_failed_login_fails_the_connection():
+    seen: list[str] = []
+    release = asyncio.Event()
+
+    async def venue_script(ws):
+        async for raw in ws:
+            m = orjson.loads(raw)
+            seen.append(m["method"])
+            if m["method"] == "login":
+                await release.wait()  # the login's reply is held: the socket is open meanwhile
+                ok = m["params"]["key"] == "good"
+                await ws.send(orjson.dumps({"id": m["id"], "result": ok}))
+            else:
+                await ws.send(orjson.dumps({"id": m["id"], "result": "done"}))
+
+    async def main():
+        async with Venue(venue_script) as venue:
+            key = {"key": "good"}
+            rpc = None
+
+            async def login():
+                if not await rpc.request("login", dict(key), before_ready=True):
+                    raise RequestFailed("login refused", sent=False)
+
+            rpc = WsRpc("test API", venue.url, JsonCodec(), timeout_s=5.0, login=login)
+            opened = asyncio.Event()
+
+            async def up():
+                opened.set()
+
+            task = asyncio.create_task(rpc.connect_once(up))
+            await wait_until(lambda: seen == ["login"], "the login sent")
+            assert rpc.connected and not rpc.ready
+            with pytest.raises(RequestFailed) as e:
+                await rpc.request("order.place", {})
+            assert e.value.sent is False and "not logged in" in str(e.value)
+            release.set()
+            await asyncio.wait_for(opened.wait(), DEADLINE_S)
+            assert rpc.ready
+            assert await rpc.request("order.place", {}) == "done"
+            assert seen == ["login", "order.place"]  # the refused one never left
+            await stop(task)
+            assert not rpc.ready
+
+            key["key"] = "bad"
+            with pytest.raises(RequestFailed, match="login refused"):
+                await asyncio.wait_for(rpc.connect_once(up), DEADLINE_S)
+            assert not rpc.connected
+
+    run(main())

@@ -48,25 +48,13 @@ from connector.binancefutures.protocol import (
 from connector.binancefutures.rest import Reply, RequestFailed, RestClient
 from connector.errors import VenueProtocolError
 from connector.lifecycle import Fill, Order, Refusal, VenueState
-from connector.order_entry import OrderEntry
+from connector.order_entry import OrderEntry, base36, client_id_prefix
 from hftlive.constants import LIMIT
 from hftlive.layout import REQ_CANCEL, REQ_MODIFY, REQ_SUBMIT
 
 log = logging.getLogger(__name__)
 
 OUTSIDE_RECV_WINDOW = -1021
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def base36(n: int) -> str:
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = _DIGITS[r] + out
-        if n == 0:
-            return out
-
-
 # request weight of each order request, REST and WS-API alike (§1.6, §1.7); place and
 # modify count against the ORDERS limits instead
 _WEIGHT = {REQ_SUBMIT: 0, REQ_MODIFY: 0, REQ_CANCEL: 1}
@@ -168,7 +156,7 @@ class BinanceOrders:
 
     def __init__(self, prefix: str, run_tag_ms: int, insts, core, rest: RestClient,
                  transport=None):  # fmt: skip
-        self.prefix = prefix + base36(run_tag_ms) + "-"
+        self.prefix = client_id_prefix(prefix, run_tag_ms)
         self.insts = insts
         self.by_symbol = {s.symbol: s for s in insts}
         self.rest = rest

@@ -21,11 +21,12 @@ Entry points:
 Malformed input (bad or truncated JSON, a missing or wrongly typed field, an out-of-enum
 status/side) raises `VenueProtocolError` naming the event and field, never anything else.
 
-Module boundaries: the message dataclasses live in `messages`, the depth-level parsers
-(a numba byte scanner and its checked fallback, with their measurements) in `_levels`; this
-module holds the parsers, and re-exports every public name of `messages`, of `mapping`
+Module boundaries: the message dataclasses live in `messages`, the depth-level parsers (a
+numba byte scanner and its checked fallback, with their measurements) in the kernel's
+`connector.levels` (Binance's keys in `_levels`); this module holds the parsers, and re-exports every public name of `messages`, of `mapping`
 (the venue <-> hftbacktest enum mappings) and the hftbacktest constants those return
-(listed in `__all__`). Checked field access (`_get`, `_dec`, ...) lives in `_fields`.
+(listed in `__all__`). Checked field access (`_get`, `_dec`, ...) lives in the kernel's
+`connector.fields`.
 
 Speed: parse_stream on bookTicker 245k msgs/s (4.1 us), trade 264k/s (3.8 us), depthUpdate
 98k/s (10.2 us, see `_levels`), the whole mixed capture ethusdt_20240808.gz (54k bookTicker,
@@ -39,22 +40,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from connector.binancefutures._fields import (
-    _MISSING,
-    _array,
-    _as_bytes,
-    _bad,
-    _bool,
-    _dec,
-    _enum,
-    _get,
-    _int_or_str,
-    _levels,
-    _loads,
-    _ns,
-    _opt,
-    _opt_str,
-)
 from connector.binancefutures._levels import fast_book, scan_depth_update, scan_snapshot
 from connector.binancefutures._ticker import BOOK_TICKER, FALLBACK, TRADE, scan_ticker
 from connector.binancefutures.mapping import (
@@ -91,6 +76,22 @@ from connector.binancefutures.messages import (
     Unknown,
 )
 from connector.errors import VenueProtocolError
+from connector.fields import (
+    _MISSING,
+    _array,
+    _as_bytes,
+    _bad,
+    _bool,
+    _dec,
+    _enum,
+    _get,
+    _int_or_str,
+    _levels,
+    _loads,
+    _ns,
+    _opt,
+    _opt_str,
+)
 from hftlive.constants import (
     BUY,
     CANCELED,

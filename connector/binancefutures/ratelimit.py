@@ -25,8 +25,9 @@ values (2400 weight/min, 300 orders/10 s, 1200 orders/min) apply.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
+
+from connector.pause import Pause
 
 WEIGHT_LIMIT = 2400
 ORDERS_10S_LIMIT = 300
@@ -71,7 +72,7 @@ class RateLimits:
         self.weight = _Window(60_000, WEIGHT_LIMIT)
         self.orders_10s = _Window(10_000, ORDERS_10S_LIMIT)
         self.orders_1m = _Window(60_000, ORDERS_1M_LIMIT)
-        self.blocked_until = 0.0  # time.monotonic() before which nothing is sent
+        self.pause = Pause()  # the kernel's pause: Retry-After
 
     @property
     def weight_limit(self) -> int:
@@ -132,12 +133,12 @@ class RateLimits:
             wait = float(retry_after)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             wait = 60.0
-        self.blocked_until = max(self.blocked_until, time.monotonic() + max(wait, 0.0))
+        self.pause.block(wait)
 
     # ------------------------------------------------------------------ what we may send
     def blocked_for(self) -> float:
         """Seconds left of a venue-imposed pause (429/418 Retry-After), 0 if none."""
-        return max(0.0, self.blocked_until - time.monotonic())
+        return self.pause.left_s()
 
     def order_refusal(self, now_ms: int, new_order: bool) -> str | None:
         """Why an order request may not go now, or None. `new_order`: place or modify."""

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
 import orjson
 
 from connector.binancefutures.ratelimit import RATE_LIMITED, RateLimits
 from connector.binancefutures.signing import Credentials, sign_params
+from connector.clock import VenueClock
 from connector.errors import RequestFailed  # noqa: F401 (re-exported for the venue)
 from connector.transport.http import HttpSession
 
@@ -53,8 +53,7 @@ class RestClient:
         self.http = HttpSession(base_url, timeout_s, max_connections=64, keepalive_s=60)
         self.creds = creds
         self.recv_window_ms = recv_window_ms
-        self.offset_ms = 0  # venue clock minus local clock
-        self._resyncing = False
+        self.clock = VenueClock(self._server_ms)  # the kernel's offset rule
         self.limits = RateLimits()
 
     async def __aenter__(self) -> RestClient:
@@ -65,34 +64,27 @@ class RestClient:
         await self.http.__aexit__(*exc)
 
     # ------------------------------------------------------------------ clock
+    @property
+    def offset_ms(self) -> int:
+        return self.clock.offset_ms
+
     def now_ms(self) -> int:
         """Venue-clock milliseconds."""
-        return time.time_ns() // 1_000_000 + self.offset_ms
+        return self.clock.now_ms()
+
+    async def _server_ms(self) -> int:
+        r = await self.request("GET", "/fapi/v1/time")
+        if r.status != 200 or not isinstance(r.body, dict) or "serverTime" not in r.body:
+            raise RequestFailed(f"GET /fapi/v1/time: HTTP {r.status} {r.raw[:200]!r}", False)
+        return int(r.body["serverTime"])
 
     async def sync_time(self) -> int:
         """Measures the venue clock offset with GET /fapi/v1/time; returns it (ms)."""
-        t0 = time.time_ns()
-        r = await self.request("GET", "/fapi/v1/time")
-        t1 = time.time_ns()
-        if r.status != 200 or not isinstance(r.body, dict) or "serverTime" not in r.body:
-            raise RequestFailed(f"GET /fapi/v1/time: HTTP {r.status} {r.raw[:200]!r}", False)
-        self.offset_ms = int(r.body["serverTime"]) - (t0 + t1) // 2_000_000
-        return self.offset_ms
+        return await self.clock.measure()
 
     async def resync_clock(self, why: str) -> None:
         """Re-measures the offset now (once at a time), e.g. after a -1021 reply."""
-        if self._resyncing:
-            return
-        self._resyncing = True
-        try:
-            before = self.offset_ms
-            await self.sync_time()
-            log.warning("%s: venue clock offset re-measured, %+d -> %+d ms", why, before,
-                        self.offset_ms)  # fmt: skip
-        except RequestFailed as e:
-            log.error("%s: venue clock offset could not be re-measured: %s", why, e)
-        finally:
-            self._resyncing = False
+        await self.clock.remeasure(why)
 
     # ------------------------------------------------------------------ requests
     def blocked_for(self) -> float:

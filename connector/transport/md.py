@@ -16,7 +16,7 @@ Connection rules kept (the RFC's, and Binance's: venue_protocols.md §1.2):
 * fragmented messages are reassembled (Binance sends whole frames, the protocol allows it).
 
 A venue that wants more (a subscription sent after the upgrade, an application-level ping)
-writes it on `MdConnection.transport`; nothing here reads a venue's messages.
+writes it with `MdConnection.send_text`; nothing here reads a venue's messages.
 
 The watchdog: the listener counts data messages (an integer increment; re-arming an
 `asyncio.timeout` per frame cost ~3.7 us), and `MdConnection.wait_closed` looks at the
@@ -115,6 +115,12 @@ class MdConnection:
                 max_redirects=0,
             )
         return cls(transport, listener)
+
+    def send_text(self, data: bytes) -> None:
+        """Writes one text message (a subscription, an application-level ping); a
+        connection already closing drops it (its loss is reported by `wait_closed`)."""
+        if not self.transport.is_close_frame_sent:
+            self.transport.send(WSMsgType.TEXT, data)
 
     async def wait_closed(self, stale_s: float) -> str:
         """Serves the connection until it ends; returns why. Always leaves it closed."""

@@ -1,5 +1,6 @@
-"""Checked field access for the venue's JSON: each helper names the event and field in the
-`VenueProtocolError` it raises, so a malformed message says what was wrong with it."""
+"""Checked field access for a venue's JSON (every venue's parsers): each
+helper names the event and field in the `VenueProtocolError` it raises, so a malformed
+message says what was wrong with it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import math
 import numpy as np
 import orjson
 
-from connector.binancefutures._levels import checked_levels
 from connector.errors import UsageError, VenueProtocolError
+from connector.levels import checked_levels
 
 _MISSING = object()
 _TYPE_NAMES = {int: "integer", str: "string", bool: "boolean", list: "array", dict: "object"}
