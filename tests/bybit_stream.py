@@ -237,7 +237,7 @@ class Shm(RecordingShm):
         super().__init__()
         self.bot = DepthBook(tick, lot)
         self.trades: list[tuple[int, float, float]] = []
-        self.resyncs = self.bad = 0
+        self.resyncs = self.bad = self.snapshots = 0
         self.events: list[np.ndarray] = []
 
     def publish(self, inst, events, n):
@@ -255,6 +255,9 @@ class Shm(RecordingShm):
                 apply_depth_event(
                     d.di, d.df, d.bk, d.bv, d.ak, d.av, k, e["px"], e["qty"], e["exch_ts"]
                 )
+
+    def write_snapshot(self, inst, book, ts):
+        self.snapshots += 1
 
     def count_resync(self, inst):
         self.resyncs += 1
