@@ -158,3 +158,48 @@ class SimConnector:
         if self.proc is not None:
             self._logf.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- machine-readable figures
+
+# `python -m bench.run_all --json FILE` gives each script a file to write its figures to
+# through this variable; a script run by hand without it writes none.
+FIGURES_ENV = "HFTLIVE_BENCH_FIGURES"
+FIGURE_KEYS = ("value", "unit", "baseline", "ratio", "samples", "valid")
+
+
+def figure(value: float, unit: str, baseline: float | None, samples: int, reason: str = "") -> dict:
+    """One figure for `--json`: the measured value, the same-run baseline it is compared with
+    (None when there is none), their ratio, and how many samples the value comes from.
+
+    Args:
+        value: the measured figure, in `unit`.
+        unit: e.g. "ns", "us", "s", "msgs/s".
+        baseline: the same-run reference in the same unit (hftbacktest's figure, orjson's rate).
+        samples: how many measurements the value summarises (loops, events, round trips).
+        reason: why the run could not measure it properly; non-empty makes it not valid.
+
+    Returns:
+        {"value", "unit", "baseline", "ratio", "samples", "valid"} (+ "reason" when not valid).
+        A NaN value or baseline becomes null (JSON has no NaN) and a NaN value is not valid.
+    """
+    v = None if value is None or value != value else float(value)
+    b = None if baseline is None or baseline != baseline else float(baseline)
+    if v is None and not reason:
+        reason = "no value was measured"
+    d = {"value": v, "unit": unit, "baseline": b,
+         "ratio": v / b if v is not None and b else None,
+         "samples": int(samples), "valid": not reason}  # fmt: skip
+    if reason:
+        d["reason"] = reason
+    return d
+
+
+def write_figures(figures: dict[str, dict]) -> None:
+    """Write this script's figures where run_all asked (FIGURES_ENV), if it asked."""
+    path = os.environ.get(FIGURES_ENV)
+    if path:
+        import json
+
+        with open(path, "w") as fh:
+            json.dump(figures, fh, indent=1, allow_nan=False)

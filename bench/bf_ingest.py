@@ -47,7 +47,7 @@ from collections import Counter
 import numpy as np
 
 from bench._bf import CAPTURE, BfConnector, Emulator, proc_cpu_s, wait_for
-from bench._common import machine_note, table
+from bench._common import figure, machine_note, table, write_figures
 from connector.binancefutures.emulator.blast import HIGH_WATER, load_capture
 from hftlive.constants import (
     BUY_EVENT,
@@ -467,6 +467,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['emu_cpu']:.2f} s over the run")  # fmt: skip
     print(f"book after the run vs the capture's: {r['book']}; connector log: "
           + ", ".join(f"'{k}' x{c}" for k, c in r["log"].items()))  # fmt: skip
+    bad = []
+    if not r["book"].startswith("equal"):
+        bad.append(f"book after the run: {r['book']}")
+    bad += [f"connector log: '{k}' x{c}" for k, c in r["log"].items()
+            if c and k in ("depth gap", "book reset", "malformed", "stream lost")]  # fmt: skip
+    write_figures({  # baseline: orjson.loads alone over the same messages
+        "bf_ingest_msgs_per_s": figure(r["rate"], "msgs/s", o_rate, r["msgs"], "; ".join(bad)),
+        "bf_ingest_cpu_pct": figure(r["cpu"], "%", None, r["msgs"], "; ".join(bad)),
+    })  # fmt: skip
     if prof is not None:
         print(f"profiled run (cProfile slows it): {prof['rate']:,.0f} msgs/s")
         print(prof_text)

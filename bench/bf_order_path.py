@@ -50,7 +50,7 @@ import numba as nb
 import numpy as np
 
 from bench._bf import BfConnector, Emulator, wait_for
-from bench._common import machine_note, percentiles, table
+from bench._common import figure, machine_note, percentiles, table, write_figures
 from connector.errors import ConfigError
 from hftlive.constants import CANCELED, END_OF_DATA, EXPIRED, FILLED, GTX, LIMIT, NEW
 
@@ -259,6 +259,20 @@ def main(argv: list[str] | None = None) -> int:
             a, b = results["ws"]["legs"][leg], results["rest"]["legs"][leg]
             ratios.append([leg, a["median"] / b["median"], a["p99"] / b["p99"]])
         print(table(["WS / REST", "median", "p99"], ratios))
+    figs = {}
+    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+        r = results.get(mode)
+        for stat in ("median", "p99"):
+            name = f"bf_order_path_{mode}_{stat}_us"
+            if r is None:
+                why = next((x for x in notes if x.startswith(f"{mode}:")), "not run")
+                figs[name] = figure(None, "us", None, 0, why)
+                continue
+            d = r["legs"]["round trip"]
+            other = results.get("rest") if mode == "ws" else None  # ws against rest
+            base = other["legs"]["round trip"][stat] / 1e3 if other else None
+            figs[name] = figure(d[stat] / 1e3, "us", base, d["n"])
+    write_figures(figs)
     print(f"elapsed {time.monotonic() - t_start:.1f} s")
     return 1 if failed else 0
 

@@ -46,7 +46,7 @@ import time
 import numba as nb
 import numpy as np
 
-from bench._common import machine_note, percentiles, table, verdict
+from bench._common import figure, machine_note, percentiles, table, verdict, write_figures
 from hftlive._sys import atomic_load, atomic_store, calibrate_tsc, rdtsc, sleep_ns, wall_ns
 from hftlive.ipc import load_word, md_publish, store_word
 
@@ -559,6 +559,18 @@ def main(argv: list[str] | None = None) -> int:
         f" sleeps/s; WAIT_SLEEP {sleep['cpu']:.0f}% cpu, {sleep['wakeups']:.0f} sleeps/s "
         f"(each sleep is a wake-up that preempts whatever else runs on that core)"
     )
+    why = "; ".join(reasons)
+    us = 1e3
+    write_figures({  # baseline: the shm ping-pong's one-way figure, before the rows
+        "feed_to_strategy_spin_median_us": figure(spin["median"] / us, "us",
+                                                  base["median"] / us, spin["n"], why),
+        "feed_to_strategy_spin_p99_us": figure(spin["p99"] / us, "us", base["p99"] / us,
+                                               spin["n"], why),
+        "feed_to_strategy_spin_njit_writer_median_us": figure(
+            spin_nb["median"] / us, "us", base["median"] / us, spin_nb["n"], why),
+        "feed_to_strategy_sleep_median_us": figure(sleep["median"] / us, "us",
+                                                   base["median"] / us, sleep["n"], why),
+    })  # fmt: skip
     print(f"elapsed {time.monotonic() - t_start:.1f} s")
     return verdict(reasons)
 

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from bench._common import ROOT, SimConnector, machine_note, table
+from bench._common import ROOT, SimConnector, figure, machine_note, table, write_figures
 
 TARGET_BUILD_CACHED_S = 3.0
 CHILD_TIMEOUT_S = 110
@@ -163,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         f"process {lb_warm['process'] / hb_warm['process']:.2f}x; "
         f"LiveBot cached process / 'import numba': {lb_warm['process'] / base:.1f}x"
     )
+    write_figures({  # baseline: hftbacktest's same figure, same run, same cache state
+        "start_cached_process_s": figure(lb_warm["process"], "s", hb_warm["process"], 1),
+        "start_cold_process_s": figure(lb_cold["process"], "s", hb_cold["process"], 1),
+        "start_cached_build_s": figure(lb_warm["build"], "s", hb_warm["build"], 1),
+        "start_cached_first_elapse_s": figure(lb_warm["first"], "s", hb_warm["first"], 1),
+        "import_numba_s": figure(base, "s", None, len(numba_s)),
+    })  # fmt: skip
     print(f"elapsed {time.monotonic() - t_start:.1f} s")
     return 0
 

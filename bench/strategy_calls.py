@@ -17,7 +17,10 @@ book, one update per side every 1 ms for 30 s, so N elapse(1) calls never reach 
 process on the sim venue (synthetic market), a WAIT_SPIN bot, 20 GTX buy orders 100-119
 ticks below the best bid.
 
-    python -m bench.strategy_calls [--n 2000000]
+    python -m bench.strategy_calls [--n 2000000] [--quick]
+
+--quick (run_all's quick path, for the test of its schema): 20,000 calls, 3 loops; the
+figures are then marked not valid (too short to mean anything).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import time
 import numpy as np
 from numba import njit
 
-from bench._common import SimConnector, machine_note, table
+from bench._common import SimConnector, figure, machine_note, table, write_figures
 from hftlive.constants import GTX, LIMIT, NEW
 
 REPS = 7
@@ -118,8 +121,8 @@ def _time(fn, *args) -> tuple[float, object]:
     return time.perf_counter_ns() - t, r
 
 
-def measure(hbt, n: int) -> dict[str, float]:
-    """ns per call of each measured call, median of REPS (compiled first on a short run)."""
+def measure(hbt, n: int, reps: int = REPS) -> dict[str, float]:
+    """ns per call of each measured call, median of reps (compiled first on a short run)."""
     sink = np.zeros(8)
     n_ord = max(n // 20, 1)
     _best_bid(hbt, 10, sink)
@@ -128,7 +131,7 @@ def measure(hbt, n: int) -> dict[str, float]:
     _orders(hbt, 10, sink)
     _elapse_best_bid(hbt, 10, sink)
     res: dict[str, list[float]] = {"best_bid": [], "elapse": [], "step": [], "orders": []}
-    for _ in range(REPS):
+    for _ in range(reps):
         dt, _r = _time(_best_bid, hbt, n, sink)
         res["best_bid"].append(dt / n)
         dt, bad = _time(_elapse, hbt, n)
@@ -176,7 +179,7 @@ def _backtest():
     return HashMapMarketDepthBacktest([asset])
 
 
-def run_hftbacktest(n: int) -> dict[str, float]:
+def run_hftbacktest(n: int, reps: int = REPS) -> dict[str, float]:
     # hftbacktest 2.4.4: the first backtest a process builds may run its clock from 0 (no
     # book; tests/test_parity.py works around it the same way), and we have seen one fill
     # far-away orders with exch_timestamp 1: such a run is thrown away and made again.
@@ -187,7 +190,7 @@ def run_hftbacktest(n: int) -> dict[str, float]:
             got = _setup(hbt, N_ORDERS)
             if got != N_ORDERS:
                 continue
-            res = measure(hbt, n)
+            res = measure(hbt, n, reps)
             got = _resting(hbt)
             if got == N_ORDERS:
                 return res
@@ -196,7 +199,7 @@ def run_hftbacktest(n: int) -> dict[str, float]:
     raise RuntimeError(f"hftbacktest: {got} of {N_ORDERS} orders resting")
 
 
-def run_livebot(n: int) -> dict[str, float]:
+def run_livebot(n: int, reps: int = REPS) -> dict[str, float]:
     from hftlive import WAIT_SPIN, Instrument, LiveBot
 
     conn = SimConnector(f"benchsc{os.getpid()}", tick_ms=100).start()
@@ -207,7 +210,7 @@ def run_livebot(n: int) -> dict[str, float]:
             got = _setup(hbt, N_ORDERS)
             if got != N_ORDERS:
                 raise RuntimeError(f"LiveBot setup: {got} of {N_ORDERS} orders resting")
-            res = measure(hbt, n)
+            res = measure(hbt, n, reps)
             if _resting(hbt) != N_ORDERS:
                 raise RuntimeError("LiveBot: an order stopped resting while measuring")
             return res
@@ -221,13 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.strategy_calls", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--n", type=int, default=2_000_000, help="calls per timed loop")
+    p.add_argument("--quick", action="store_true", help="20,000 calls, 3 loops: not valid")
     args = p.parse_args(argv)
+    reps = REPS
+    if args.quick:
+        args.n, reps = 20_000, 3
     t_start = time.monotonic()
-    print(f"bench.strategy_calls: ns per call, median of {REPS} loops of {args.n} calls "
+    print(f"bench.strategy_calls: ns per call, median of {reps} loops of {args.n} calls "
           f"({args.n // 20} walks of {N_ORDERS} orders)")  # fmt: skip
     print(machine_note())
-    hb = run_hftbacktest(args.n)
-    lb = run_livebot(args.n)
+    hb = run_hftbacktest(args.n, reps)
+    lb = run_livebot(args.n, reps)
+    reason = "--quick: loops too short to compare" if args.quick else ""
+    write_figures({
+        name: figure(lb[key], "ns", hb[key], reps, reason)
+        for key, name in (("best_bid", "best_bid_ns"), ("elapse", "elapse_1_ns"),
+                          ("step", "elapse_1_then_best_bid_ns"), ("orders", "orders_iter_ns"))
+    })  # fmt: skip
     rows = []
     for key, label in (("best_bid", "depth(0).best_bid"), ("elapse", "elapse(1)"),
                        ("step", "elapse(1) then depth(0).best_bid"),
