@@ -59,6 +59,7 @@ from hftlive.layout import (
     L_ORDER_RESP,
     MD_WRITE_SEQ,
     N_USED,
+    S_TRADING,
     SPSC_READ,
     SPSC_WRITE,
     event_dtype,
@@ -192,6 +193,18 @@ class _LiveBotBase:
         """The last error's venue-neutral reason: a REJECT_* constant (REJECT_NONE if it
         refused nothing); last_error_code keeps the venue's raw code beside it."""
         return self.ctrl[C_LAST_ERR_REASON]
+
+    @property
+    def trading_state(self):
+        """This bot's trading state (hftlive.constants.TRADING_*: active, reducing,
+        halted), the strictest over its connectors, as they set it (`python -m hftlive
+        halt|reduce|resume`, an alert, a flatten); refused orders say why as usual."""
+        st = 0
+        for c in range(self.n_conns):
+            v = self.slot[c][S_TRADING]
+            if v > st:
+                st = v
+        return st
 
     @property
     def resync_count(self):

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numba
 import pytest
 
 from connector import codes
@@ -85,6 +86,11 @@ def _bot(name: str, bot_id: int, errors: list):
             .error_handler(errors.append).build())  # fmt: skip
 
 
+@numba.njit
+def _njit_state(hbt):
+    return hbt.trading_state  # what a strategy reads in its loop
+
+
 def _notices(errors: list) -> list[int]:
     """The trading states a bot was told of, in order."""
     return [e.code for e in errors if e.kind == ERR_TRADING_STATE]
@@ -113,6 +119,7 @@ def test_halt_reduce_resume_change_what_a_running_bot_can_do(make_connector):
         assert r.returncode == 0 and "halted" in r.stdout, r.stderr
         _until(hbt, lambda: _notices(errors), "the notice")
         assert _notices(errors) == [TRADING_HALTED]
+        assert hbt.trading_state == TRADING_HALTED and _njit_state(hbt) == TRADING_HALTED
         st = json.loads(hftlive("status", c.name, "--json").stdout)["connectors"][0]
         assert st["trading_state"] == "halted" and st["bots"][0]["trading_state"] == "halted"
 
@@ -135,6 +142,7 @@ def test_halt_reduce_resume_change_what_a_running_bot_can_do(make_connector):
         assert hbt.position(0) == pytest.approx(0.002)
         assert hftlive("reduce", c.name, "--bot", "11").returncode == 0
         _until(hbt, lambda: _notices(errors)[-1] == TRADING_REDUCING, "the reducing notice")
+        assert hbt.trading_state == TRADING_REDUCING
         assert _notices(errors) == [TRADING_HALTED, TRADING_ACTIVE, TRADING_REDUCING]
         assert hbt.submit_buy_order(0, 4, low, 0.001, GTX, LIMIT, True) == 0
         e = [e for e in errors if e.kind == ERR_ORDER][-1]
