@@ -46,13 +46,17 @@ class Client:
     async def ws(self, kind: str, auth: bool = False):
         ws = await self.s.ws_connect(self.u[kind])
         if auth:
-            await ws.send_str(json.dumps({"op": "auth", "args": ws_auth_args(CREDS, now_ms() + 5000)}))
+            await ws.send_str(
+                json.dumps({"op": "auth", "args": ws_auth_args(CREDS, now_ms() + 5000)})
+            )
             reply = await recv(ws)
             assert reply.get("success") is True or reply.get("retCode") == 0, reply
         return ws
 
     async def touch(self) -> tuple[float, float]:
-        _, _, body = await self.get("/v5/market/orderbook", "category=linear&symbol=BTCUSDT&limit=1")
+        _, _, body = await self.get(
+            "/v5/market/orderbook", "category=linear&symbol=BTCUSDT&limit=1"
+        )
         return float(body["result"]["b"][0][0]), float(body["result"]["a"][0][0])
 
 
@@ -117,7 +121,9 @@ def test_rest_envelope_signature_and_window_rule():
 def test_orders_events_postonly_market_and_errors():
     async def body(c: Client):
         priv = await c.ws("ws_private", auth=True)
-        await priv.send_str(json.dumps({"op": "subscribe", "args": ["order", "execution", "position", "wallet"]}))
+        await priv.send_str(
+            json.dumps({"op": "subscribe", "args": ["order", "execution", "position", "wallet"]})
+        )
         assert (await recv(priv))["success"] is True
         bid, ask = await c.touch()
         p = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
@@ -129,7 +135,12 @@ def test_orders_events_postonly_market_and_errors():
         assert isinstance(o["data"][0]["createdTime"], str)
         await recv(priv, lambda m: m.get("topic") == "position")
         assert (await c.post("/v5/order/create", p))[1]["retCode"] == 110072
-        amend = {"category": "linear", "symbol": "BTCUSDT", "orderLinkId": "t-1", "price": f"{bid - 600:.2f}"}
+        amend = {
+            "category": "linear",
+            "symbol": "BTCUSDT",
+            "orderLinkId": "t-1",
+            "price": f"{bid - 600:.2f}",
+        }
         assert (await c.post("/v5/order/amend", amend))[1]["retCode"] == 0
         o = await recv(priv, lambda m: m.get("topic") == "order")
         assert o["data"][0]["price"] == f"{bid - 600:.2f}"
@@ -139,7 +150,9 @@ def test_orders_events_postonly_market_and_errors():
         assert o["data"][0]["orderStatus"] == "Cancelled"
         assert (await c.post("/v5/order/cancel", cancel))[1]["retCode"] == 110001
         # closed order still found by orderLinkId (assumed: the last 500 closed)
-        _, _, rt = await c.get("/v5/order/realtime", "category=linear&symbol=BTCUSDT&orderLinkId=t-1")
+        _, _, rt = await c.get(
+            "/v5/order/realtime", "category=linear&symbol=BTCUSDT&orderLinkId=t-1"
+        )
         assert rt["result"]["list"][0]["orderStatus"] == "Cancelled"
         # crossing PostOnly: retCode 0, then Cancelled with EC_PostOnlyWillTakeLiquidity
         await c.post("/v5/order/create", {**p, "orderLinkId": "t-2", "price": f"{ask + 50:.2f}",
@@ -147,9 +160,18 @@ def test_orders_events_postonly_market_and_errors():
         o = await recv(priv, lambda m: m.get("topic") == "order")
         d = o["data"][0]
         assert (d["orderStatus"], d["rejectReason"], d["cumExecQty"]) == (
-            "Cancelled", "EC_PostOnlyWillTakeLiquidity", "0.000")
+            "Cancelled",
+            "EC_PostOnlyWillTakeLiquidity",
+            "0.000",
+        )
         # market order: execution, position and wallet pushes
-        mkt = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Market", "qty": "0.005"}
+        mkt = {
+            "category": "linear",
+            "symbol": "BTCUSDT",
+            "side": "Buy",
+            "orderType": "Market",
+            "qty": "0.005",
+        }
         assert (await c.post("/v5/order/create", mkt))[1]["retCode"] == 0
         e = await recv(priv, lambda m: m.get("topic") == "execution")
         assert e["data"][0]["execQty"] == "0.005" and e["data"][0]["isMaker"] is False
@@ -159,7 +181,9 @@ def test_orders_events_postonly_market_and_errors():
         async with c.s.get(c.u["rest"] + "/_emulator/position?symbol=BTCUSDT") as r:
             assert await r.json() == {"size": "0.005", "side": "Buy"}
         # parameter and grid checks
-        assert (await c.post("/v5/order/create", {**p, "orderLinkId": "t-3", "qty": "0.0105"}))[1]["retCode"] == 10001
+        assert (await c.post("/v5/order/create", {**p, "orderLinkId": "t-3", "qty": "0.0105"}))[1][
+            "retCode"
+        ] == 10001
         assert (await c.post("/v5/order/create", {**p, "orderLinkId": "t-4", "qty": "0.001",
                                                   "price": "1000.00"}))[1]["retCode"] == 110094  # fmt: skip
 
@@ -173,7 +197,9 @@ def test_trade_ws_create_cancel_duplicate_reqid_window_and_ping():
         hdr = {"X-BAPI-TIMESTAMP": str(now_ms()), "X-BAPI-RECV-WINDOW": "5000"}
         args = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
                 "qty": "0.010", "price": f"{bid - 500:.2f}", "orderLinkId": "w-1"}  # fmt: skip
-        await t.send_str(json.dumps({"reqId": "r1", "header": hdr, "op": "order.create", "args": [args]}))
+        await t.send_str(
+            json.dumps({"reqId": "r1", "header": hdr, "op": "order.create", "args": [args]})
+        )
         r = await recv(t)
         assert r["retCode"] == 0 and r["reqId"] == "r1" and "connId" in r
         assert r["header"]["X-Bapi-Limit"] == "10"
@@ -197,7 +223,9 @@ def test_trade_ws_create_cancel_duplicate_reqid_window_and_ping():
 def test_public_snapshot_then_deltas_and_replay_restart_faults():
     async def body(c: Client):
         ws = await c.ws("ws_public")
-        await ws.send_str(json.dumps({"op": "subscribe", "req_id": "s", "args": ["orderbook.50.BTCUSDT"]}))
+        await ws.send_str(
+            json.dumps({"op": "subscribe", "req_id": "s", "args": ["orderbook.50.BTCUSDT"]})
+        )
         assert (await recv(ws))["success"] is True
         snap = await recv(ws)
         assert snap["type"] == "snapshot"

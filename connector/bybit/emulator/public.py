@@ -20,8 +20,10 @@ public/orderbook.mdx, trade.mdx]. Rules implemented:
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
 import orjson
 
@@ -30,6 +32,7 @@ from connector.emulator_kit.book import SymbolMarket
 from connector.emulator_kit.ws import Conn
 
 DEPTHS = (1, 50, 200, 1000)
+PUSH_INTERVAL_S = {1: 0.01, 50: 0.02, 200: 0.1, 1000: 0.2}  # [BY orderbook.mdx]
 LEVEL1_RESEND_S = 3.0
 
 
@@ -82,8 +85,10 @@ class PublicHub:
     """Subscriptions, depth views and the publishing of public frames, with the
     public-stream faults (`garbage_public`, `drop_delta`, `replay_delta`)."""
 
-    def __init__(self, markets: dict[str, SymbolMarket], faults: Faults, first_u: int):
+    def __init__(self, markets: dict[str, SymbolMarket], faults: Faults, first_u: int,
+                 now_ms: Callable[[], int]):  # fmt: skip
         self.markets = markets
+        self.now_ms = now_ms
         self.faults = faults
         self.conns: set[BybitConn] = set()
         self.subs: dict[str, set[BybitConn]] = {}
@@ -129,9 +134,15 @@ class PublicHub:
                     conn.send(self._reply(conn, op, True, "", rid))
                 for topic in good:
                     conn.topics.add(topic)
-                    self.subs.setdefault(topic, set()).add(conn)
                     if topic.startswith("orderbook."):
-                        self._snapshot_to(conn, topic, now_ms)
+                        # the snapshot comes with the topic's next push (every 10-200 ms,
+                        # §2.2), never in the same instant as the reply
+                        depth = int(topic.split(".")[1])
+                        asyncio.get_running_loop().call_later(
+                            PUSH_INTERVAL_S[depth], self._start, conn, topic
+                        )
+                    else:
+                        self.subs.setdefault(topic, set()).add(conn)
             else:
                 for topic in good:
                     conn.topics.discard(topic)
@@ -206,6 +217,13 @@ class PublicHub:
         for topic, v in self.views.items():
             if v.depth == 1 and self.subs.get(topic) and now - v.sent_at >= LEVEL1_RESEND_S:
                 self._send(topic, self._book_msg(v, "snapshot", v.bids, v.asks, now_ms, now_ms))
+
+    def _start(self, conn: BybitConn, topic: str) -> None:
+        """A new subscriber of an orderbook topic: its snapshot, then the deltas."""
+        if topic not in conn.topics or conn not in self.conns:
+            return  # unsubscribed or gone meanwhile
+        self.subs.setdefault(topic, set()).add(conn)
+        self._snapshot_to(conn, topic, self.now_ms())
 
     def _snapshot_to(self, conn: BybitConn, topic: str, now_ms: int) -> None:
         v = self.view(topic)

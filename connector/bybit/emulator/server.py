@@ -161,7 +161,7 @@ class Emulator:
         self.account = Account(
             self.markets, cfg.balance, cfg.maker_fee, cfg.taker_fee, cfg.leverage, cfg.seed
         )
-        self.public = PublicHub(self.markets, self.faults, first_u=cfg.seed * 1_000_000)
+        self.public = PublicHub(self.markets, self.faults, cfg.seed * 1_000_000, self.now_ms)
         app = web.Application()
         self._routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
