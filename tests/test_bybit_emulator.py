@@ -274,3 +274,48 @@ def test_private_auth_refused(bad):
         assert (m["success"], m["ret_msg"]) == (False, "Params Error")
 
     run(body)
+
+
+def test_private_lose_dup_trade_lose_acks_refuse_and_silence():
+    async def body(c: Client):
+        priv = await c.ws("ws_private", auth=True)
+        await priv.send_str(json.dumps({"op": "subscribe", "args": ["order"]}))
+        assert (await recv(priv))["success"] is True
+        t = await c.ws("ws_trade", auth=True)
+        bid, _ = await c.touch()
+
+        def create(rid: str, link: str) -> str:
+            args = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
+                    "qty": "0.010", "price": f"{bid - 500:.2f}", "orderLinkId": link}  # fmt: skip
+            hdr = {"X-BAPI-TIMESTAMP": str(now_ms())}
+            return json.dumps({"reqId": rid, "header": hdr, "op": "order.create", "args": [args]})
+
+        c.emu.set_faults(lose_private_events=1, lose_acks=1)
+        await t.send_str(create("a", "f-1"))  # executed, no ack, its order push lost
+        await t.send_str(create("b", "f-2"))
+        ack = await recv(t)
+        assert ack["reqId"] == "b"  # "a" never answered
+        o = await recv(priv, lambda m: m.get("topic") == "order")
+        assert o["data"][0]["orderLinkId"] == "f-2"  # f-1's push was lost
+        async with c.s.get(c.u["rest"] + "/_emulator/orders?symbol=BTCUSDT") as r:
+            links = {x["orderLinkId"] for x in (await r.json())["list"]}
+        assert links == {"f-1", "f-2"}  # the account changed all the same
+        c.emu.set_faults(dup_private_events=1)
+        await t.send_str(create("c", "f-3"))
+        o1 = await recv(priv, lambda m: m.get("topic") == "order")
+        o2 = await recv(priv, lambda m: m.get("topic") == "order")
+        assert o1 == o2
+        assert (await recv(t))["reqId"] == "c"
+        c.emu.set_faults(refuse_trade=True)
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await c.s.ws_connect(c.u["ws_trade"])
+        async with c.s.post(c.u["control"], json={"refuse_trade": False, "silence": "trade"}) as r:
+            assert r.status == 200
+        await t.send_str(json.dumps({"op": "ping"}))
+        with pytest.raises(TimeoutError):
+            await recv(t, timeout=0.5)  # half-dead: no pong (the wait is the check)
+        async with c.s.get(c.u["rest"] + "/_emulator/requests") as r:
+            counts = await r.json()
+        assert counts["order.create"] == 3
+
+    run(body)
