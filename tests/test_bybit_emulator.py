@@ -319,3 +319,24 @@ def test_private_lose_dup_trade_lose_acks_refuse_and_silence():
         assert counts["order.create"] == 3
 
     run(body)
+
+
+def test_replays_a_binance_capture_as_bybit_traffic():
+    from tests.conftest import CAPTURE
+
+    if not CAPTURE.exists():
+        pytest.skip(f"{CAPTURE} not present")
+
+    async def body(c: Client):
+        ws = await c.ws("ws_public")
+        await ws.send_str(json.dumps({"op": "subscribe", "args": ["orderbook.50.ETHUSDT"]}))
+        assert (await recv(ws))["success"] is True
+        snap = await recv(ws)
+        assert snap["type"] == "snapshot" and snap["data"]["s"] == "ETHUSDT"
+        delta = await recv(ws, lambda m: m.get("type") == "delta")
+        assert delta["data"]["u"] == snap["data"]["u"] + 1
+        async with c.s.get(c.u["rest"] + "/_emulator/book?symbol=ETHUSDT&limit=5") as r:
+            book = await r.json()
+        assert float(book["b"][0][0]) < float(book["a"][0][0])
+
+    run(body, symbols=("ETHUSDT",), data=str(CAPTURE), speed=5.0)
