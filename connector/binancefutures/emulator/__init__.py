@@ -15,8 +15,8 @@ From a shell: `python -m connector.binancefutures.emulator --port 0 --data none`
 its base URLs as one JSON line. Modules: server (the app and lifecycle), rest, wsapi,
 streams (WebSocket connections and routing), gate (keys, signatures, clock, rate limits),
 exchange and orders (account, matching, positions), accountinfo (account, balance
-and position views), book and market (the venue's book and
-its sources), faults, errors.
+and position views), faults, errors. The venue's book and the market sources are
+venue-neutral and live in `connector.emulator_kit` (shared with the Bybit emulator).
 """
 
 from connector.binancefutures.emulator.faults import Faults

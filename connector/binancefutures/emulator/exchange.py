@@ -18,13 +18,13 @@ checks; fees are charged in USDT and move the wallet balance with realized PnL.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from connector import matching as me
 from connector.binancefutures.emulator import orders as ov
-from connector.binancefutures.emulator.book import SymbolMarket
 from connector.binancefutures.emulator.errors import ApiError
 from connector.binancefutures.emulator.orders import Order
+from connector.emulator_kit.book import SymbolMarket
+from connector.emulator_kit.position import Position
 
 FIRST_ORDER_ID = 8_389_765_500_000_000_000  # the size of real USD-M order ids
 _STATUS = {
@@ -48,14 +48,6 @@ BINANCE_CODES = {
     me.REJECT_SAME_ORDER: -5027,
 }
 _TIF = {"GTC": me.GTC, "GTX": me.GTX, "FOK": me.FOK, "IOC": me.IOC}
-
-
-@dataclass
-class Position:
-    lots: int = 0  # signed
-    entry_px: float = 0.0
-    realized: float = 0.0  # accumulated realized PnL ("cr")
-    update_ms: int = 0
 
 
 class Account:
@@ -417,23 +409,8 @@ class Account:
 
     def _position(self, sym: str, signed_lots: int, px: float, now_ms: int) -> float:
         """Applies a fill to the position; returns the realized PnL."""
-        pos, step = self.positions[sym], self.markets[sym].spec.step
-        realized = 0.0
-        old = pos.lots
-        new = old + signed_lots
-        if old == 0 or (old > 0) == (signed_lots > 0):  # opening or adding
-            pos.entry_px = (pos.entry_px * abs(old) + px * abs(signed_lots)) / abs(new)
-        else:  # reducing, closing or flipping
-            closed = min(abs(old), abs(signed_lots))
-            realized = (px - pos.entry_px) * closed * step * (1 if old > 0 else -1)
-            if new == 0:
-                pos.entry_px = 0.0
-            elif (new > 0) != (old > 0):
-                pos.entry_px = px
-        pos.lots = new
-        pos.realized += realized
-        pos.update_ms = now_ms
-        return realized
+        step = self.markets[sym].spec.step
+        return self.positions[sym].fill(signed_lots, px, step, now_ms)
 
     def _account_update(self, sym: str, now_ms: int) -> dict:
         pos, spec = self.positions[sym], self.markets[sym].spec

@@ -21,8 +21,8 @@ import string
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from connector.binancefutures.emulator.book import SymbolSpec
 from connector.binancefutures.emulator.errors import ApiError, missing
+from connector.emulator_kit.book import SymbolSpec
 
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 DECIMAL_RE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"

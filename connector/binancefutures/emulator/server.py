@@ -37,7 +37,6 @@ import orjson
 from aiohttp import web
 
 from connector.binancefutures.emulator import rest, wsapi
-from connector.binancefutures.emulator.book import AGG_INTERVALS_MS
 from connector.binancefutures.emulator.exchange import Account
 from connector.binancefutures.emulator.faults import (
     REORDER_HOLD_MS,
@@ -46,7 +45,6 @@ from connector.binancefutures.emulator.faults import (
     split_request,
 )
 from connector.binancefutures.emulator.gate import Gate
-from connector.binancefutures.emulator.market import ReplaySource, SyntheticSource
 from connector.binancefutures.emulator.streams import (
     MARKET,
     PUBLIC,
@@ -60,6 +58,8 @@ from connector.binancefutures.emulator.streams import (
     UserHub,
     stream_route,
 )
+from connector.emulator_kit.book import AGG_INTERVALS_MS
+from connector.emulator_kit.market import ReplaySource, SyntheticSource
 
 log = logging.getLogger(__name__)
 WS_OPTS = {"autoping": False, "compress": False, "timeout": 2.0}
@@ -514,7 +514,7 @@ class Emulator:
         # the 10 frames/s rule is the market streams' (§1.2); the WS-API's limits are
         # request weight and order counts (§1.7), applied per request by wsapi.on_text
         timers = replace(self.cfg.timers, max_incoming_per_s=1 << 30)
-        conn = Conn(ws, WSAPI, timers, request.transport)
+        conn = Conn(ws, WSAPI, timers, request.transport, strict_pong=True)
         self.ws_api_conns.add(conn)
         try:
             await conn.run(lambda c, text: wsapi.on_text(self, c, text))

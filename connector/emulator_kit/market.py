@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 
-from connector.binancefutures.emulator.book import SymbolMarket, decimals, spec_for
+from connector.emulator_kit.book import SymbolMarket, SymbolSpec, decimals, spec_for
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,8 @@ class SyntheticSource:
         interval_ms: wall time between steps at speed 1.
         levels: price levels kept per side around the mid.
         seed: random seed.
+        specs: symbol -> its spec (a venue's own grid); default `spec_for(symbol)`.
+        start_px: symbol -> its first mid price; default `START_PX`, else 100.
     """
 
     START_PX = {"btcusdt": 60000.0, "ethusdt": 2500.0}
@@ -191,6 +193,8 @@ class SyntheticSource:
         seed: int = 1,
         volatility_bp: float = 1.0,
         trades_per_step: float = 2.0,
+        specs: dict[str, SymbolSpec] | None = None,
+        start_px: dict[str, float] | None = None,
     ):
         self.symbols = list(symbols)
         self.speed = speed if speed > 0 else 1.0
@@ -201,15 +205,17 @@ class SyntheticSource:
         self.vol = volatility_bp * 1e-4
         self.trades_per_step = trades_per_step
         self.markets: dict[str, SymbolMarket] = {}
+        self.specs = specs or {}  # symbol -> its spec (a venue's own); else spec_for
+        self.start_px = {**self.START_PX, **(start_px or {})}
         self._mid: dict[str, float] = {}
         self._next_trade_id: dict[str, int] = {}
 
     def prepare(self) -> dict[str, SymbolMarket]:
         """Builds the initial books; ids start at a random large number."""
         for sym in self.symbols:
-            mkt = SymbolMarket(spec_for(sym))
+            mkt = SymbolMarket(self.specs.get(sym) or spec_for(sym))
             self.markets[sym] = mkt
-            self._mid[sym] = self.START_PX.get(sym, 100.0)
+            self._mid[sym] = self.start_px.get(sym, 100.0)
             self._next_trade_id[sym] = self.rng.randrange(10**9, 2 * 10**9)
             first = self.rng.randrange(10**12, 2 * 10**12)
             mkt.last_u = first

@@ -1,0 +1,113 @@
+"""Fault switches of the Bybit emulator, set in-process or over `POST /_emulator/faults`.
+
+Standing switches live in `Faults` (a plain mutable dataclass: tests may assign fields,
+e.g. `emu.faults.drop_delta = 1`). Counters ("the next N ...") are consumed one per use by
+`take`. One-shot actions ride in the same JSON object and are carried out by the emulator:
+
+    POST /_emulator/faults
+    {"lose_acks": 1, "reject_orders": [110007], "disconnect": "private", "restart": true}
+
+Unknown keys or wrongly typed values are refused as a whole (nothing is applied) with the
+key named, so that a typo in a test never silently does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+KINDS = ("public", "private", "trade")
+ACTIONS = {"disconnect": str, "snapshot": bool, "restart": bool, "silence": str}
+ACTION_VALUES = {"disconnect": (*KINDS, "all"), "silence": KINDS}
+
+
+@dataclass
+class Faults:
+    """Standing fault switches; counters count what is still to be affected.
+
+    Attributes:
+        lose_acks: the next N order requests (REST or trade WS) execute but get no reply:
+            REST hangs until the client's timeout; the trade WS sends no response frame.
+        ack_delay_ms: order replies are held this long; private events go first.
+        lose_private_events: the next N private pushes are never delivered; the account
+            still changes.
+        dup_private_events: the next N private pushes are delivered twice.
+        reject_orders: the next new orders are refused with these retCodes, in turn.
+        rate_limit: the next N order requests get retCode 10006 "Too many visits" with
+            `X-Bapi-Limit-Status: 0` and a reset timestamp 1 s ahead.
+        clock_skew_ms: added to the server clock (timestamps, window checks).
+        garbage_public: the next N public frames are malformed: alternately truncated
+            JSON and a frame with `data` missing.
+        replay_delta: the next N orderbook deltas are followed by a resend of the same
+            delta (a non-increasing `u`).
+        drop_delta: the next N orderbook deltas are not sent; the venue's book applies them.
+        pause_market: the market source stops (a quiet feed); sockets stay open.
+        refuse_trade: new trade-WS connections are refused (HTTP 503) while set.
+
+    Actions: `disconnect` (public/private/trade/all), `snapshot: true` (a mid-stream
+    snapshot on every orderbook topic), `restart: true` (the book service restarts: the
+    next orderbook message is a snapshot with u = 1), `silence` (public/private/trade:
+    connections of that kind open now go half-dead, nothing in, nothing out, nobody told).
+    """
+
+    lose_acks: int = 0
+    ack_delay_ms: int = 0
+    lose_private_events: int = 0
+    dup_private_events: int = 0
+    reject_orders: list[int] = field(default_factory=list)
+    rate_limit: int = 0
+    clock_skew_ms: int = 0
+    garbage_public: int = 0
+    replay_delta: int = 0
+    drop_delta: int = 0
+    pause_market: bool = False
+    refuse_trade: bool = False
+
+    def take(self, name: str) -> bool:
+        """Consumes one unit of counter `name`; True if there was one."""
+        n = getattr(self, name)
+        if n > 0:
+            setattr(self, name, n - 1)
+            return True
+        return False
+
+    def take_reject(self) -> int | None:
+        """The next injected retCode for a new order, or None."""
+        return self.reject_orders.pop(0) if self.reject_orders else None
+
+    def as_dict(self) -> dict:
+        """Current switches, JSON-ready."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def split_request(body: object) -> tuple[dict, dict]:
+    """Validates a control-endpoint body; returns (switches, actions).
+
+    Raises:
+        ValueError: not an object, an unknown key or a wrongly typed value; the message
+            names the key.
+    """
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    types = {f.name: f.type for f in fields(Faults)}
+    switches, actions = {}, {}
+    for k, v in body.items():
+        if k in ACTIONS:
+            if type(v) is not ACTIONS[k]:
+                raise ValueError(f"{k!r} must be a {ACTIONS[k].__name__}")
+            if k in ACTION_VALUES and v not in ACTION_VALUES[k]:
+                raise ValueError(f"{k!r} must be one of {ACTION_VALUES[k]}, got {v!r}")
+            actions[k] = v
+        elif k in types:
+            want = types[k]
+            if want == "bool":
+                ok = type(v) is bool
+            elif want == "int":
+                ok = type(v) is int and (v >= 0 or k == "clock_skew_ms")
+            else:  # list[int]: Bybit retCodes are positive
+                ok = type(v) is list and all(type(c) is int and c > 0 for c in v)
+            if not ok:
+                raise ValueError(f"bad value for {k!r}: {v!r} (expected {want})")
+            switches[k] = v
+        else:
+            raise ValueError(f"unknown fault switch {k!r}; known: {sorted([*types, *ACTIONS])}")
+    return switches, actions
