@@ -18,20 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
 from connector.bybit.emulator.errors import BybitError, params
 from connector.bybit.emulator.gate import ORDER_PATHS, RateLimited
-
-if TYPE_CHECKING:
-    from connector.bybit.emulator.server import Emulator
+from connector.bybit.emulator.host import Host
 
 log = logging.getLogger(__name__)
 
-# (method, path) -> (signed, handler name on Emulator taking (params, now_ms))
+# (method, path) -> (signed, handler name on the emulator taking (params, now_ms))
 ENDPOINTS: dict[tuple[str, str], tuple[bool, str]] = {
     ("GET", "/v5/market/time"): (False, "rest_time"),
     ("GET", "/v5/market/instruments-info"): (False, "rest_instruments"),
@@ -55,7 +52,7 @@ def envelope(code: int, msg: str, result, now_ms: int) -> bytes:
     )
 
 
-async def handle(emu: Emulator, request: web.Request) -> web.StreamResponse:
+async def handle(emu: Host, request: web.Request) -> web.StreamResponse:
     """Serves one REST request."""
     key = (request.method, request.path)
     emu.requests[f"{request.method} {request.path}"] += 1

@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING
 
 import orjson
 
 from connector.bybit.emulator.errors import BybitError
 from connector.bybit.emulator.gate import RateLimited
+from connector.bybit.emulator.host import Host
 from connector.bybit.emulator.public import BybitConn
-
-if TYPE_CHECKING:
-    from connector.bybit.emulator.server import Emulator
 
 OPS = {
     "order.create": "/v5/order/create",
@@ -38,7 +35,7 @@ OPS = {
 }
 
 
-def on_text(emu: Emulator, conn: BybitConn, text: str) -> None:
+def on_text(emu: Host, conn: BybitConn, text: str) -> None:
     """Handles one frame of a trade connection (replies are queued, never awaited)."""
     now = emu.now_ms()
     try:
