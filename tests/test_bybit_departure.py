@@ -16,7 +16,6 @@ import pytest
 from hftlive import GTX, LIMIT
 from tests.conftest import wait_until
 from tests.test_bybit_connector import (
-    HAVE_EMULATOR,
     ROOT,
     SYMBOL,
     BybitConnector,
@@ -28,8 +27,6 @@ from tests.test_bybit_connector import (
 )
 
 N = 10
-pytestmark = pytest.mark.skipif(not HAVE_EMULATOR, reason="the Bybit emulator (branch "
-                                "bybit-emu) is not merged: these end-to-end tests did not run")  # fmt: skip
 
 
 def _orders_sent(emu: Emulator) -> int:
@@ -79,7 +76,7 @@ while not (hbt.depth(0).best_bid > 0 and hbt.depth(0).best_ask > hbt.depth(0).be
     hbt.elapse(20_000_000)
 print("READY", flush=True)
 sys.stdin.readline()  # the parent has set the faults
-px = round(hbt.depth(0).best_bid - 200 * {tick!r}, 8)
+px = round(round(hbt.depth(0).best_bid * 0.995 / {tick!r}) * {tick!r}, 8)  # as far_bid: 50 bp
 for i in range(1, {n} + 1):
     assert hbt.submit_buy_order(0, i, round(px - i * {tick!r}, 8), {qty!r}, GTX, LIMIT,
                                 False) == 0
