@@ -236,7 +236,8 @@ def test_book_syncs_and_orders_live_their_whole_life(tmp_path, emu, order_entry)
         assert hbt.state_values(0).num_trades == 1
 
         # a crossing PostOnly: accepted, then cancelled by the venue -> EXPIRED with its reason
-        cross = round(hbt.depth(0).best_ask + 5 * emu.tick, 8)
+        # 50 bp above the ask: crossing still when it arrives, however far the market moved
+        cross = round(round(hbt.depth(0).best_ask * 1.005 / emu.tick) * emu.tick, 8)
         assert hbt.submit_buy_order(0, 3, cross, qty, GTX, LIMIT, True) == 0
         wait_bot(hbt, lambda: hbt.orders(0).get(3).status == EXPIRED, 10, "the PostOnly end")
         wait_bot(hbt, lambda: any(e.order_id == 3 for e in errors), 10, "its error")
