@@ -1,8 +1,9 @@
-"""Helpers of the Binance USD-M benchmarks: the emulator and connector as child processes.
+"""Helpers of the venue benchmarks: an emulator and a connector as child processes.
 
 Both run exactly as a user runs them (`python -m connector.binancefutures.emulator ...`,
-`python -m connector --connector binancefutures ...`), the emulator with `--bench`
-(connector/binancefutures/emulator/blast.py: order stamps, the pre-encoded blast market).
+`python -m connector --connector binancefutures ...`; Bybit's likewise), the emulator with
+`--bench` (Binance: connector/binancefutures/emulator/blast.py, order stamps and the
+pre-encoded blast market; Bybit: order stamps, connector/bybit/emulator/server.py).
 """
 
 from __future__ import annotations
@@ -86,15 +87,47 @@ def _stop(proc: subprocess.Popen | None, timeout: float) -> None:
         proc.wait()
 
 
-class Emulator:
-    """`python -m connector.binancefutures.emulator --bench MODE` in a child process."""
+BYBIT_CONFIG = """
+[[instruments]]
+symbol = "{symbol}"
 
-    def __init__(self, bench: str, data: str = "none", start_paused: bool = False):
+[connector]
+md_capacity = {md_capacity}
+snapshot_interval_ms = 100
+
+[risk]
+max_orders_per_second = 100000
+
+[bybit]
+rest_url = "{rest}"
+ws_public_url = "{ws_public}"
+ws_private_url = "{ws_private}"
+ws_trade_url = "{ws_trade}"
+api_key_env = "{key_env}"
+secret_env = "{secret_env}"
+order_entry = "{order_entry}"
+client_order_prefix = "b"
+stale_after_s = 120.0
+"""
+
+
+class Emulator:
+    """`python -m <module> --bench MODE` in a child process: a venue's emulator.
+
+    Args:
+        bench: its --bench mode ("orders", Binance's "blast").
+        module: connector.binancefutures.emulator or connector.bybit.emulator.
+        symbols: as the venue spells them (ethusdt, BTCUSDT).
+    """
+
+    def __init__(self, bench: str, data: str = "none", start_paused: bool = False,
+                 module: str = "connector.binancefutures.emulator",
+                 symbols: str = "ethusdt"):  # fmt: skip
         self.dir = tempfile.mkdtemp(prefix="hftlive-bench-emu-")
         self.log = Path(self.dir) / "emulator.log"
         self._logf = open(self.log, "ab")
-        cmd = [sys.executable, "-m", "connector.binancefutures.emulator", "--port", "0",
-               "--data", data, "--symbols", "ethusdt", "--api-key", KEY, "--secret-env",
+        cmd = [sys.executable, "-m", module, "--port", "0",
+               "--data", data, "--symbols", symbols, "--api-key", KEY, "--secret-env",
                SECRET_ENV, "--bench", bench, "--log-level", "WARNING"]  # fmt: skip
         if start_paused:
             cmd.append("--start-paused")
@@ -141,23 +174,27 @@ class BfConnector:
         profile_to: run it under cProfile, writing the stats to this file at exit.
     """
 
+    VENUE = "binancefutures"
+
     def __init__(self, name: str, urls: dict, order_entry: str = "rest",
                  md_capacity: int = 1 << 16, profile_to: str | None = None):  # fmt: skip
         self.name = name
-        self.dir = tempfile.mkdtemp(prefix="hftlive-bench-bf-")
+        self.dir = tempfile.mkdtemp(prefix=f"hftlive-bench-{self.VENUE}-")
         self.cfg = Path(self.dir) / f"{name}.toml"
-        self.cfg.write_text(CONFIG.format(order_entry=order_entry, md_capacity=md_capacity,
-                                          key_env=KEY_ENV, secret_env=SECRET_ENV,
-                                          url_keys=client_url_keys(urls)))  # fmt: skip
+        self.cfg.write_text(self.config_text(urls, order_entry, md_capacity))
         self.log = Path(self.dir) / f"{name}.log"
         self.profile_to = profile_to
         self.proc: subprocess.Popen | None = None
+
+    def config_text(self, urls: dict, order_entry: str, md_capacity: int) -> str:
+        return CONFIG.format(order_entry=order_entry, md_capacity=md_capacity, key_env=KEY_ENV,
+                             secret_env=SECRET_ENV, url_keys=client_url_keys(urls))  # fmt: skip
 
     def check_config(self) -> None:
         """Loads the config as the connector will (ConfigError if it refuses it)."""
         from connector.config import load_config
 
-        load_config(self.cfg, "binancefutures")
+        load_config(self.cfg, self.VENUE)
 
     def start(self, timeout: float = 30.0) -> BfConnector:
         """Starts it and waits until its shared memory says RUNNING."""
@@ -165,7 +202,7 @@ class BfConnector:
         prof = ["-m", "cProfile", "-o", self.profile_to] if self.profile_to else []
         self.proc = subprocess.Popen(
             [sys.executable, *prof, "-m", "connector", "--name", self.name, "--connector",
-             "binancefutures", "--config", str(self.cfg), "--log-level", "INFO"],
+             self.VENUE, "--config", str(self.cfg), "--log-level", "INFO"],
             cwd=ROOT, stdout=self._logf, stderr=subprocess.STDOUT,
             env={**os.environ, KEY_ENV: KEY, SECRET_ENV: SECRET},
         )  # fmt: skip
@@ -206,3 +243,14 @@ class BfConnector:
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
         return None if self.proc is None else self.proc.returncode
+
+
+class BybitConnector(BfConnector):
+    """`python -m connector --connector bybit` (BTCUSDT) with its key in the environment."""
+
+    VENUE = "bybit"
+
+    def config_text(self, urls: dict, order_entry: str, md_capacity: int) -> str:
+        return BYBIT_CONFIG.format(**urls, symbol="BTCUSDT", order_entry=order_entry,
+                                   md_capacity=md_capacity, key_env=KEY_ENV,
+                                   secret_env=SECRET_ENV)  # fmt: skip

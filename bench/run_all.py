@@ -30,7 +30,7 @@ import time
 from bench._common import EXIT_NOT_VALID, FIGURES_ENV, ROOT, figure
 
 BENCHES = ["feed_latency", "strategy_calls", "startup", "bf_ingest", "bf_order_path",
-           "bybit_ingest"]
+           "bybit_ingest", "bybit_order_path"]
 QUICK = {"strategy_calls": ["--quick"]}  # the scripts with a quick path, and its arguments
 TIMEOUT_S = 120  # each script is built to finish well within this on 2 cores
 # every figure each script reports: (name, unit)
@@ -49,6 +49,10 @@ FIGURES = {
                       ("bf_order_path_rest_p99_us", "us"),
                       ("bf_order_path_ws_median_us", "us"), ("bf_order_path_ws_p99_us", "us")],
     "bybit_ingest": [("bybit_ingest_msgs_per_cpu_s", "msgs/s"), ("bybit_ingest_msgs_per_s", "msgs/s")],
+    "bybit_order_path": [("bybit_order_path_rest_median_us", "us"),
+                         ("bybit_order_path_rest_p99_us", "us"),
+                         ("bybit_order_path_ws_median_us", "us"),
+                         ("bybit_order_path_ws_p99_us", "us")],
 }  # fmt: skip
 
 

@@ -220,6 +220,32 @@ def test_trade_ws_create_cancel_duplicate_reqid_window_and_ping():
     run(body)
 
 
+def test_bench_orders_stamps_each_order_request_over_rest_and_trade_ws():
+    async def body(c: Client):
+        bid, _ = await c.touch()
+        order = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
+                 "qty": "0.010", "price": f"{bid - 500:.2f}", "orderLinkId": "s-1"}  # fmt: skip
+        t0 = time.time_ns()
+        _, r = await c.post("/v5/order/create", order)
+        assert r["retCode"] == 0
+        t = await c.ws("ws_trade", auth=True)
+        hdr = {"X-BAPI-TIMESTAMP": str(now_ms()), "X-BAPI-RECV-WINDOW": "5000"}
+        cancel = {"category": "linear", "symbol": "BTCUSDT", "orderLinkId": "s-1"}
+        await t.send_str(json.dumps({"reqId": "c", "header": hdr, "op": "order.cancel",
+                                     "args": [cancel]}))  # fmt: skip
+        assert (await recv(t))["retCode"] == 0
+        t1 = time.time_ns()
+        async with c.s.get(c.u["rest"] + "/_emulator/bench/orders?since=0") as resp:
+            got = await resp.json()
+        assert got["n"] == 2
+        (op1, via1, link1, recv1, ack1), (op2, via2, link2, recv2, ack2) = got["orders"]
+        assert (op1, via1, link1, op2, via2, link2) == ("create", "rest", "s-1",
+                                                        "cancel", "ws", "s-1")  # fmt: skip
+        assert t0 <= recv1 <= ack1 <= recv2 <= ack2 <= t1
+
+    run(body, stamp_orders=True)
+
+
 def test_public_snapshot_then_deltas_and_replay_restart_faults():
     async def body(c: Client):
         ws = await c.ws("ws_public")

@@ -34,6 +34,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--speed", type=float, default=1.0, help="market speed factor")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start-paused", action="store_true", help="start with the market paused")
+    p.add_argument("--bench", choices=["orders"], default=None,
+                   help="orders: stamp every order request (GET /_emulator/bench/orders)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             port=a.port,
             seed=a.seed,
             start_paused=a.start_paused,
+            stamp_orders=a.bench == "orders",
         )
         asyncio.run(_serve(cfg))
     except (ValueError, OSError) as e:

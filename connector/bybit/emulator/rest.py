@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import orjson
@@ -54,6 +55,7 @@ def envelope(code: int, msg: str, result, now_ms: int) -> bytes:
 
 async def handle(emu: Host, request: web.Request) -> web.StreamResponse:
     """Serves one REST request."""
+    t_recv = time.time_ns()
     key = (request.method, request.path)
     emu.requests[f"{request.method} {request.path}"] += 1
     if key not in ENDPOINTS:
@@ -62,6 +64,7 @@ async def handle(emu: Host, request: web.Request) -> web.StreamResponse:
     handler: Callable = getattr(emu, name)
     raw = (await request.read()).decode("utf-8", "replace")
     headers: dict[str, str] = {}
+    p: dict = {}
     is_order = request.path in ORDER_PATHS
     try:
         if request.method == "GET":
@@ -92,6 +95,8 @@ async def handle(emu: Host, request: web.Request) -> web.StreamResponse:
             return web.Response(status=503, text="")
         if emu.faults.ack_delay_ms > 0:
             await asyncio.sleep(emu.faults.ack_delay_ms / 1000)  # the injected latency
+    if is_order:
+        emu.stamp_order(request.path, "rest", p, t_recv)
     return web.Response(
         body=envelope(code, msg, result, now), headers=headers, content_type="application/json"
     )

@@ -12,6 +12,7 @@ Paths (base URLs in `Emulator.urls`, the keys of the CLI's JSON line):
     /_emulator/orders?symbol=        {"list": [open orders as /v5/order/realtime has them]}
     /_emulator/position?symbol=      {"size","side"}
     /_emulator/requests              counts by "METHOD /path" and trade-WS op
+    /_emulator/bench/orders?since=N  order stamps (`--bench orders`; see stamp_order)
 
 Lifecycle: `async with Emulator(cfg) as emu:` pre-rolls the market source, binds the port
 (0 = ephemeral) and runs the background tasks (the market source, housekeeping: level-1
@@ -78,6 +79,7 @@ class EmulatorConfig:
         api_key, secret: the one account's credentials.
         start_paused: start with `faults.pause_market` set.
         ws_ping_interval_s: the server's WS protocol pings.
+        stamp_orders: keep a wall-clock stamp of every order request (bench/bybit_order_path.py).
     """
 
     symbols: tuple[str, ...] = ("BTCUSDT",)
@@ -95,6 +97,7 @@ class EmulatorConfig:
     start_paused: bool = False
     synthetic_interval_ms: float = 100.0
     ws_ping_interval_s: float = 20.0
+    stamp_orders: bool = False
 
 
 class Emulator:
@@ -116,6 +119,7 @@ class Emulator:
             max_incoming_per_s=1 << 30,
         )  # fmt: skip
         self.requests: Counter[str] = Counter()
+        self.order_stamps: list[list] = []
         self.markets: dict = {}
         self.account: Account | None = None
         self.public: PublicHub | None = None
@@ -250,6 +254,17 @@ class Emulator:
         return out
 
     # ------------------------------------------------------------------ orders
+    def stamp_order(self, path: str, transport: str, p: dict, t_recv: int) -> None:
+        """With `stamp_orders`, records [op, transport, orderLinkId, t_recv, t_ack] in
+        time.time_ns(): t_recv when the handler got the request (REST: its headers, before
+        the body is read; trade WS: the frame), t_ack when its reply is handed over (REST:
+        the response returned to aiohttp; trade WS: the frame queued for the socket's
+        writer). The private pushes it caused were queued before t_ack."""
+        if self.cfg.stamp_orders:
+            link = p.get("orderLinkId", "") if isinstance(p, dict) else ""
+            op = path.rpartition("/")[2]
+            self.order_stamps.append([op, transport, str(link), t_recv, time.time_ns()])
+
     def execute_order(self, path: str, p: dict) -> dict:
         """Runs one order request (REST or trade WS) and pushes its private events.
 
@@ -408,6 +423,7 @@ class Emulator:
         r.add_get("/_emulator/orders", self._control_orders)
         r.add_get("/_emulator/position", self._control_position)
         r.add_get("/_emulator/requests", self._control_requests)
+        r.add_get("/_emulator/bench/orders", self._control_stamps)
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         return await rest.handle(self, request)
@@ -491,3 +507,8 @@ class Emulator:
 
     async def _control_requests(self, request: web.Request) -> web.Response:
         return web.json_response(dict(self.requests))
+
+    async def _control_stamps(self, request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0"))
+        stamps = self.order_stamps
+        return web.json_response({"n": len(stamps), "orders": stamps[since:]})

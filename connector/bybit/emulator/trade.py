@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import orjson
@@ -37,6 +38,7 @@ OPS = {
 
 def on_text(emu: Host, conn: BybitConn, text: str) -> None:
     """Handles one frame of a trade connection (replies are queued, never awaited)."""
+    t_recv = time.time_ns()
     now = emu.now_ms()
     try:
         m = orjson.loads(text)
@@ -102,6 +104,7 @@ def on_text(emu: Host, conn: BybitConn, text: str) -> None:
     if emu.faults.take("lose_acks"):
         return None  # executed (or refused); the response frame never comes
     frame = _frame(conn, reply)
+    emu.stamp_order(path, "ws", args[0], t_recv)
     if emu.faults.ack_delay_ms > 0:  # the private pushes are already out
         asyncio.get_running_loop().call_later(emu.faults.ack_delay_ms / 1000, conn.send, frame)
     else:
