@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("connector", "hftlive", "strategies")
-REAL_VENUES = ("binancefutures",)  # each a folder connector/<name>/
+REAL_VENUES = ("binancefutures", "bybit")  # each a folder connector/<name>/
 
 
 def _modules() -> dict[str, Path]:
