@@ -313,6 +313,35 @@ def test_fills_lost_with_the_private_stream_are_recovered_once(tmp_path, emu):
         assert conn.stop() == 0, conn.text()
 
 
+def test_a_burst_is_throttled_here_and_never_earns_a_10006(tmp_path, emu):
+    """12 new orders at once, before any reply: the connector admits 9 (Bybit's 10 a
+    second, one kept in reserve) and refuses 3 with THROTTLED; the venue never says 10006."""
+    conn = BybitConnector(tmp_path, emu)
+    errors: list = []
+    hbt = None
+    try:
+        hbt = bot(conn, emu, errors)
+        ready(hbt, conn)
+        px = far_bid(hbt, emu)
+        qty = qty_for(emu, px)
+        for i in range(1, 13):
+            assert hbt.submit_buy_order(0, i, round(px - i * emu.tick, 8), qty, GTX, LIMIT,
+                                        False) == 0  # fmt: skip
+        wait_bot(hbt, lambda: all(hbt.orders(0).get(i).status in (NEW, EXPIRED)
+                                  for i in range(1, 13)), 10, "every order answered")  # fmt: skip
+        statuses = [hbt.orders(0).get(i).status for i in range(1, 13)]
+        assert statuses.count(NEW) == 9 and statuses.count(EXPIRED) == 3
+        assert [e.code for e in errors if e.kind == ERR_ORDER] == [codes.THROTTLED] * 3
+        assert all(e.reason == REJECT_RATE_LIMITED for e in errors if e.kind == ERR_ORDER)
+        assert emu.requests("order.create") == 9
+        assert len(emu.open_orders()) == 9
+        assert "10006" not in conn.text()
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()
+
+
 def test_10006_is_honoured_and_orders_flow_again(tmp_path, emu):
     conn = BybitConnector(tmp_path, emu)
     errors: list = []

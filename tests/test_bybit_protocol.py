@@ -245,6 +245,32 @@ def test_new_orders_stop_before_the_endpoints_count_reaches_zero_and_10006_pause
     assert lim.blocked_for("/v5/order/cancel") == pytest.approx(600.0)
 
 
+def test_a_burst_before_any_reply_stops_at_the_limit_we_count_ourselves():
+    """Replies state the venue's count only for what it had seen: ten orders sent at once
+    (the grid bot's first step) must not all pass and earn 10006s."""
+    from connector.bybit.protocol import Limits
+    from connector.bybit.rest import DEFAULT_LIMIT, RESERVE, WINDOW_MS, ApiLimits
+
+    lim = ApiLimits(clock=lambda: 0.0)
+    path, now = "/v5/order/create", 5_000_000
+    admitted = 0
+    while lim.admit(path, now, True) is None:  # all admitted before any is sent
+        admitted += 1
+    assert admitted == DEFAULT_LIMIT - RESERVE  # nothing known from the venue yet: its default
+    assert "throttled: 9 requests on" in lim.refusal(path, now, True)
+    assert lim.admit(path, now, False) is None  # a cancel may use the last one
+    assert lim.admit(path, now, False) is not None  # not beyond the limit
+    # a late reply saying more is left changes nothing: what we admitted still counts
+    lim.on_reply(path, Limits(10, 8, now + 1000), 0, now + 20)
+    assert lim.refusal(path, now + 20, True) is not None
+    # the venue's own figure for the limit is used once known
+    lim.on_reply(path, Limits(20, 15, now + 1000), 0, now + 20)
+    assert lim.refusal(path, now + 20, True) is None
+    # each request leaves our window WINDOW_MS after it was admitted
+    assert lim._count(path, now + WINDOW_MS - 1) == DEFAULT_LIMIT
+    assert lim._count(path, now + WINDOW_MS) == 0
+
+
 # ---------------------------------------------------------------------------- order events
 class _Core:
     """Collects what order entry reports (the core's `report`), nothing else."""

@@ -128,7 +128,7 @@ class BybitOrders:
         if not self.private_ready:
             # the fills of an order sent now could be missed
             return refusal(codes.NOT_READY, "the private stream is not connected")
-        why = self.rest.limits.refusal(_PATHS[req], self.rest.now_ms(), req != REQ_CANCEL)
+        why = self.rest.limits.admit(_PATHS[req], self.rest.now_ms(), req != REQ_CANCEL)
         if why:
             paused = self.rest.limits.blocked_for(_PATHS[req]) > 0
             return refusal(codes.PAUSED if paused else codes.THROTTLED, why)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import orjson
@@ -44,6 +45,10 @@ RATE_LIMITED = 10006  # "Too many visits": the API rate limit
 OUTSIDE_RECV_WINDOW = 10002  # timestamp outside the recv window
 IP_BAN_S = 600.0  # §2.5: HTTP 403 = IP limit, stop for at least 10 minutes
 RESERVE = 1  # new orders stop with this many requests left in the endpoint's second
+# Bybit counts per endpoint per second [§2.5]; our own count of what we sent covers any
+# 1.1 s (0.1 s for the arrival jitter), which bounds every second the venue can count in
+WINDOW_MS = 1100
+DEFAULT_LIMIT = 10  # §2.5: linear create/amend/cancel, 10/s per UID, until a reply says
 TRADE_OPS = {"order.create": "/v5/order/create", "order.amend": "/v5/order/amend",
              "order.cancel": "/v5/order/cancel"}  # fmt: skip
 
@@ -56,11 +61,19 @@ class Reply:
 
 
 class ApiLimits:
-    """Bybit's per-endpoint, per-second counters as its replies state them. Pure: the
-    caller passes the venue clock (ms) and the monotonic clock for pauses."""
+    """Bybit's per-endpoint, per-second counters, as its replies state them and as we
+    count what we send. Pure: the caller passes the venue clock (ms) and the monotonic
+    clock for pauses.
+
+    A reply states what is left only for the requests the venue had seen when it wrote
+    it: a burst admitted before the first reply of a second (the grid bot's ten orders at
+    once) would all pass a check on the replies alone and earn 10006s. So every order
+    request admitted is also counted here, and a new order goes only while fewer than
+    `limit - RESERVE` were sent in the last `WINDOW_MS` (a cancel, fewer than `limit`)."""
 
     def __init__(self, clock=time.monotonic):
         self.state: dict[str, list[int]] = {}  # path -> [limit, remaining, reset_ms]
+        self.recent: dict[str, deque[int]] = {}  # path -> when we sent (venue ms)
         self.paused: dict[str, Pause] = {}  # path -> its 10006 pause
         self.ip = Pause(clock)  # HTTP 403: everything
         self._clock = clock
@@ -89,16 +102,38 @@ class ApiLimits:
         if wait > 0:
             return f"the venue asked to back off ({path}); {wait:.2f} s left"
         st = self.state.get(path)
-        if st is None or now_ms >= st[2]:
-            return None  # nothing known, or the window has reset
         floor = RESERVE if new_order else 0
+        limit = st[0] if st is not None and st[0] > 0 else DEFAULT_LIMIT
+        n = self._count(path, now_ms)
+        if limit - n <= floor:
+            return (f"throttled: {n} requests on {path} in the last {WINDOW_MS} ms, "
+                    f"limit {limit}/s")  # fmt: skip
+        if st is None or now_ms >= st[2]:
+            return None  # the venue's count is unknown, or its window has reset
         if st[1] <= floor:
             return (f"throttled: {st[1]} of {st[0]} requests/s left on {path} "
                     f"({(st[2] - now_ms) / 1e3:.2f} s to the reset)")  # fmt: skip
         return None
 
+    def _count(self, path: str, now_ms: int) -> int:
+        q = self.recent.get(path)
+        if not q:
+            return 0
+        while q and q[0] <= now_ms - WINDOW_MS:
+            q.popleft()
+        return len(q)
+
+    def admit(self, path: str, now_ms: int, new_order: bool) -> str | None:
+        """`refusal`, and if there is none the request is counted in our window at once:
+        order entry admits a burst before it sends any of it."""
+        why = self.refusal(path, now_ms, new_order)
+        if why is None:
+            self.recent.setdefault(path, deque()).append(now_ms)
+        return why
+
     def sent(self, path: str, now_ms: int) -> None:
-        """Counts a request sent, until its reply states the exact figure."""
+        """Counts a request sent against the venue's last stated figure, until its reply
+        states the new one."""
         st = self.state.get(path)
         if st is not None and now_ms < st[2] and st[1] > 0:
             st[1] -= 1
