@@ -51,6 +51,7 @@ symbol = "BTCUSDT"
 
 [connector]
 snapshot_interval_ms = 50
+{connector_extra}
 
 [risk]
 max_orders_per_second = 1000
@@ -125,11 +126,12 @@ class BybitConnector:
     """`python -m connector --connector bybit` with its key in the environment."""
 
     def __init__(self, tmp_path: Path, emu: Emulator, extra: str = "", order_entry: str = "ws",
-                 secret: str = 'secret_env = "BYT_SECRET"', key: str = KEY):  # fmt: skip
+                 secret: str = 'secret_env = "BYT_SECRET"', key: str = KEY,
+                 connector_extra: str = ""):  # fmt: skip
         self.name = f"by{os.getpid()}x{next(_names)}"
         self.cfg = tmp_path / f"{self.name}.toml"
         self.cfg.write_text(CONFIG.format(**emu.urls, secret=secret, order_entry=order_entry,
-                                          extra=extra))  # fmt: skip
+                                          extra=extra, connector_extra=connector_extra))  # fmt: skip
         self.log = tmp_path / f"{self.name}.log"
         self._logf = open(self.log, "ab")
         env = {**os.environ, "BYT_API_KEY": key, "BYT_SECRET": SECRET}
@@ -258,6 +260,28 @@ def test_book_syncs_and_orders_live_their_whole_life(tmp_path, emu, order_entry)
         wait_bot(hbt, lambda: book_equal(hbt, emu), 10, "the bot's book to equal the venue's")
         via = "order.create" if order_entry == "ws" else "POST /v5/order/create"
         assert emu.requests(via) == 4
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()
+
+
+def test_a_bot_that_leaves_is_flattened_at_the_venue_with_reduce_only_orders(tmp_path, emu):
+    conn = BybitConnector(tmp_path, emu, connector_extra="flatten_on_shutdown = true")
+    hbt = None
+    try:
+        hbt = bot(conn, emu)
+        ready(hbt, conn)
+        qty = qty_for(emu, hbt.depth(0).best_ask)
+        assert hbt.submit_buy_order(0, 1, hbt.depth(0).best_ask, qty, IOC, MARKET, True) == 0
+        wait_bot(hbt, lambda: hbt.orders(0).get(1).status == FILLED, 10, "the market fill")
+        wait_until(lambda: emu.position() == pytest.approx(qty), 10, "the venue's position")
+        hbt.close()
+        hbt = None
+        wait_until(lambda: "flatten: bot" in conn.text() and " is flat" in conn.text(), 30,
+                   "the flatten")  # fmt: skip
+        assert emu.position() == pytest.approx(0.0, abs=1e-12)
+        assert "reduce-only IOC" in conn.text()
     finally:
         if hbt is not None:
             hbt.close()
