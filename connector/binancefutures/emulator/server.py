@@ -60,6 +60,7 @@ from connector.binancefutures.emulator.streams import (
 )
 from connector.emulator_kit.book import AGG_INTERVALS_MS
 from connector.emulator_kit.market import ReplaySource, SyntheticSource
+from connector.emulator_kit.server import EmulatorServer
 
 log = logging.getLogger(__name__)
 WS_OPTS = {"autoping": False, "compress": False, "timeout": 2.0}
@@ -105,14 +106,17 @@ def client_url_keys(urls: dict[str, str]) -> str:
     return "\n".join(f'{k}_url = "{urls[k]}"' for k in names)
 
 
-class Emulator:
+class Emulator(EmulatorServer):
     """A loopback Binance USD-M futures venue. See the module docstring.
 
     Args:
         config: settings; keyword overrides are applied on top (`Emulator(speed=5)`).
     """
 
+    NAME = "binance futures emulator"
+
     def __init__(self, config: EmulatorConfig | None = None, **overrides):
+        super().__init__()
         self.cfg = cfg = replace(config or EmulatorConfig(), **overrides)
         self.faults = Faults(pause_market=cfg.start_paused)
         self.gate = Gate(
@@ -126,11 +130,6 @@ class Emulator:
         self.listen_keys = ListenKeys(cfg.listen_key_ttl_s, self._new_listen_key)
         self.markets: dict = {}
         self.account: Account | None = None
-        self.port: int | None = None
-        self._runner: web.AppRunner | None = None
-        self._tg: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task] = []
-        self._stopping = asyncio.Event()
         self.rest_requests: Counter[str] = Counter()  # "METHOD /path" -> received
         self.rest_statuses: Counter[int] = Counter()  # HTTP status -> replies sent
         self.ws_api_requests: Counter[str] = Counter()  # WS-API method -> received
@@ -139,13 +138,6 @@ class Emulator:
         self._held_since = 0.0
 
     # ------------------------------------------------------------------ lifecycle
-    async def __aenter__(self) -> Emulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, et, e, tb) -> bool | None:
-        return await self.stop(et, e, tb)
-
     async def start(self) -> None:
         """Pre-rolls the market, binds the port and starts the background tasks."""
         cfg = self.cfg
@@ -162,44 +154,13 @@ class Emulator:
             )
         self.markets = await asyncio.to_thread(self.source.prepare)
         self.account = Account(self.markets, cfg.balance, cfg.maker_fee, cfg.taker_fee, cfg.seed)
-        app = web.Application()
-        self._routes(app)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port)
-        try:
-            await site.start()
-        except OSError:
-            await self._runner.cleanup()
-            raise
-        self.port = site._server.sockets[0].getsockname()[1]
-        # The TaskGroup spans start() .. stop(), entered by hand so that `async with
-        # Emulator()` owns every background task and a failure propagates.
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        for coro in (self._market_loop(), self._flush_loop(), self._expiry_loop()):
-            self._tasks.append(self._tg.create_task(coro))
-        log.info("binance futures emulator listening on %s", self.urls["rest"])
+        await self.serve()
 
-    async def stop(self, et=None, e=None, tb=None) -> bool | None:
-        """Closes every connection and stops; re-raises a background task's failure."""
-        self._stopping.set()
-        for t in self._tasks:
-            t.cancel()
-        for c in [*self.market_hub.conns, *self.user_hub.conns, *self.ws_api_conns]:
-            c.abort()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._tg is not None:
-            tg, self._tg = self._tg, None
-            if et is not None and not issubclass(et, asyncio.CancelledError):
-                await tg.__aexit__(None, None, None)  # the body's own error propagates as is
-                return None
-            return await tg.__aexit__(et, e, tb)  # a task's failure cancelled the body
-        return None
+    def _background(self) -> list:
+        return [self._market_loop(), self._flush_loop(), self._expiry_loop()]
 
-    async def wait_stopping(self) -> None:
-        await self._stopping.wait()
+    def connections(self) -> list:
+        return [*self.market_hub.conns, *self.user_hub.conns, *self.ws_api_conns]
 
     @property
     def urls(self) -> dict[str, str]:
@@ -213,10 +174,6 @@ class Emulator:
             "ws_api": f"ws://{host}/ws-fapi/v1",
             "control": f"http://{host}/_emulator/faults",
         }
-
-    def now_ms(self) -> int:
-        """The venue clock: wall time plus the injected skew."""
-        return time.time_ns() // 1_000_000 + self.faults.clock_skew_ms
 
     # ------------------------------------------------------------------ faults
     def set_faults(self, **switches) -> None:

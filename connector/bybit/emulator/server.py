@@ -41,6 +41,7 @@ from connector.bybit.emulator.public import BybitConn, PublicHub
 from connector.bybit.signing import Credentials
 from connector.emulator_kit.book import SymbolSpec
 from connector.emulator_kit.market import ReplaySource, SyntheticSource
+from connector.emulator_kit.server import EmulatorServer
 from connector.emulator_kit.ws import Timers
 
 log = logging.getLogger(__name__)
@@ -100,14 +101,17 @@ class EmulatorConfig:
     stamp_orders: bool = False
 
 
-class Emulator:
+class Emulator(EmulatorServer):
     """A loopback Bybit v5 (linear) venue. See the module docstring.
 
     Args:
         config: settings; keyword overrides are applied on top (`Emulator(speed=5)`).
     """
 
+    NAME = "bybit emulator"
+
     def __init__(self, config: EmulatorConfig | None = None, **overrides):
+        super().__init__()
         self.cfg = cfg = replace(config or EmulatorConfig(), **overrides)
         bad = [s for s in cfg.symbols if not s or s != s.upper()]
         if bad:
@@ -125,24 +129,12 @@ class Emulator:
         self.public: PublicHub | None = None
         self.private = PrivateHub(self.gate, self.faults)
         self.trade_conns: set[BybitConn] = set()
-        self.port: int | None = None
         self.dcp_window_s: int | None = None
         self._dcp_lost_at: float | None = None
-        self._runner: web.AppRunner | None = None
-        self._tg: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task] = []
-        self._stopping = asyncio.Event()
         self._last_trade_tick: dict[str, int] = {}
         self._tick_dir: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
-    async def __aenter__(self) -> Emulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, et, e, tb) -> bool | None:
-        return await self.stop(et, e, tb)
-
     async def start(self) -> None:
         """Pre-rolls the market, binds the port and starts the background tasks."""
         cfg = self.cfg
@@ -166,44 +158,13 @@ class Emulator:
             self.markets, cfg.balance, cfg.maker_fee, cfg.taker_fee, cfg.leverage, cfg.seed
         )
         self.public = PublicHub(self.markets, self.faults, cfg.seed * 1_000_000, self.now_ms)
-        app = web.Application()
-        self._routes(app)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port)
-        try:
-            await site.start()
-        except OSError:
-            await self._runner.cleanup()
-            raise
-        self.port = site._server.sockets[0].getsockname()[1]
-        # The TaskGroup spans start() .. stop(), entered by hand so that `async with
-        # Emulator()` owns every background task and a failure propagates.
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        for coro in (self._market_loop(), self._housekeeping_loop()):
-            self._tasks.append(self._tg.create_task(coro))
-        log.info("bybit emulator listening on %s", self.urls["rest"])
+        await self.serve()
 
-    async def stop(self, et=None, e=None, tb=None) -> bool | None:
-        """Closes every connection and stops; re-raises a background task's failure."""
-        self._stopping.set()
-        for t in self._tasks:
-            t.cancel()
-        for c in self._conns("all"):
-            c.abort()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._tg is not None:
-            tg, self._tg = self._tg, None
-            if et is not None and not issubclass(et, asyncio.CancelledError):
-                await tg.__aexit__(None, None, None)  # the body's own error propagates as is
-                return None
-            return await tg.__aexit__(et, e, tb)  # a task's failure cancelled the body
-        return None
+    def _background(self) -> list:
+        return [self._market_loop(), self._housekeeping_loop()]
 
-    async def wait_stopping(self) -> None:
-        await self._stopping.wait()
+    def connections(self) -> list:
+        return self._conns("all")
 
     @property
     def urls(self) -> dict[str, str]:
@@ -216,10 +177,6 @@ class Emulator:
             "ws_trade": f"ws://{host}/v5/trade",
             "control": f"http://{host}/_emulator/faults",
         }
-
-    def now_ms(self) -> int:
-        """The venue clock: wall time plus the injected skew."""
-        return time.time_ns() // 1_000_000 + self.faults.clock_skew_ms
 
     # ------------------------------------------------------------------ faults
     def set_faults(self, **switches) -> None:
