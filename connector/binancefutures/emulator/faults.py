@@ -19,8 +19,11 @@ from dataclasses import dataclass, field, fields
 
 import orjson
 
+from connector.emulator_kit.control import split_request as kit_split_request
+
 DISCONNECT_KINDS = ("all", "public", "market", "private", "ws-api")
 ACTIONS = {"disconnect": str, "abort": bool, "expire_listen_keys": bool, "silence": str}
+ACTION_VALUES = {"disconnect": DISCONNECT_KINDS, "silence": DISCONNECT_KINDS}
 
 # The bodies of the injected server errors (§1.8). Binance documents the 503 texts; the
 # codes sent with them are UNCONFIRMED: -1000 UNKNOWN and -1001 DISCONNECTED, after the
@@ -154,34 +157,6 @@ def garble(payload: bytes, left: int) -> bytes:
 
 
 def split_request(body: object) -> tuple[dict, dict]:
-    """Validates a control-endpoint body; returns (switches, actions).
-
-    Raises:
-        ValueError: not an object, an unknown key or a wrongly typed value; the message
-            names the key.
-    """
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    types = {f.name: f.type for f in fields(Faults)}
-    switches, actions = {}, {}
-    for k, v in body.items():
-        if k in ACTIONS:
-            if type(v) is not ACTIONS[k]:
-                raise ValueError(f"{k!r} must be a {ACTIONS[k].__name__}")
-            if k in ("disconnect", "silence") and v not in DISCONNECT_KINDS:
-                raise ValueError(f"{k!r} must be one of {DISCONNECT_KINDS}")
-            actions[k] = v
-        elif k in types:
-            want = types[k]
-            if want == "bool":
-                ok = type(v) is bool
-            elif want == "int":
-                ok = type(v) is int and v >= 0 or (k == "clock_skew_ms" and type(v) is int)
-            else:  # list[int]
-                ok = type(v) is list and all(type(c) is int and c < 0 for c in v)
-            if not ok:
-                raise ValueError(f"bad value for {k!r}: {v!r} (expected {want})")
-            switches[k] = v
-        else:
-            raise ValueError(f"unknown fault switch {k!r}; known: {sorted([*types, *ACTIONS])}")
-    return switches, actions
+    """Validates a control-endpoint body; returns (switches, actions) (ValueError naming
+    the key)."""
+    return kit_split_request(body, Faults, ACTIONS, ACTION_VALUES, code_sign=-1)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import os
 import signal
 import sys
 
 from connector.bybit.emulator.server import Emulator, EmulatorConfig
+from connector.emulator_kit.control import cli_setup
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,17 +51,7 @@ async def _serve(cfg: EmulatorConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
-    logging.basicConfig(
-        level=getattr(logging, a.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    secret = a.secret
-    if a.secret_env:
-        secret = os.environ.get(a.secret_env)
-        if secret is None:
-            print(f"emulator: error: ${a.secret_env} is not set", file=sys.stderr)
-            return 2
+    secret = cli_setup(a)
     symbols = tuple(s.strip() for s in a.symbols.split(",") if s.strip())
     try:
         cfg = EmulatorConfig(

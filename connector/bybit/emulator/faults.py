@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from connector.emulator_kit.control import split_request as kit_split_request
+
 KINDS = ("public", "private", "trade")
 ACTIONS = {"disconnect": str, "snapshot": bool, "restart": bool, "silence": str}
 ACTION_VALUES = {"disconnect": (*KINDS, "all"), "silence": KINDS}
@@ -80,34 +82,6 @@ class Faults:
 
 
 def split_request(body: object) -> tuple[dict, dict]:
-    """Validates a control-endpoint body; returns (switches, actions).
-
-    Raises:
-        ValueError: not an object, an unknown key or a wrongly typed value; the message
-            names the key.
-    """
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    types = {f.name: f.type for f in fields(Faults)}
-    switches, actions = {}, {}
-    for k, v in body.items():
-        if k in ACTIONS:
-            if type(v) is not ACTIONS[k]:
-                raise ValueError(f"{k!r} must be a {ACTIONS[k].__name__}")
-            if k in ACTION_VALUES and v not in ACTION_VALUES[k]:
-                raise ValueError(f"{k!r} must be one of {ACTION_VALUES[k]}, got {v!r}")
-            actions[k] = v
-        elif k in types:
-            want = types[k]
-            if want == "bool":
-                ok = type(v) is bool
-            elif want == "int":
-                ok = type(v) is int and (v >= 0 or k == "clock_skew_ms")
-            else:  # list[int]: Bybit retCodes are positive
-                ok = type(v) is list and all(type(c) is int and c > 0 for c in v)
-            if not ok:
-                raise ValueError(f"bad value for {k!r}: {v!r} (expected {want})")
-            switches[k] = v
-        else:
-            raise ValueError(f"unknown fault switch {k!r}; known: {sorted([*types, *ACTIONS])}")
-    return switches, actions
+    """Validates a control-endpoint body; returns (switches, actions) (ValueError naming
+    the key)."""
+    return kit_split_request(body, Faults, ACTIONS, ACTION_VALUES, code_sign=1)
