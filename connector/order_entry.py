@@ -37,7 +37,7 @@ from connector.lifecycle import (
     Send,
     VenueState,
 )
-from connector.venue import Core, NewOrder
+from connector.venue import Core, NewOrder, Venue
 from hftlive.constants import ERR_CONNECTION
 
 log = logging.getLogger(__name__)
@@ -243,3 +243,36 @@ class OrderEntry:
                 log.warning("order %s: %d fill(s) missed by the stream recovered from %s",
                             o.client_id, n_new, self.api.fills_source)  # fmt: skip
         self._run(self.lc.fills(key, fills))
+
+
+class EntryVenue(Venue):
+    """The `Venue` members every real venue serves the same way: orders through its
+    `OrderEntry` (`self.orders.entry`), the reference price from its instruments' books
+    (`self.insts[inst].mid()`) and the account position the venue reports
+    (`self.orders.positions`, from its private stream and position queries)."""
+
+    orders: _HasEntry
+    insts: list
+
+    def submit(self, order: NewOrder) -> None:
+        self.orders.entry.submit(order)
+
+    def cancel(self, key: int, inst: int, leaving: bool = False) -> None:
+        self.orders.entry.cancel(key, leaving)
+
+    def modify(self, key: int, inst: int, price_tick: int, qty: float) -> None:
+        self.orders.entry.modify(key, price_tick, qty)
+
+    def reference_price(self, inst: int) -> float:
+        return self.insts[inst].mid()
+
+    def account_position(self, inst: int) -> float:
+        return self.orders.positions.get(inst, 0.0)
+
+    def unsure(self) -> list[int]:
+        return self.orders.entry.unsure()
+
+
+class _HasEntry(Protocol):
+    entry: OrderEntry
+    positions: dict[int, float]

@@ -45,8 +45,9 @@ from connector.binancefutures.streams import MarketData, MdInstrument, UserStrea
 from connector.binancefutures.wsapi import WsApiClient
 from connector.config import Config, path_field, rng
 from connector.errors import ConfigError, VenueProtocolError
+from connector.order_entry import EntryVenue
 from connector.secrets import read_key_and_secret
-from connector.venue import Core, NewOrder, Venue
+from connector.venue import Core
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ async def prepare(cfg: Config) -> Config:
     return dataclasses.replace(cfg, instruments=tuple(insts))
 
 
-class BinanceFuturesVenue(Venue):
+class BinanceFuturesVenue(EntryVenue):
     """The venue the connector drives: `run()` until cancelled; orders via `submit` etc."""
 
     def __init__(self, cfg: Config, core: Core):
@@ -197,25 +198,6 @@ class BinanceFuturesVenue(Venue):
         self.core.connected(self.orders.user_ready and ws_up)
 
     # ------------------------------------------------------------------ Venue
-    def submit(self, order: NewOrder) -> None:
-        self.orders.entry.submit(order)
-
-    def cancel(self, key: int, inst: int, leaving: bool = False) -> None:
-        self.orders.entry.cancel(key, leaving)
-
-    def modify(self, key: int, inst: int, price_tick: int, qty: float) -> None:
-        self.orders.entry.modify(key, price_tick, qty)
-
-    def reference_price(self, inst: int) -> float:
-        return self.insts[inst].mid()
-
-    def account_position(self, inst: int) -> float:
-        """The account's position as the venue reports it (positionRisk, ACCOUNT_UPDATE)."""
-        return self.orders.positions.get(inst, 0.0)
-
-    def unsure(self) -> list[int]:
-        return self.orders.entry.unsure()
-
     def gauges(self) -> dict[str, float]:
         """Rate-limit usage as fractions of the venue's limits (1.0 = at the limit), and
         how long the venue asked us to wait."""

@@ -52,8 +52,9 @@ from connector.bybit.trade import TradeStream
 from connector.clock import REMEASURE_S
 from connector.config import Config, path_field, rng
 from connector.errors import ConfigError, RequestFailed, VenueProtocolError
+from connector.order_entry import EntryVenue
 from connector.secrets import read_key_and_secret
-from connector.venue import Core, NewOrder, Venue
+from connector.venue import Core
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ async def prepare(cfg: Config) -> Config:
     return dataclasses.replace(cfg, instruments=tuple(insts))
 
 
-class BybitVenue(Venue):
+class BybitVenue(EntryVenue):
     """The venue the connector drives: `run()` until cancelled; orders via `submit` etc."""
 
     def __init__(self, cfg: Config, core: Core):
@@ -216,25 +217,6 @@ class BybitVenue(Venue):
         self.core.connected(self.orders.private_ready)
 
     # ------------------------------------------------------------------ Venue
-    def submit(self, order: NewOrder) -> None:
-        self.orders.entry.submit(order)
-
-    def cancel(self, key: int, inst: int, leaving: bool = False) -> None:
-        self.orders.entry.cancel(key, leaving)
-
-    def modify(self, key: int, inst: int, price_tick: int, qty: float) -> None:
-        self.orders.entry.modify(key, price_tick, qty)
-
-    def reference_price(self, inst: int) -> float:
-        return self.insts[inst].mid()
-
-    def account_position(self, inst: int) -> float:
-        """The account's position as the venue reports it (position pushes and list)."""
-        return self.orders.positions.get(inst, 0.0)
-
-    def unsure(self) -> list[int]:
-        return self.orders.entry.unsure()
-
     def gauges(self) -> dict[str, float]:
         """Per order endpoint: the share of its per-second budget used in the current
         window (the venue's X-Bapi-Limit-Status), and seconds of a 10006/403 pause."""
