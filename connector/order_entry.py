@@ -253,6 +253,35 @@ class EntryVenue(Venue):
 
     orders: _HasEntry
     insts: list
+    NAME = "venue"  # in the log: "the <NAME> adapter failed"
+
+    async def run(self) -> None:
+        """The session (`self.rest`, an async context) opened and prepared, then
+        `_serve()` until cancelled; an adapter that fails cancels every open order of
+        its symbols before the failure ends the connector (leave nothing working)."""
+        async with self.rest:
+            await self._prepare()
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                raise  # the connector's own stop: it has cancelled what it had to
+            except BaseException:
+                if self.cfg.connector.cancel_on_shutdown:
+                    log.error("the %s adapter failed; cancelling every open order", self.NAME)
+                    await self._cancel_all_open(best_effort=True)
+                raise
+            finally:
+                self._serving = False
+
+    async def _prepare(self) -> None:
+        """Before serving: the venue clock measured and the API key checked (a refused key
+        is a config error, before anything else)."""
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    async def _cancel_all_open(self, best_effort: bool = False) -> None:
+        raise NotImplementedError
 
     def submit(self, order: NewOrder) -> None:
         self.orders.entry.submit(order)

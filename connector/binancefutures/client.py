@@ -168,6 +168,8 @@ async def prepare(cfg: Config) -> Config:
 class BinanceFuturesVenue(EntryVenue):
     """The venue the connector drives: `run()` until cancelled; orders via `submit` etc."""
 
+    NAME = "Binance"
+
     def __init__(self, cfg: Config, core: Core):
         self.cfg = cfg
         self.bf: BinanceFuturesConfig = cfg.section
@@ -227,23 +229,10 @@ class BinanceFuturesVenue(EntryVenue):
         elif self.bf.auto_cancel_s:
             await self._disarm_auto_cancel()
 
-    async def run(self) -> None:
-        async with self.rest:
-            offset = await self.rest.sync_time()
-            log.info("venue clock offset %+d ms", offset)
-            await self._check_key()  # a refused key is a config error, before anything else
-            try:
-                await self._serve()
-            except asyncio.CancelledError:
-                raise  # the connector's own stop: it has cancelled what it had to
-            except BaseException:
-                # a failure of this adapter ends the connector: leave nothing working
-                if self.cfg.connector.cancel_on_shutdown:
-                    log.error("the Binance adapter failed; cancelling every open order")
-                    await self._cancel_all_open(best_effort=True)
-                raise
-            finally:
-                self._serving = False
+    async def _prepare(self) -> None:
+        offset = await self.rest.sync_time()
+        log.info("venue clock offset %+d ms", offset)
+        await self._check_key()
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:

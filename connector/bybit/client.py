@@ -189,6 +189,8 @@ async def prepare(cfg: Config) -> Config:
 class BybitVenue(EntryVenue):
     """The venue the connector drives: `run()` until cancelled; orders via `submit` etc."""
 
+    NAME = "Bybit"
+
     def __init__(self, cfg: Config, core: Core):
         self.cfg = cfg
         self.by: BybitConfig = cfg.section
@@ -245,22 +247,10 @@ class BybitVenue(EntryVenue):
                             "order of our symbols", len(unsure))  # fmt: skip
             await self._cancel_all_open(best_effort=True)
 
-    async def run(self) -> None:
-        async with self.rest:
-            offset = await self.rest.clock.measure()
-            log.info("venue clock offset %+d ms", offset)
-            await self._check_key()  # a refused key is a config error, before anything else
-            try:
-                await self._serve()
-            except asyncio.CancelledError:
-                raise  # the connector's own stop: it has cancelled what it had to
-            except BaseException:
-                if self.cfg.connector.cancel_on_shutdown:
-                    log.error("the Bybit adapter failed; cancelling every open order")
-                    await self._cancel_all_open(best_effort=True)
-                raise
-            finally:
-                self._serving = False
+    async def _prepare(self) -> None:
+        offset = await self.rest.clock.measure()
+        log.info("venue clock offset %+d ms", offset)
+        await self._check_key()
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
