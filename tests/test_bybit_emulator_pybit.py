@@ -142,3 +142,53 @@ def test_pybit_streams_and_orders(patched):
         for ws in (pub, priv, tws):
             if ws is not None:
                 ws.exit()
+
+
+def _requests(urls) -> dict:
+    """The emulator's request counts (GET /_emulator/requests)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(urls["rest"] + "/_emulator/requests", timeout=WAIT_S) as r:
+        return json.loads(r.read())
+
+
+def test_pybit_heartbeat_is_answered_and_the_streams_live_on(patched):
+    """pybit's own heartbeat: websocket-client sends a protocol ping every ping_interval and
+    needs its pong within ping_timeout, and on each pong pybit sends Bybit's
+    {"op": "ping"}. With a 1.5 s interval, the emulator answers several rounds on the public
+    and the private stream, neither connection is dropped, and data keeps flowing."""
+    q: queue.Queue = queue.Queue()
+    pub = priv = None
+    try:
+        # websocket-client wants ping_timeout < ping_interval; 1.4 s leaves a busy machine
+        # room to answer
+        hb = {"ping_interval": 1.5, "ping_timeout": 1.4}
+        pub = pybit_ut.WebSocket(channel_type="linear", testnet=True, **hb)
+        priv = pybit_ut.WebSocket(channel_type="private", api_key=KEY, api_secret=SECRET,
+                                  testnet=True, **hb)  # fmt: skip
+        pub.orderbook_stream(50, "BTCUSDT", q.put)
+        base = _requests(patched)
+
+        def pinged(kind: str) -> int:
+            return _requests(patched).get(f"{kind} ping", 0) - base.get(f"{kind} ping", 0)
+
+        deadline = threading.Event()
+        timer = threading.Timer(3 * WAIT_S, deadline.set)  # 3 rounds of 1.5 s, loaded
+        timer.start()
+        try:
+            while not (pinged("public") >= 3 and pinged("private") >= 3):
+                assert not deadline.wait(0.1), (
+                    f"pybit's pings answered: public {pinged('public')}, "
+                    f"private {pinged('private')} of 3 in {3 * WAIT_S} s"
+                )
+        finally:
+            timer.cancel()
+        assert pub.is_connected() and priv.is_connected()
+        while not q.empty():
+            q.get_nowait()
+        take(q, lambda m: m["topic"] == "orderbook.50.BTCUSDT")  # still flowing
+    finally:
+        for ws in (pub, priv):
+            if ws is not None:
+                ws.exit()

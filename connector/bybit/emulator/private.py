@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
 import orjson
 
@@ -40,6 +41,7 @@ class PrivateHub:
     def __init__(self, gate: Gate, faults: Faults):
         self.gate = gate
         self.faults = faults
+        self.requests: Counter[str] = Counter()  # "private <op>" (the emulator shares its own)
         self.conns: set[BybitConn] = set()
         self.pushed = 0  # pushes delivered (or lost by a fault), for tests
 
@@ -50,6 +52,7 @@ class PrivateHub:
         except (orjson.JSONDecodeError, AttributeError):
             conn.send(self._reply(conn, "", False, "error:request not json format", ""))
             return
+        self.requests[f"private {op}"] += 1
         if op == "ping":
             pong = {"req_id": rid, "op": "pong", "args": [str(now_ms)], "conn_id": conn.conn_id}
             conn.send(orjson.dumps(pong).decode())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 
 import orjson
@@ -90,6 +91,7 @@ class PublicHub:
         self.markets = markets
         self.now_ms = now_ms
         self.faults = faults
+        self.requests: Counter[str] = Counter()  # "public <op>" (the emulator shares its own)
         self.conns: set[BybitConn] = set()
         self.subs: dict[str, set[BybitConn]] = {}
         self.views: dict[str, DepthView] = {}  # topic -> view
@@ -118,6 +120,7 @@ class PublicHub:
         except (orjson.JSONDecodeError, AttributeError):
             conn.send(self._reply(conn, "", False, "error:request not json format", ""))
             return
+        self.requests[f"public {op}"] += 1
         if op == "ping":
             conn.send(self._reply(conn, "ping", True, "pong", rid))
         elif op in ("subscribe", "unsubscribe") and isinstance(args, list):

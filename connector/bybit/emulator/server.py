@@ -11,7 +11,8 @@ Paths (base URLs in `Emulator.urls`, the keys of the CLI's JSON line):
     /_emulator/book?symbol=&limit=   {"b","a","u","seq"}: the venue's exact book, strings
     /_emulator/orders?symbol=        {"list": [open orders as /v5/order/realtime has them]}
     /_emulator/position?symbol=      {"size","side"}
-    /_emulator/requests              counts by "METHOD /path" and trade-WS op
+    /_emulator/requests              counts by "METHOD /path", trade-WS op, "public <op>"
+                                     and "private <op>"
     /_emulator/bench/orders?since=N  order stamps (`--bench orders`; see stamp_order)
 
 Lifecycle: `async with Emulator(cfg) as emu:` pre-rolls the market source, binds the port
@@ -128,6 +129,7 @@ class Emulator(EmulatorServer):
         self.account: Account | None = None
         self.public: PublicHub | None = None
         self.private = PrivateHub(self.gate, self.faults)
+        self.private.requests = self.requests
         self.trade_conns: set[BybitConn] = set()
         self.dcp_window_s: int | None = None
         self._dcp_lost_at: float | None = None
@@ -158,6 +160,7 @@ class Emulator(EmulatorServer):
             self.markets, cfg.balance, cfg.maker_fee, cfg.taker_fee, cfg.leverage, cfg.seed
         )
         self.public = PublicHub(self.markets, self.faults, cfg.seed * 1_000_000, self.now_ms)
+        self.public.requests = self.requests
         await self.serve()
 
     def _background(self) -> list:
