@@ -69,11 +69,11 @@ class ApiLimits:
     it: a burst admitted before the first reply of a second (the grid bot's ten orders at
     once) would all pass a check on the replies alone and earn 10006s. So every order
     request admitted is also counted here, and a new order goes only while fewer than
-    `limit - RESERVE` were sent in the last `WINDOW_MS` (a cancel, fewer than `limit`)."""
+    `limit - RESERVE` were admitted in the last `WINDOW_MS` (a cancel, fewer than `limit`)."""
 
     def __init__(self, clock=time.monotonic):
         self.state: dict[str, list[int]] = {}  # path -> [limit, remaining, reset_ms]
-        self.recent: dict[str, deque[int]] = {}  # path -> when we sent (venue ms)
+        self.recent: dict[str, deque[int]] = {}  # path -> when we admitted (venue ms)
         self.paused: dict[str, Pause] = {}  # path -> its 10006 pause
         self.ip = Pause(clock)  # HTTP 403: everything
         self._clock = clock
