@@ -111,7 +111,11 @@ class ShmServer:
         if os.path.exists(self.bell_path):
             os.unlink(self.bell_path)
         os.mkfifo(self.bell_path, 0o600)
-        self.bell_fd = os.open(self.bell_path, os.O_RDONLY | os.O_NONBLOCK)
+        # Read and write: the connector holds a writer itself, so the FIFO never reaches
+        # EOF. Opened read-only, once the last bot closed its end, epoll would report it
+        # readable (hang-up) for ever and the event loop would spin a core on _on_bell
+        # until the next bot came (fifo(7); O_RDWR on a FIFO is defined on Linux).
+        self.bell_fd = os.open(self.bell_path, os.O_RDWR | os.O_NONBLOCK)
         self.n_instruments = n
         self._n_events = [0] * n
         self._req_buf = np.zeros(256, request_dtype)

@@ -206,3 +206,30 @@ start_price = 60000.0
         assert errors[-1].code == codes.BELOW_MINIMUM
     finally:
         hbt.close()
+
+
+def test_the_doorbell_stays_quiet_once_the_last_bot_has_closed_it():
+    """Bots ring the connector's doorbell FIFO. Once the last one has closed its end, the
+    FIFO must not poll readable (EOF, hang-up): the connector's event loop would wake for
+    it without end and spin a core until the next bot came (it did: a connector left
+    behind by a failed test ran at 90% CPU)."""
+    import select
+
+    from connector.config import ConnectorSection, InstrumentConfig
+    from connector.shmserver import ShmServer
+
+    s = ShmServer(f"bell{os.getpid()}", "sim", (InstrumentConfig("btcusdt", 0.1, 0.001),),
+                  ConnectorSection())  # fmt: skip
+    try:
+        p = select.poll()
+        p.register(s.bell_fd, select.POLLIN)
+        assert p.poll(0) == []  # no bot yet
+        w = os.open(s.bell_path, os.O_WRONLY | os.O_NONBLOCK)  # a bot, as hftlive.bot opens it
+        os.write(w, b"x")
+        assert p.poll(1000) != []  # rung
+        s.drain_bell()
+        assert p.poll(0) == []
+        os.close(w)  # the bot leaves
+        assert p.poll(0) == []  # quiet: nothing to wake for
+    finally:
+        s.close()
