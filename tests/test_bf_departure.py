@@ -113,8 +113,9 @@ def test_a_bot_killed_with_unanswered_submits_leaves_nothing_working(tmp_path, e
 
 def test_a_connector_stopped_with_unanswered_submits_leaves_nothing_working(tmp_path, emu):
     conn = BfConnector(tmp_path, emu)
-    hbt = _bot(conn)
+    hbt = None
     try:
+        hbt = _bot(conn)
         _wait(hbt, lambda: _synced(hbt), what="a synced book")
         _submit_unanswered(hbt, emu)
         assert conn.stop() == 0, conn.text()  # SIGTERM: a clean stop
@@ -124,7 +125,10 @@ def test_a_connector_stopped_with_unanswered_submits_leaves_nothing_working(tmp_
         while hbt.elapse(10_000_000) == 0:  # the bot learns the run is over
             pass
     finally:
-        hbt.close()
+        if hbt is not None:
+            hbt.close()
+        if conn.proc.poll() is None:  # it failed before the stop under test: no stray process
+            conn.stop()
 
 
 @pytest.mark.parametrize(
