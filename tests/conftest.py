@@ -239,3 +239,42 @@ class RecordingShm:
 
     def publish(self, inst, events, n):
         self.published.append((inst, n))
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (from /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[1]) == pid and fields[0] != "Z":  # ppid, state (not a zombie)
+            out.append(int(d.name))
+    return out
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test that failed half-way may have left a connector or an emulator running:
+    none outlives the run (each is named on stderr, then stopped)."""
+    left = _children(os.getpid())
+    for pid in left:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            print(f"\nconftest: stopping a process a test left running: {pid} {cmd[:200]}",
+                  file=sys.stderr)  # fmt: skip
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ProcessLookupError):
+            pass
+    deadline = time.monotonic() + 10
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if p in _children(os.getpid())]
+        time.sleep(0.05)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
