@@ -8,12 +8,15 @@ import os
 import signal
 import time
 
+import numpy as np
+
 from connector import registry
+from connector.book import RecordingBook
 from connector.config import Config
 from connector.core import ConnectorCore
 from connector.router import Router
 from connector.shmserver import ShmServer
-from hftlive.layout import CONN_STOPPING
+from hftlive.layout import CONN_STOPPING, event_dtype
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,28 @@ class Connector:
             log.info("venue %s finished (end of data); stopping", self.venue_name)
             self._stop.set()
 
+    def _warm_up(self) -> None:
+        """Compiles (or loads from numba's cache) the njit functions of the market and bot
+        paths before the connector says RUNNING. Compiled lazily, they held the event loop
+        for ~5 s on a fresh install (more on a busy machine) just as the first bot
+        registered, whose 10 s connect timeout could run out."""
+        t = time.monotonic()
+        self.shm.warm_up()
+        rb = RecordingBook(0, self.cfg.instruments[0])  # scratch: the book functions
+        px, lot = 1000 * rb.tick_size, rb.lot_size
+        rb.set_bid(px, lot)
+        rb.set_ask(px + rb.tick_size, lot)
+        rb.set_bid(px - rb.tick_size, lot)
+        rb.set_bid(px + rb.tick_size, lot)  # crosses the ask: the prune paths
+        rb.set_ask(px - rb.tick_size, lot)
+        rb.set_bid(px - rb.tick_size, 0.0)  # a delete
+        rb.apply_levels(np.array([[px, lot]]), np.array([[px + rb.tick_size, lot]]))
+        rb.book.snapshot_into(np.zeros(16, event_dtype), 0)
+        rb.book.bid_levels(5)  # the sim's market and matching read levels
+        rb.book.ask_levels(5)
+        rb.clear()
+        log.debug("njit functions ready in %.2f s", time.monotonic() - t)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -111,6 +136,7 @@ class Connector:
                 self.shm.close()
                 raise ValueError(f"[metrics] cannot listen on {self.cfg.metrics.host}:"
                                  f"{self.cfg.metrics.port}: {e.strerror}") from None
+        self._warm_up()
         self.shm.running()
         log.info(
             "connector %r (%s, pid %d) serving %s",

@@ -249,6 +249,17 @@ class ShmServer:
     def free_slot(self, k: int) -> None:
         store_word(self.ctl.slot_words[k], S_STATE, SLOT_FREE)
 
+    def warm_up(self) -> None:
+        """Compiles (or loads from numba's cache) the ring functions of the market and bot
+        paths, on scratch rings of the real ones' types: nothing is published or taken."""
+        v = self.md[0]
+        md_publish(v.words, v.ring, self._snap_buf, 0)  # 0 events: the sequence unchanged
+        req_hdr, req = np.zeros_like(self.ctl.req_hdr[0]), np.zeros_like(self.ctl.req[0])
+        spsc_take(req_hdr, req, self._req_buf)
+        resp_hdr, resp = np.zeros_like(self.ctl.resp_hdr[0]), np.zeros_like(self.ctl.resp[0])
+        spsc_put_many(resp_hdr, resp, self._resp_buf, 1)
+        spsc_put(resp_hdr, resp, self._resp_buf)
+
     def take_requests(self, k: int) -> np.ndarray:
         n = spsc_take(self.ctl.req_hdr[k], self.ctl.req[k], self._req_buf)
         return self._req_buf[:n]
