@@ -282,7 +282,9 @@ class LiveBotBuilder:
         self._policy = WAIT_SLEEP
         self._order_capacity = 1024
         self._depth_capacity = 1 << 14
-        self._connect_timeout = 10.0
+        # a connector's first start after an install compiles its njit functions before
+        # it says RUNNING (~7 s on 2 cores, more on a busy machine): wait that long for it
+        self._connect_timeout = 30.0
 
     def register(self, instrument) -> LiveBotBuilder:
         if isinstance(instrument, LiveInstrument):

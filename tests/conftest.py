@@ -135,7 +135,7 @@ class ConnectorProc:
             self.wait_running()
         return self
 
-    def wait_running(self, timeout: float = 20.0) -> None:
+    def wait_running(self, timeout: float = 60.0) -> None:
         from hftlive.monitor import ConnectorView
 
         deadline = time.monotonic() + timeout
