@@ -30,6 +30,10 @@ class Faults:
         lose_acks: the next N order requests (REST or trade WS) execute but get no reply:
             REST hangs until the client's timeout; the trade WS sends no response frame.
         ack_delay_ms: order replies are held this long; private events go first.
+        stream_latency_ms: each frame a client sends on a public, private or trade stream
+            is handled this much later, as a network's one-way latency would (pybit records
+            a subscription or a trade request only after sending it, so a reply faster
+            than that, on a loaded loopback, is dropped or raises in its reader thread).
         lose_private_events: the next N private pushes are never delivered; the account
             still changes.
         dup_private_events: the next N private pushes are delivered twice.
@@ -53,6 +57,7 @@ class Faults:
 
     lose_acks: int = 0
     ack_delay_ms: int = 0
+    stream_latency_ms: int = 0
     lose_private_events: int = 0
     dup_private_events: int = 0
     reject_orders: list[int] = field(default_factory=list)

@@ -399,6 +399,15 @@ class Emulator(EmulatorServer):
             hub_conns.discard(conn)
         return ws
 
+    def _later(self, on_text, conn: BybitConn, text: str) -> None:
+        """A frame a client sent on a stream, handled now or `stream_latency_ms` later."""
+        delay = self.faults.stream_latency_ms
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay / 1000, lambda: on_text(conn, text, self.now_ms()))
+        else:
+            on_text(conn, text, self.now_ms())
+
     async def _public_ws(self, request: web.Request) -> web.StreamResponse:
         hub = self.public
         ws = web.WebSocketResponse(**WS_OPTS)
@@ -406,7 +415,7 @@ class Emulator(EmulatorServer):
         conn = BybitConn(ws, "public", self.timers, request.transport)
         hub.conns.add(conn)
         try:
-            await conn.run(lambda c, text: hub.on_text(c, text, self.now_ms()))
+            await conn.run(lambda c, text: self._later(hub.on_text, c, text))
         finally:
             hub.remove(conn)
         return ws
@@ -414,14 +423,17 @@ class Emulator(EmulatorServer):
     async def _private_ws(self, request: web.Request) -> web.StreamResponse:
         hub = self.private
         return await self._serve_ws(
-            request, "private", hub.conns, lambda c, text: hub.on_text(c, text, self.now_ms())
+            request, "private", hub.conns, lambda c, text: self._later(hub.on_text, c, text)
         )
 
     async def _trade_ws(self, request: web.Request) -> web.StreamResponse:
         if self.faults.refuse_trade:
             return web.Response(status=503, text="Service Unavailable")
         return await self._serve_ws(
-            request, "trade", self.trade_conns, lambda c, text: trade.on_text(self, c, text)
+            request,
+            "trade",
+            self.trade_conns,
+            lambda c, text: self._later(lambda c2, t2, _now: trade.on_text(self, c2, t2), c, text),
         )
 
     async def _control_faults(self, request: web.Request) -> web.Response:
