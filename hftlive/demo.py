@@ -116,7 +116,7 @@ def status_line(view, venue: str, started: float, left: float | None) -> str:
 
 
 def start_venue(venue: str, name: str, tmp: str) -> tuple[list[subprocess.Popen], str]:
-    """Starts the connector (and, for `binance`, the emulator); returns them and a label."""
+    """Starts the connector (and, for a real venue, its emulator); returns them and a label."""
     cfg = os.path.join(tmp, "demo.toml")
     if venue == "sim":
         with open(cfg, "w") as f:
