@@ -104,7 +104,7 @@ class Connector:
         """Compiles (or loads from numba's cache) the njit functions of the market and bot
         paths before the connector says RUNNING. Compiled lazily, they held the event loop
         for ~5 s on a fresh install (more on a busy machine) just as the first bot
-        registered, whose 10 s connect timeout could run out."""
+        registered, whose connect timeout could run out."""
         t = time.monotonic()
         self.shm.warm_up()
         rb = RecordingBook(0, self.cfg.instruments[0])  # scratch: the book functions
