@@ -5,6 +5,7 @@ views (`/_emulator/book`, `/orders`, `/position`, `/requests`) are the judge."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -172,6 +173,24 @@ def ready(hbt, conn: BybitConnector) -> None:
     wait_session(hbt, conn.name, 20.0)
 
 
+@contextlib.contextmanager
+def session(tmp_path: Path, emu: Emulator, **conn_kw):
+    """A connector on `emu`, a bot on it with a synced book and a session that can trade,
+    and the bot's errors; at the end the bot closes and the connector stops cleanly (its
+    log free of the secret)."""
+    conn = BybitConnector(tmp_path, emu, **conn_kw)
+    errors: list = []
+    hbt = None
+    try:
+        hbt = bot(conn, emu, errors)
+        ready(hbt, conn)
+        yield conn, hbt, errors
+    finally:
+        if hbt is not None:
+            hbt.close()
+        assert conn.stop() == 0, conn.text()
+
+
 def book_equal(hbt, emu: Emulator) -> bool:
     venue = emu.book(50)
     d = hbt.depth(0)
@@ -206,12 +225,7 @@ def qty_for(emu: Emulator, px: float) -> float:
 
 @pytest.mark.parametrize("order_entry", ["ws", "rest"])
 def test_book_syncs_and_orders_live_their_whole_life(tmp_path, emu, order_entry):
-    conn = BybitConnector(tmp_path, emu, order_entry=order_entry)
-    errors: list = []
-    hbt = None
-    try:
-        hbt = bot(conn, emu, errors)
-        ready(hbt, conn)
+    with session(tmp_path, emu, order_entry=order_entry) as (conn, hbt, errors):
         px = far_bid(hbt, emu)
         qty = qty_for(emu, px)
 
@@ -260,10 +274,6 @@ def test_book_syncs_and_orders_live_their_whole_life(tmp_path, emu, order_entry)
         wait_bot(hbt, lambda: book_equal(hbt, emu), 10, "the bot's book to equal the venue's")
         via = "order.create" if order_entry == "ws" else "POST /v5/order/create"
         assert emu.requests(via) == 4
-    finally:
-        if hbt is not None:
-            hbt.close()
-        assert conn.stop() == 0, conn.text()
 
 
 def test_a_bot_that_leaves_is_flattened_at_the_venue_with_reduce_only_orders(tmp_path, emu):
@@ -289,11 +299,7 @@ def test_a_bot_that_leaves_is_flattened_at_the_venue_with_reduce_only_orders(tmp
 
 
 def test_a_lost_ack_is_resolved_by_a_query_never_resent(tmp_path, emu):
-    conn = BybitConnector(tmp_path, emu)
-    hbt = None
-    try:
-        hbt = bot(conn, emu)
-        ready(hbt, conn)
+    with session(tmp_path, emu) as (conn, hbt, _):
         px = far_bid(hbt, emu)
         # the reply and the order's pushes are lost: only a query can tell
         emu.faults(lose_acks=1, lose_private_events=20)
@@ -305,19 +311,10 @@ def test_a_lost_ack_is_resolved_by_a_query_never_resent(tmp_path, emu):
         emu.faults(lose_private_events=0)
         assert hbt.cancel(0, 1, True) == 0
         assert hbt.orders(0).get(1).status == CANCELED
-    finally:
-        if hbt is not None:
-            hbt.close()
-        assert conn.stop() == 0, conn.text()
 
 
 def test_fills_lost_with_the_private_stream_are_recovered_once(tmp_path, emu):
-    conn = BybitConnector(tmp_path, emu)
-    errors: list = []
-    hbt = None
-    try:
-        hbt = bot(conn, emu, errors)
-        ready(hbt, conn)
+    with session(tmp_path, emu) as (conn, hbt, errors):
         qty = qty_for(emu, hbt.depth(0).best_ask)
         emu.faults(lose_private_events=50)  # the fill, the order, the position pushes
         assert hbt.submit_buy_order(0, 1, hbt.depth(0).best_ask, qty, IOC, MARKET, True) == 0
@@ -331,21 +328,12 @@ def test_fills_lost_with_the_private_stream_are_recovered_once(tmp_path, emu):
         assert hbt.state_values(0).num_trades == 1
         assert hbt.position(0) == pytest.approx(emu.position())
         assert "recovered from /v5/execution/list" in conn.text()
-    finally:
-        if hbt is not None:
-            hbt.close()
-        assert conn.stop() == 0, conn.text()
 
 
 def test_a_burst_is_throttled_here_and_never_earns_a_10006(tmp_path, emu):
     """12 new orders at once, before any reply: the connector admits 9 (Bybit's 10 a
     second, one kept in reserve) and refuses 3 with THROTTLED; the venue never says 10006."""
-    conn = BybitConnector(tmp_path, emu)
-    errors: list = []
-    hbt = None
-    try:
-        hbt = bot(conn, emu, errors)
-        ready(hbt, conn)
+    with session(tmp_path, emu) as (conn, hbt, errors):
         px = far_bid(hbt, emu)
         qty = qty_for(emu, px)
         for i in range(1, 13):
@@ -360,19 +348,10 @@ def test_a_burst_is_throttled_here_and_never_earns_a_10006(tmp_path, emu):
         assert emu.requests("order.create") == 9
         assert len(emu.open_orders()) == 9
         assert "10006" not in conn.text()
-    finally:
-        if hbt is not None:
-            hbt.close()
-        assert conn.stop() == 0, conn.text()
 
 
 def test_10006_is_honoured_and_orders_flow_again(tmp_path, emu):
-    conn = BybitConnector(tmp_path, emu)
-    errors: list = []
-    hbt = None
-    try:
-        hbt = bot(conn, emu, errors)
-        ready(hbt, conn)
+    with session(tmp_path, emu) as (conn, hbt, errors):
         px = far_bid(hbt, emu)
         qty = qty_for(emu, px)
         emu.faults(rate_limit=1)
@@ -395,19 +374,10 @@ def test_10006_is_honoured_and_orders_flow_again(tmp_path, emu):
             return hbt.orders(0).get(oid).status == NEW
 
         wait_bot(hbt, flows, 5, "orders to flow again after the reset")
-    finally:
-        if hbt is not None:
-            hbt.close()
-        assert conn.stop() == 0, conn.text()
 
 
 def test_trade_stream_outage_cancels_and_orders_go_over_rest(tmp_path, emu):
-    conn = BybitConnector(tmp_path, emu)
-    errors: list = []
-    hbt = None
-    try:
-        hbt = bot(conn, emu, errors)
-        ready(hbt, conn)
+    with session(tmp_path, emu) as (conn, hbt, errors):
         px = far_bid(hbt, emu)
         qty = qty_for(emu, px)
         assert hbt.submit_buy_order(0, 1, px, qty, GTX, LIMIT, True) == 0
@@ -427,19 +397,10 @@ def test_trade_stream_outage_cancels_and_orders_go_over_rest(tmp_path, emu):
         assert hbt.cancel(0, 2, True) == 0
         assert hbt.orders(0).get(2).status == CANCELED
         assert emu.requests("order.cancel") == 1
-    finally:
-        if hbt is not None:
-            hbt.close()
-        assert conn.stop() == 0, conn.text()
 
 
 def test_a_clock_jump_gives_one_10002_and_the_offset_is_measured_again(tmp_path, emu):
-    conn = BybitConnector(tmp_path, emu)
-    errors: list = []
-    hbt = None
-    try:
-        hbt = bot(conn, emu, errors)
-        ready(hbt, conn)
+    with session(tmp_path, emu) as (conn, hbt, errors):
         px = far_bid(hbt, emu)
         qty = qty_for(emu, px)
         emu.faults(clock_skew_ms=30_000)  # the venue's clock jumps 30 s ahead of ours
@@ -449,10 +410,6 @@ def test_a_clock_jump_gives_one_10002_and_the_offset_is_measured_again(tmp_path,
         assert hbt.submit_buy_order(0, 2, px, qty, GTX, LIMIT, True) == 0
         assert hbt.orders(0).get(2).status == NEW
         assert [e.code for e in errors if e.kind == ERR_ORDER] == [10002]
-    finally:
-        if hbt is not None:
-            hbt.close()
-        assert conn.stop() == 0, conn.text()
 
 
 def test_a_refused_key_is_a_clear_config_error(tmp_path, emu):
