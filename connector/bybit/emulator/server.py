@@ -27,6 +27,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import orjson
@@ -399,14 +400,13 @@ class Emulator(EmulatorServer):
             hub_conns.discard(conn)
         return ws
 
-    def _later(self, on_text, conn: BybitConn, text: str) -> None:
-        """A frame a client sent on a stream, handled now or `stream_latency_ms` later."""
+    def _later(self, handle: Callable[[], None]) -> None:
+        """Handles a frame a client sent on a stream now, or `stream_latency_ms` later."""
         delay = self.faults.stream_latency_ms
         if delay > 0:
-            loop = asyncio.get_running_loop()
-            loop.call_later(delay / 1000, lambda: on_text(conn, text, self.now_ms()))
+            asyncio.get_running_loop().call_later(delay / 1000, handle)
         else:
-            on_text(conn, text, self.now_ms())
+            handle()
 
     async def _public_ws(self, request: web.Request) -> web.StreamResponse:
         hub = self.public
@@ -415,7 +415,7 @@ class Emulator(EmulatorServer):
         conn = BybitConn(ws, "public", self.timers, request.transport)
         hub.conns.add(conn)
         try:
-            await conn.run(lambda c, text: self._later(hub.on_text, c, text))
+            await conn.run(lambda c, text: self._later(lambda: hub.on_text(c, text, self.now_ms())))
         finally:
             hub.remove(conn)
         return ws
@@ -423,7 +423,10 @@ class Emulator(EmulatorServer):
     async def _private_ws(self, request: web.Request) -> web.StreamResponse:
         hub = self.private
         return await self._serve_ws(
-            request, "private", hub.conns, lambda c, text: self._later(hub.on_text, c, text)
+            request,
+            "private",
+            hub.conns,
+            lambda c, text: self._later(lambda: hub.on_text(c, text, self.now_ms())),
         )
 
     async def _trade_ws(self, request: web.Request) -> web.StreamResponse:
@@ -433,7 +436,7 @@ class Emulator(EmulatorServer):
             request,
             "trade",
             self.trade_conns,
-            lambda c, text: self._later(lambda c2, t2, _now: trade.on_text(self, c2, t2), c, text),
+            lambda c, text: self._later(lambda: trade.on_text(self, c, text)),
         )
 
     async def _control_faults(self, request: web.Request) -> web.Response:
