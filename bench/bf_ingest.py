@@ -46,8 +46,8 @@ from collections import Counter
 
 import numpy as np
 
-from bench._bf import CAPTURE, BfConnector, Emulator, proc_cpu_s, wait_for
 from bench._common import figure, machine_note, table, write_figures
+from bench._venues import CAPTURE, BfConnector, Emulator, proc_cpu_s, wait_for
 from connector.binancefutures.emulator.blast import HIGH_WATER, load_capture
 from hftlive.constants import (
     BUY_EVENT,
