@@ -185,16 +185,16 @@ def ring_doorbell(fd, buf):
 
 def calibrate_tsc(duration_s: float = 0.02) -> float:
     """TSC ticks per ns, measured against the wall clock over `duration_s`."""
-    _tsc_now()  # compile first
-    t0, c0 = time.perf_counter_ns(), _tsc_now()
+    tsc_now()  # compile first
+    t0, c0 = time.perf_counter_ns(), tsc_now()
     while time.perf_counter_ns() - t0 < duration_s * 1e9:
         pass
-    t1, c1 = time.perf_counter_ns(), _tsc_now()
+    t1, c1 = time.perf_counter_ns(), tsc_now()
     return (c1 - c0) / (t1 - t0)
 
 
 @nb.njit(cache=True)
-def _tsc_now():
+def tsc_now():
     return rdtsc()
 
 
@@ -233,3 +233,37 @@ def set_timer_slack_ns(ns: int = 1) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(29, ctypes.c_ulong(ns), 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover (not Linux)
         pass
+
+
+def extern(disp):
+    """`disp` (an `@njit(cache=True)` function), callable from njit code as an external call.
+
+    numba links a callee's whole LLVM module into every uncached caller and optimises it
+    again there, and jitclass methods are never cached: each layer of methods above a big
+    cached function re-optimised all of it, on every start (the LiveBot's first `elapse`
+    took 3.6 s with a warm cache, mostly that). Through this wrapper the caller only
+    declares the callee's symbol and calls it with numba's calling convention (exceptions
+    propagate); the code is the one loaded from the cache (or compiled) for those argument
+    types. The price is that the callee is never inlined: use it for the slow path only.
+    """
+
+    @intrinsic
+    def call(typingctx, *args):
+        disp.compile(tuple(args))
+        cres = disp.overloads[tuple(args)]
+        sig = cres.signature
+
+        def codegen(context, builder, signature, packed):
+            llargs = cgutils.unpack_tuple(builder, packed[0], len(sig.args))
+            fn = context.declare_function(builder.module, cres.fndesc)
+            status, res = context.call_conv.call_function(
+                builder, fn, sig.return_type, sig.args, llargs
+            )
+            with cgutils.if_unlikely(builder, status.is_error):
+                context.call_conv.return_status_propagate(builder, status)
+            return res
+
+        return sig.return_type(types.StarArgTuple.from_types(tuple(args))), codegen
+
+    call.__name__ = call.__qualname__ = f"extern_{disp.__name__}"
+    return call

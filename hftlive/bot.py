@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hftlive import constants, signals
-from hftlive._sys import calibrate_tsc, set_timer_slack_ns
+from hftlive._sys import calibrate_tsc, set_timer_slack_ns, tsc_now
 from hftlive.botcore import (
     _CB_HANDLERS,
     _SESSIONS,
@@ -43,6 +43,7 @@ from hftlive.layout import (
     BOT_HEADER_WORDS,
     C_CB_N,
     C_HAS_CB,
+    C_LAST_TSC,
     C_POLICY,
     C_READY,
     C_WORDS,
@@ -377,6 +378,7 @@ def _build(b: LiveBotBuilder):
         view, v = _create_view(b, conn_names[0], bot_id, pid)
         ctrl = np.zeros(C_WORDS, np.int64)
         ctrl[C_POLICY] = b._policy
+        ctrl[C_LAST_TSC] = tsc_now()  # the first elapse counts from the build
         has_cb = b._error_handler is not None or b._order_recv_hook is not None
         ctrl[C_HAS_CB] = 1 if has_cb else 0
         resp_cap = max(int(c.header[0]["resp_capacity"]) for c in ctls)

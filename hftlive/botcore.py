@@ -22,33 +22,27 @@ from numba.experimental import jitclass
 
 from hftlive import _jitclass_box, signals
 from hftlive import botfn as f
-from hftlive._sys import load_at, rdtsc, sleep_ns, store_at, wall_ns, yield_cpu
+from hftlive._sys import extern, load_at, store_at, wall_ns
 from hftlive.constants import (
     END_OF_DATA,
     INSTRUMENT_NOT_FOUND,
     INVALID_ORDER_REQUEST,
     MARKET_FEED,
     ORDER_RESPONSE,
-    WAIT_SLEEP,
-    WAIT_YIELD,
 )
 from hftlive.depth import HashMapMarketDepth
 from hftlive.layout import (
-    BOT_HEARTBEAT,
     C_CB_N,
     C_CLOSED,
     C_END,
     C_ERRORS,
     C_FOUND,
     C_HAS_CB,
-    C_HOUSEKEEP_TSC,
     C_LAST_ERR_CODE,
     C_LAST_ERR_KIND,
     C_LAST_ERR_REASON,
-    C_POLICY,
+    C_LAST_TSC,
     C_RESYNCS,
-    C_WAIT_ASSET,
-    C_WAIT_ID,
     DF_TICK,
     L_FEED_EXCH,
     L_FEED_LOCAL,
@@ -79,14 +73,22 @@ event_nb = nb.from_dtype(event_dtype)
 req_nb = nb.from_dtype(request_dtype)
 resp_nb = nb.from_dtype(response_dtype)
 
-HOUSEKEEP_NS = 50_000_000
-IDLE_SPINS = 200
-SLEEP_SLICE_NS = 50_000
-MAX_DEADLINE_NS = 1 << 50
+MAX_DEADLINE_NS = f.MAX_WAIT_NS
 
 MODE_ELAPSE = 0
 MODE_FEED = 1
 MODE_ORDER = 2
+
+# the slow path: called, never inlined (see hftlive._sys.extern)
+_submit_impl = extern(f.submit_impl)
+_cancel_impl = extern(f.cancel_impl)
+_modify_impl = extern(f.modify_impl)
+_clear_inactive = extern(f.clear_inactive)
+_resp_consume = extern(f.resp_consume)
+_md_consume = extern(f.md_consume)
+_housekeep = extern(f.housekeep)
+_wait_spin = extern(f.wait_spin)
+_wait_begin = extern(f.wait_begin)
 
 _CB_HANDLERS: dict[int, object] = {}  # bot key -> its Python session (has callbacks)
 _SESSIONS: dict[int, object] = {}  # bot key -> its Python session
@@ -114,6 +116,27 @@ def _dispatch(key):
 def _close_dispatch(key):
     with nb.objmode():
         _close_session(key)
+
+
+@nb.njit(inline="always")
+def _wait(self, mode, duration, include_resp, wait_asset, wait_id):
+    """Every LiveBot wait. Inlined into the calling method (numba IR), which LLVM inlines
+    into the strategy: a call that passed the bot to a function would cost a reference-
+    count increment and decrement of it, atomics that were most of `elapse(1)`.
+
+    Polling (botfn.wait_begin, wait_spin) reads raw addresses and is compiled once and
+    cached; `_wait_more` applies what it finds. `elapse` counts its duration from the
+    last wait's return: a step costs one clock read, and a loop of elapse(d) steps every
+    d whatever the strategy's own time between calls (up to d).
+    """
+    ev, deadline = _wait_begin(self.p_sig, self.p_ctrl, self.p_cursor, self.p_md_ws,
+                               self.p_resp_w, self.p_resp_r, self.tpn, mode == MODE_ELAPSE,
+                               np.int64(duration), np.int64(wait_asset), np.int64(wait_id))  # fmt: skip
+    if ev == f.EV_TIME:
+        return 0  # the common case: nothing new, the time is up
+    if ev < 0:
+        return -ev  # the run is over
+    return self._wait_more(mode, include_resp, deadline, ev)
 
 
 class _LiveBotBase:
@@ -233,11 +256,11 @@ class _LiveBotBase:
         if a < 0 or a >= self.cursor.shape[0]:
             return INSTRUMENT_NOT_FOUND
         c = self.asset_conn[a]
-        rc = f.submit_impl(self.otab[a], self.order_n[a], self.depths[a].df[DF_TICK], order_id,
+        rc = _submit_impl(self.otab[a], self.order_n[a], self.depths[a].df[DF_TICK], order_id,
                            price, qty, tif, otype, side, wall_ns(self.ts), self.req_hdr[c],
                            self.req[c], self.asset_inst[a], self.bell_fd[c], self.bell)  # fmt: skip
         if rc == 0 and wait:
-            return self._wait(MODE_ORDER, MAX_DEADLINE_NS, False, a, order_id)
+            return _wait(self, MODE_ORDER, MAX_DEADLINE_NS, False, a, order_id)
         return rc
 
     def cancel(self, asset_no, order_id, wait):
@@ -251,10 +274,10 @@ class _LiveBotBase:
         if a < 0 or a >= self.cursor.shape[0]:
             return INSTRUMENT_NOT_FOUND
         c = self.asset_conn[a]
-        rc = f.cancel_impl(self.otab[a], self.order_n[a], oid, wall_ns(self.ts), self.req_hdr[c],
+        rc = _cancel_impl(self.otab[a], self.order_n[a], oid, wall_ns(self.ts), self.req_hdr[c],
                            self.req[c], self.asset_inst[a], self.bell_fd[c], self.bell)  # fmt: skip
         if rc == 0 and wait:
-            return self._wait(MODE_ORDER, MAX_DEADLINE_NS, False, a, oid)
+            return _wait(self, MODE_ORDER, MAX_DEADLINE_NS, False, a, oid)
         return rc
 
     def modify(self, asset_no, order_id, price, qty, wait):
@@ -268,31 +291,31 @@ class _LiveBotBase:
         if a < 0 or a >= self.cursor.shape[0]:
             return INSTRUMENT_NOT_FOUND
         c = self.asset_conn[a]
-        rc = f.modify_impl(self.otab[a], self.order_n[a], oid, np.float64(price), np.float64(qty),
+        rc = _modify_impl(self.otab[a], self.order_n[a], oid, np.float64(price), np.float64(qty),
                            wall_ns(self.ts), self.req_hdr[c], self.req[c], self.asset_inst[a],
                            self.bell_fd[c], self.bell)  # fmt: skip
         if rc == 0 and wait:
-            return self._wait(MODE_ORDER, MAX_DEADLINE_NS, False, a, oid)
+            return _wait(self, MODE_ORDER, MAX_DEADLINE_NS, False, a, oid)
         return rc
 
     def clear_inactive_orders(self, asset_no):
         a = np.int64(asset_no)
         if a < 0 or a >= self.cursor.shape[0]:
             for k in range(self.cursor.shape[0]):
-                f.clear_inactive(self.otab[k], self.order_n[k])
+                _clear_inactive(self.otab[k], self.order_n[k])
         else:
-            f.clear_inactive(self.otab[a], self.order_n[a])
+            _clear_inactive(self.otab[a], self.order_n[a])
 
     # ----------------------------------------------------------------- waiting
 
     def elapse(self, duration):
-        return self._wait(MODE_ELAPSE, np.int64(duration), False, -1, np.uint64(0))
+        return _wait(self, MODE_ELAPSE, np.int64(duration), False, -1, np.uint64(0))
 
     def elapse_bt(self, duration):
         return 0  # live: a no-op, as in hftbacktest's live bot
 
     def wait_next_feed(self, include_order_resp, timeout):
-        return self._wait(MODE_FEED, np.int64(timeout), include_order_resp, -1, np.uint64(0))
+        return _wait(self, MODE_FEED, np.int64(timeout), include_order_resp, -1, np.uint64(0))
 
     def wait_order_response(self, asset_no, order_id, timeout):
         a = np.int64(asset_no)
@@ -301,11 +324,11 @@ class _LiveBotBase:
         ok, oid = order_id_arg(order_id)
         if not ok:
             return INVALID_ORDER_REQUEST
-        return self._wait(MODE_ORDER, np.int64(timeout), False, a, oid)
+        return _wait(self, MODE_ORDER, np.int64(timeout), False, a, oid)
 
     def _goto_end(self):
         """hftbacktest's HashMap backtest member: run until the end (here: until stopped)."""
-        return self._wait(MODE_ELAPSE, MAX_DEADLINE_NS, False, -1, np.uint64(0))
+        return _wait(self, MODE_ELAPSE, MAX_DEADLINE_NS, False, -1, np.uint64(0))
 
     def close(self):
         if self.ctrl[C_CLOSED] == 0:
@@ -324,54 +347,29 @@ class _LiveBotBase:
             return END_OF_DATA
         return self._ctrl(C_END)
 
-    def _wait(self, mode, duration, include_resp, wait_asset, wait_id):
-        # The hot path reads raw addresses into locals and calls no method of self while
-        # nothing arrives: each such call costs a reference-count round trip on the bot.
+    def _wait_more(self, mode, include_resp, deadline, ev):
+        """The rest of a wait once the spin found something: apply it, decide, go on."""
         p_sig = self.p_sig
         p_ctrl = self.p_ctrl
-        p_cursor = self.p_cursor
-        n_assets = self.n_assets
-        n_conns = self.n_conns
-        if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0:
-            return END_OF_DATA
-        end = load_at(p_ctrl + 8 * C_END)
-        if end != 0:
-            return end
-        t0 = rdtsc()
-        tpn = self.tpn
-        if duration < 0:
-            duration = 0
-        if duration > MAX_DEADLINE_NS:
-            duration = MAX_DEADLINE_NS
-        deadline = t0 + np.int64(duration * tpn)
-        store_at(p_ctrl + 8 * C_WAIT_ASSET, wait_asset)
-        store_at(p_ctrl + 8 * C_WAIT_ID, np.int64(wait_id))
-        store_at(p_ctrl + 8 * C_FOUND, 0)
-        idle = 0
         while True:
             flags = 0
-            for a in range(n_assets):
-                if load_at(self.p_md_ws[a]) != load_at(p_cursor + 8 * a):
-                    flags |= self._consume_md(a)
-            for c in range(n_conns):
-                if load_at(self.p_resp_w[c]) != load_at(self.p_resp_r[c]):
-                    flags |= self._consume_resp(c)
-            if load_at(p_ctrl + 8 * C_CB_N) != 0:
-                rc = self._callbacks()
-                if rc != 0:
-                    return rc
-            now = rdtsc()
-            if now >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
-                self._housekeep(now)
-            if (
-                load_at(p_sig) != 0
-                or load_at(p_ctrl + 8 * C_CLOSED) != 0
-                or load_at(p_ctrl + 8 * C_END) != 0
-            ):
+            if ev & f.EV_NEWS:
+                flags = self._poll()
+                if load_at(p_ctrl + 8 * C_CB_N) != 0:
+                    rc = self._callbacks()
+                    if rc != 0:
+                        return rc
+            if ev & f.EV_HOUSE:
+                _housekeep(self.ctrl, self.view_hdr, self.ctl, self.slot, self.conn_pid,
+                           self.conn_epoch, self.bot_id, self.ts, self.tpn,
+                           load_at(p_ctrl + 8 * C_LAST_TSC))  # fmt: skip
+            if ev & f.EV_END or load_at(p_ctrl + 8 * C_END) != 0:
                 # what the connector published before it stopped is applied: a final poll
                 self._poll()
                 self._callbacks()
-                return self._ended()
+                if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0:
+                    return END_OF_DATA
+                return load_at(p_ctrl + 8 * C_END)
             if mode == MODE_FEED:
                 if flags & f.F_FEED:
                     return MARKET_FEED
@@ -379,58 +377,37 @@ class _LiveBotBase:
                     return ORDER_RESPONSE
             elif mode == MODE_ORDER and load_at(p_ctrl + 8 * C_FOUND) != 0:
                 return 0
-            if now >= deadline:
+            if ev & f.EV_TIME:
                 return 0
-            if flags == 0:
-                idle += 1
-                if idle > IDLE_SPINS:
-                    policy = load_at(p_ctrl + 8 * C_POLICY)
-                    if policy == WAIT_SLEEP:
-                        left = np.int64((deadline - now) / tpn)
-                        sleep_ns(self.ts, min(left, SLEEP_SLICE_NS))
-                    elif policy == WAIT_YIELD:
-                        yield_cpu()
-            else:
-                idle = 0
+            ev = _wait_spin(p_sig, p_ctrl, self.p_cursor, self.p_md_ws, self.p_resp_w,
+                            self.p_resp_r, self.tpn, deadline)  # fmt: skip
 
     def _callbacks(self):
         """Run the Python handlers on what the last poll queued; non-zero: stop with it."""
-        if self._ctrl(C_CB_N) == 0:
+        p_ctrl = self.p_ctrl
+        if load_at(p_ctrl + 8 * C_CB_N) == 0:
             return 0
-        if self._ctrl(C_HAS_CB) == 0:
-            self._set_ctrl(C_CB_N, 0)
+        if load_at(p_ctrl + 8 * C_HAS_CB) == 0:
+            store_at(p_ctrl + 8 * C_CB_N, 0)
             return 0
         return _dispatch(self.key)
 
     def _poll(self):
+        """Apply what every market ring and response ring holds; the F_* flags of what came."""
         flags = 0
         for a in range(self.n_assets):
             if load_at(self.p_md_ws[a]) != load_at(self.p_cursor + 8 * a):
-                flags |= self._consume_md(a)
+                d = self.depths[a]
+                flags |= _md_consume(self.md_hdr[a], self.md_ring[a], self.md_snap[a], self.cursor,
+                                     a, d.di, d.df, d.bk, d.bv, d.ak, d.av, self.trades[a],
+                                     self.trade_n[a], self.latency[a], self.scratch,
+                                     self.snap_scratch, self.ctrl, self.cbq)  # fmt: skip
         for c in range(self.n_conns):
             if load_at(self.p_resp_w[c]) != load_at(self.p_resp_r[c]):
-                flags |= self._consume_resp(c)
+                flags |= _resp_consume(self.resp_hdr[c], self.resp[c], self.inst_asset[c],
+                                       self.state, self.otab, self.order_n, self.latency,
+                                       self.ctrl, self.cbq, self.cbq_prev, self.ts)  # fmt: skip
         return flags
-
-    def _consume_resp(self, c):
-        return f.resp_consume(self.resp_hdr[c], self.resp[c], self.inst_asset[c], self.state,
-                              self.otab, self.order_n, self.latency, self.ctrl, self.cbq,
-                              self.cbq_prev, self.ts)  # fmt: skip
-
-    def _consume_md(self, a):
-        d = self.depths[a]
-        return f.md_consume(self.md_hdr[a], self.md_ring[a], self.md_snap[a], self.cursor, a,
-                            d.di, d.df, d.bk, d.bv, d.ak, d.av, self.trades[a], self.trade_n[a],
-                            self.latency[a], self.scratch, self.snap_scratch, self.ctrl,
-                            self.cbq)  # fmt: skip
-
-    def _housekeep(self, now_tsc):
-        self._set_ctrl(C_HOUSEKEEP_TSC, now_tsc + np.int64(HOUSEKEEP_NS * self.tpn))
-        now = wall_ns(self.ts)
-        self.view_hdr[BOT_HEARTBEAT] = now
-        for c in range(self.conn_pid.shape[0]):
-            f.check_connector(self.ctl[c], self.slot[c], self.conn_pid[c], self.conn_epoch[c],
-                              self.bot_id, now, self.ctrl)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- fields

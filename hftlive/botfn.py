@@ -14,9 +14,14 @@ from hftlive._sys import (
     atomic_load,
     atomic_store,
     fence_acquire,
+    load_at,
     pid_alive,
+    rdtsc,
     ring_doorbell,
+    sleep_ns,
+    store_at,
     wall_ns,
+    yield_cpu,
 )
 from hftlive.constants import (
     BUY_EVENT,
@@ -40,17 +45,24 @@ from hftlive.constants import (
     REQUEST_QUEUE_FULL,
     SELL_EVENT,
     TRADE_EVENT,
+    WAIT_SLEEP,
+    WAIT_YIELD,
 )
 from hftlive.depth import apply_depth_event, depth_clear, round_half_away
 from hftlive.layout import (
+    BOT_HEARTBEAT,
     C_CB_N,
+    C_CLOSED,
     C_END,
     C_ERRORS,
     C_FOUND,
     C_HAS_CB,
+    C_HOUSEKEEP_TSC,
     C_LAST_ERR_CODE,
     C_LAST_ERR_KIND,
     C_LAST_ERR_REASON,
+    C_LAST_TSC,
+    C_POLICY,
     C_READY,
     C_RESYNCS,
     C_WAIT_ASSET,
@@ -297,6 +309,88 @@ def check_connector(ctl, slot, pid, epoch, bot_id, now, ctrl):
         or np.uint64(slot[S_BOT_ID]) != bot_id
     ):
         ctrl[C_END] = CONNECTOR_LOST
+
+
+MAX_WAIT_NS = 1 << 50  # the longest wait (13 days): a deadline far from overflow
+IDLE_SPINS = 200  # polls that found nothing before the wait policy yields or sleeps
+SLEEP_SLICE_NS = 50_000
+EV_NEWS = 1  # wait_spin's answer: a market or response ring has something new
+EV_HOUSE = 2  # ... housekeeping is due
+EV_END = 4  # ... the run is over (signal, close(), the connector's end)
+EV_TIME = 8  # ... the deadline is reached
+
+
+@nb.njit(cache=True)
+def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadline):
+    """The polling half of every LiveBot wait, over raw addresses (no array, so no
+    reference count): poll until a ring has news, housekeeping is due, the run ends or
+    the TSC reaches `deadline`, and say which (EV_* bits). One clock read per poll; the
+    reading it returns on is kept as the bot's last wait return (C_LAST_TSC). Idle, it
+    spins, yields or sleeps as the bot's policy says."""
+    idle = 0
+    while True:
+        ev = 0
+        for a in range(len(p_md_ws)):
+            if load_at(p_md_ws[a]) != load_at(p_cursor + 8 * a):
+                ev = EV_NEWS
+        for c in range(len(p_resp_w)):
+            if load_at(p_resp_w[c]) != load_at(p_resp_r[c]):
+                ev = EV_NEWS
+        now = rdtsc()
+        if now >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
+            ev |= EV_HOUSE
+        if (
+            load_at(p_sig) != 0
+            or load_at(p_ctrl + 8 * C_CLOSED) != 0
+            or load_at(p_ctrl + 8 * C_END) != 0
+        ):
+            ev |= EV_END
+        if now >= deadline:
+            ev |= EV_TIME
+        if ev != 0:
+            store_at(p_ctrl + 8 * C_LAST_TSC, now)
+            return ev
+        idle += 1
+        if idle > IDLE_SPINS:
+            policy = load_at(p_ctrl + 8 * C_POLICY)
+            if policy == WAIT_SLEEP:
+                left = np.int64((deadline - now) / tpn)
+                sleep_ns(np.empty(2, np.int64), min(left, SLEEP_SLICE_NS))
+            elif policy == WAIT_YIELD:
+                yield_cpu()
+
+
+@nb.njit(cache=True)
+def wait_begin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, elapse, duration,
+               wait_asset, wait_id):  # fmt: skip
+    """A wait's start and first spin: (EV_* bits, deadline), or (-code, 0) when the run is
+    already over. `elapse` counts `duration` from the last wait's return (C_LAST_TSC), as
+    hftbacktest's clock advances from current_timestamp; other waits from now."""
+    if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0:
+        return -END_OF_DATA, 0
+    end = load_at(p_ctrl + 8 * C_END)
+    if end != 0:
+        return -end, 0
+    duration = max(0, min(duration, MAX_WAIT_NS))
+    t0 = load_at(p_ctrl + 8 * C_LAST_TSC) if elapse else rdtsc()
+    deadline = t0 + np.int64(duration * tpn)
+    store_at(p_ctrl + 8 * C_WAIT_ASSET, wait_asset)
+    store_at(p_ctrl + 8 * C_WAIT_ID, wait_id)
+    store_at(p_ctrl + 8 * C_FOUND, 0)
+    return wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadline), deadline
+
+
+HOUSEKEEP_NS = 50_000_000  # how often a waiting bot beats its heartbeat and checks its connectors
+
+
+@nb.njit(cache=True)
+def housekeep(ctrl, view_hdr, ctls, slots, pids, epochs, bot_id, ts, tpn, now_tsc):
+    """Every HOUSEKEEP_NS of waiting: the bot's heartbeat, and each connector checked."""
+    ctrl[C_HOUSEKEEP_TSC] = now_tsc + np.int64(HOUSEKEEP_NS * tpn)
+    now = wall_ns(ts)
+    view_hdr[BOT_HEARTBEAT] = now
+    for c in range(pids.shape[0]):
+        check_connector(ctls[c], slots[c], pids[c], epochs[c], bot_id, now, ctrl)
 
 
 # ---------------------------------------------------------------------- requests

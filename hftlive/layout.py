@@ -345,6 +345,7 @@ ctrl_dtype = _words(
         "wait_id",
         "resyncs",  # book resyncs so far
         "housekeep_tsc",  # the TSC reading at which the next housekeeping is due
+        "last_tsc",  # the TSC reading at which the last wait returned (elapse counts from it)
     ]
 )
 C_CLOSED = word(ctrl_dtype, "closed")
@@ -355,6 +356,7 @@ C_LAST_ERR_KIND = word(ctrl_dtype, "last_err_kind")
 C_LAST_ERR_CODE = word(ctrl_dtype, "last_err_code")
 C_LAST_ERR_REASON = word(ctrl_dtype, "last_err_reason")
 C_POLICY = word(ctrl_dtype, "policy")
+C_LAST_TSC = word(ctrl_dtype, "last_tsc")
 C_FOUND = word(ctrl_dtype, "found")
 C_HAS_CB = word(ctrl_dtype, "has_cb")
 C_READY = word(ctrl_dtype, "ready")
