@@ -16,6 +16,7 @@ import os
 import numpy as np
 import pytest
 from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
+from numba import njit
 
 from connector.binancefutures.feed import capture_decoder
 from connector.binancefutures.messages import DepthSnapshot
@@ -32,6 +33,8 @@ from hftlive.constants import (
     DEPTH_CLEAR_EVENT,
     DEPTH_SNAPSHOT_EVENT,
     EXCH_EVENT,
+    GTX,
+    LIMIT,
     LOCAL_EVENT,
     SELL_EVENT,
 )
@@ -148,20 +151,22 @@ def _as_levels(snap: np.ndarray) -> list[tuple[int, int, float]]:
             for e in snap]  # fmt: skip
 
 
-def backtest_levels(files) -> list[tuple[int, int, float]]:
-    """hftbacktest's book after running `files` to the end with elapse steps."""
-    asset = (
+def _asset(files):
+    return (
         BacktestAsset()
         .data([str(f) for f in files])
         .linear_asset(1.0)
-        .constant_order_latency(0, 0)
         .risk_adverse_queue_model()
         .no_partial_fill_exchange()
         .trading_value_fee_model(0.0, 0.0)
         .tick_size(TICK)
         .lot_size(LOT)
     )
-    hbt = HashMapMarketDepthBacktest([asset])
+
+
+def backtest_levels(files) -> list[tuple[int, int, float]]:
+    """hftbacktest's book after running `files` to the end with elapse steps."""
+    hbt = HashMapMarketDepthBacktest([_asset(files).constant_order_latency(0, 0)])
     steps = 0
     while hbt.elapse(1_000_000_000) == 0:
         steps += 1
@@ -306,3 +311,101 @@ def test_unwritable_record_dir_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match=r"c.toml: record.dir .*afile/sub: cannot write there: "
                                           r"Not a directory"):  # fmt: skip
         FeedRecorder("t", cfg.record, ["x"], cfg.path)
+
+
+def test_files_rotate_on_the_clock_at_the_next_book_snapshot(tmp_path):
+    from connector.config import RecordConfig
+    from hftlive.depth import DepthBook
+
+    from .conftest import wait_until
+
+    cfg = RecordConfig(enabled=True, dir=str(tmp_path), rotate_s=1.0, chunk_events=256)
+    rec = FeedRecorder("t", cfg, ["x"])
+    book = DepthBook(TICK, LOT)
+    ev = np.zeros(1000, event_dtype)  # more than a chunk: spooled by the writer thread
+    ev["ev"] = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | 1
+    ev["exch_ts"] = ev["local_ts"] = np.arange(1000) + 10**18
+    ev["px"] = 100.0 - np.arange(1000) * TICK
+    ev["qty"] = 1.0
+    for k in range(0, 1000, 100):  # published in batches of 100, applied to the book
+        for e in ev[k : k + 100]:
+            book.set_bid(float(e["px"]), float(e["qty"]))
+        rec.add(0, ev[k : k + 100], 100)
+    rec.at_snapshot(0, book)
+    assert rec.written == []  # not due yet
+    due = rec._files[0].due
+    assert due % 1.0 == 0.0  # on a whole multiple of rotate_s
+    import time
+
+    wait_until(lambda: time.time() >= due, 5.0, "the rotation time")
+    rec.at_snapshot(0, book)  # the switch
+    rec.add(0, ev[999:], 1)
+    rec.close()
+    assert len(rec.written) == 2 and not list(tmp_path.glob("*.part"))
+    first, second = (np.load(f)["data"] for f in rec.written)
+    assert len(first) == 2 + 1000 and (first["px"][2:] == ev["px"]).all()
+    # the second starts with the whole book: clear + 1000 bids, clear of the empty asks
+    assert second["ev"][0] == EXCH_EVENT | LOCAL_EVENT | DEPTH_CLEAR_EVENT | BUY_EVENT
+    ticks = np.round(ev["px"] / TICK)
+    assert round(second["px"][0] / TICK) == ticks[-1]
+    assert (np.round(second["px"][1:1001] / TICK) == ticks).all()
+    assert second["ev"][1001] == EXCH_EVENT | LOCAL_EVENT | DEPTH_CLEAR_EVENT | SELL_EVENT
+    assert np.isnan(second["px"][1001]) and len(second) == 1003
+    assert (second["exch_ts"][:1002] == ev["exch_ts"][-1]).all()
+
+
+def test_connector_with_an_unwritable_record_dir_exits_with_the_reason(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    (tmp_path / "afile").write_text("")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[instruments]]\nsymbol = "btcusdt"\ntick_size = 0.1\nlot_size = 0.001\n'
+                   'start_price = 60000.0\n\n[record]\nenabled = true\ndir = "afile/sub"\n')  # fmt: skip
+    p = subprocess.run([sys.executable, "-m", "connector", "--name", f"rec{os.getpid()}",
+                        "--connector", "sim", "--config", str(cfg)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert p.returncode == 2
+    assert "record.dir" in p.stderr and "afile/sub: cannot write there: Not a directory" in p.stderr
+
+
+@njit
+def _orders_then_record(hbt, rec, n):
+    """Waits for a book, then n times: a far bid submitted, its response awaited, recorded."""
+    while not (hbt.depth(0).best_bid > 0):
+        if hbt.elapse(10_000_000) != 0:
+            return 0
+    for i in range(n):
+        px = hbt.depth(0).best_bid - 50 * TICK
+        hbt.submit_buy_order(0, i + 1, px, 0.02, GTX, LIMIT, False)
+        hbt.wait_order_response(0, i + 1, 5_000_000_000)
+        rec.record(hbt)
+        if hbt.elapse(100_000_000) != 0:
+            return i + 1
+    return n
+
+
+def test_order_latency_recorder_round_trips_through_hftbacktest(rotated, tmp_path):
+    """Latencies kept in njit code from a backtest with constant latencies, exported, then
+    read by hftbacktest's interpolated model: the second backtest sees the same ones."""
+    from hftlive.recorder import OrderLatencyRecorder
+
+    files = rotated.files[:1]
+    lat = OrderLatencyRecorder(1, 100)
+    bt = HashMapMarketDepthBacktest([_asset(files).constant_order_latency(1_000_000, 2_000_000)])
+    assert _orders_then_record(bt, lat.recorder, 20) == 20
+    bt.close()
+    rows = lat.get(0)
+    assert len(rows) == 20
+    assert (rows["exch_ts"] - rows["req_ts"] == 1_000_000).all()
+    assert (rows["resp_ts"] - rows["exch_ts"] == 2_000_000).all()
+    lat.to_npz(str(tmp_path / "lat.npz"))
+    again = OrderLatencyRecorder(1, 100)
+    bt = HashMapMarketDepthBacktest([_asset(files).intp_order_latency(str(tmp_path / "lat.npz"))])
+    assert _orders_then_record(bt, again.recorder, 20) == 20
+    bt.close()
+    got = again.get(0)
+    assert (got["exch_ts"] - got["req_ts"] == 1_000_000).all()
+    assert (got["resp_ts"] - got["exch_ts"] == 2_000_000).all()
