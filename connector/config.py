@@ -125,7 +125,9 @@ class RecordConfig:
     # a new file at every multiple of rotate_s since the epoch, UTC (3600: on the hour,
     # 86400: at midnight), and whenever a file reaches max_events
     rotate_s: float = rng(3600.0, 1.0, 7 * 86400.0)
-    max_events: int = rng(20_000_000, 1_000, 1 << 31)
+    # a file is sorted and compressed in memory when it ends: ~4 x 64 bytes an event at the
+    # peak (~1.3 GB for 5M events)
+    max_events: int = rng(5_000_000, 1_000, 1 << 31)
     # events buffered in memory per instrument before a background thread appends them to
     # the open file's spool (`.part`); the spool becomes the compressed .npz at rotation
     chunk_events: int = rng(65_536, 256, 1 << 24)

@@ -9,8 +9,8 @@
 The event loop only copies events into a preallocated numpy chunk; the writer thread does
 the file I/O, the sort and the compression (numpy and zlib release the GIL there).
 
-A file is what hftbacktest's Binance collector + `hftbacktest.data.utils.binancefutures
-.convert` produce: one `event_dtype` array under the key `data` of an `.npz`, every event
+A file is what hftbacktest's collector and one of its converters (`hftbacktest.data.utils`)
+produce: one `event_dtype` array under the key `data` of an `.npz`, every event
 flagged EXCH_EVENT and/or LOCAL_EVENT after hftbacktest's `correct_event_order` (an event
 whose exchange-time order differs from its local-time order is written twice: once
 EXCH-only where its exch_ts sorts, once LOCAL-only where its local_ts sorts). It starts
@@ -176,6 +176,9 @@ class FeedRecorder:
         except OSError as e:
             raise ConfigError(f"{where}record.dir {self.dir}: cannot write there: "
                               f"{e.strerror or e}") from None  # fmt: skip
+        # compiled (or loaded from numba's cache) now, not by the writer thread at the
+        # first rotation, where compiling would hold the GIL, and the event loop, for ~1 s
+        correct_event_order(np.zeros(1, event_dtype))
         n = len(self.symbols)
         self._files: list[_File | None] = [None] * n
         self._books: list = [None] * n  # each instrument's DepthBook, once the venue shows it
@@ -274,8 +277,16 @@ class FeedRecorder:
 
     def _write_loop(self) -> None:
         spools: dict[Path, object] = {}
+        failed: set[Path] = set()  # files given up: one error each, not one per chunk
         while (job := self._jobs.get()) is not None:
             f, chunk = job
+            if f.path in failed:
+                if chunk is None:
+                    failed.discard(f.path)
+                    fh = spools.pop(f.part, None)
+                    if fh is not None:
+                        fh.close()
+                continue
             try:
                 if chunk is not None:
                     if f.part not in spools:
@@ -286,10 +297,12 @@ class FeedRecorder:
                 if fh is not None:
                     fh.close()
                 self._write_file(f)
-            except OSError as e:
-                msg = f"{f.path}: {e.strerror or e}"
-                log.error("feed recording: cannot write %s", msg)
+            except Exception as e:  # the thread's boundary: logged; the next job goes on
+                msg = f"{f.path}: {getattr(e, 'strerror', None) or e}"
+                log.error("feed recording: cannot write %s; this file is lost", msg)
                 self.errors.append(msg)
+                if chunk is not None:
+                    failed.add(f.path)
         for fh in spools.values():
             fh.close()
 

@@ -409,3 +409,20 @@ def test_order_latency_recorder_round_trips_through_hftbacktest(rotated, tmp_pat
     got = again.get(0)
     assert (got["exch_ts"] - got["req_ts"] == 1_000_000).all()
     assert (got["resp_ts"] - got["exch_ts"] == 2_000_000).all()
+
+
+def test_a_write_failure_is_logged_and_kept_not_raised(tmp_path, caplog):
+    import shutil
+
+    from connector.config import RecordConfig
+
+    d = tmp_path / "gone"
+    rec = FeedRecorder("t", RecordConfig(enabled=True, dir=str(d)), ["x"])
+    ev = np.zeros(10, event_dtype)
+    ev["ev"] = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | 1
+    rec.add(0, ev, 10)
+    shutil.rmtree(d)  # the disk went away under the connector
+    rec.close()  # no exception: the connector stops cleanly
+    assert rec.written == [] and len(rec.errors) == 1
+    assert "No such file or directory" in rec.errors[0]
+    assert "feed recording: cannot write" in caplog.text
