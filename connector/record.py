@@ -99,6 +99,14 @@ def _merge(data, by_exch, by_local, out):  # pragma: no cover (compiled)
     return o
 
 
+@nb.njit(cache=True)
+def _append(dst, pos, src, n):  # pragma: no cover (compiled)
+    """src[:n] copied to dst[pos:]; the new end (a third of a numpy slice copy's cost)."""
+    for i in range(n):
+        dst[pos + i] = src[i]
+    return pos + n
+
+
 def correct_event_order(events: np.ndarray) -> np.ndarray:
     """The rows of `events` (any EXCH/LOCAL flags) as hftbacktest's converter orders them:
     exchange events by exch_ts, local events by local_ts, ties in file order."""
@@ -178,10 +186,11 @@ class FeedRecorder:
                               f"{e.strerror or e}") from None  # fmt: skip
         # compiled (or loaded from numba's cache) now, not by the writer thread at the
         # first rotation, where compiling would hold the GIL, and the event loop, for ~1 s
-        correct_event_order(np.zeros(1, event_dtype))
+        scratch = np.zeros(1, event_dtype)
+        correct_event_order(scratch)
+        _append(scratch, 0, scratch, 1)  # and the hot path's copy
         n = len(self.symbols)
         self._files: list[_File | None] = [None] * n
-        self._books: list = [None] * n  # each instrument's DepthBook, once the venue shows it
         self._seq = 0
         self.written: list[Path] = []  # the finished files, in the order they were written
         self.errors: list[str] = []
@@ -208,26 +217,24 @@ class FeedRecorder:
         if n <= 0 or self._closed:
             return
         f = self._files[inst]
-        if f is None:
+        if f is None:  # the first file: nothing was published before, the book was empty
             e = events[0]
-            f = self._open(inst, int(e["exch_ts"]), int(e["local_ts"]))
+            f = self._open(inst, None, int(e["exch_ts"]), int(e["local_ts"]))
         if f.pos + n > len(f.buf):
             self._spill(f, max(n, self.cfg.chunk_events))
-        f.buf[f.pos : f.pos + n] = events[:n]
-        f.pos += n
+        f.pos = _append(f.buf, f.pos, events, n)
         f.count += n
 
     def at_snapshot(self, inst: int, book) -> None:
         """The venue wrote `book` (its DepthBook of `inst`) to shared memory: the book is
         whole here, so a file due to end ends here and the next starts with it."""
-        self._books[inst] = book
         f = self._files[inst]
         if f is None or self._closed:
             return
         if f.count >= self.cfg.max_events or time.time() >= f.due:
             exch_ts, local_ts = f.last()
             self._finish(f)
-            self._open(inst, exch_ts, local_ts)
+            self._open(inst, book, exch_ts, local_ts)
 
     def close(self) -> None:
         """Writes every open file and waits for the writer (a clean stop loses nothing)."""
@@ -240,11 +247,11 @@ class FeedRecorder:
         self._jobs.put(None)
         self._thread.join()
 
-    def _open(self, inst: int, exch_ts: int, local_ts: int) -> _File:
-        book = self._books[inst]
+    def _open(self, inst: int, book, exch_ts: int, local_ts: int) -> _File:
+        """A new file for `inst`, starting with `book` (None: an empty book) at these times."""
         if book is not None:
             head = snapshot_events(book, exch_ts, local_ts)
-        else:  # nothing was published before: the book is empty
+        else:
             head = np.zeros(2, event_dtype)
             head["ev"] = [
                 _BOTH | DEPTH_CLEAR_EVENT | BUY_EVENT,
