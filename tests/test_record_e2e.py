@@ -3,7 +3,8 @@ latencies; hftbacktest 2.4.4 backtests both.
 
 The loopback emulator and the real connector (with `[record]`) run as child processes, a
 real LiveBot in this process places and cancels orders (its latencies kept by an
-OrderLatencyRecorder). With the market paused and the books settled, the connector's
+OrderLatencyRecorder); a depth gap makes the connector clear and resync its book. With the
+market paused and the books settled, the connector's
 book snapshot (its shared-memory one) is the book at the end; after a clean stop, the
 recorded files, run to the end in hftbacktest with elapse steps, must end with that book,
 level for level on the tick grid; and the exported latencies drive hftbacktest's
@@ -15,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
-from hftlive import CANCELED, GTX, LIMIT, NEW
+from hftlive import CANCELED, ERR_BOOK_RESYNC, GTX, LIMIT, NEW
+from hftlive.constants import DEPTH_CLEAR_EVENT, EXCH_EVENT, LOCAL_EVENT
 from hftlive.layout import MD_SNAP_N, event_dtype
 from hftlive.recorder import OrderLatencyRecorder, order_latency_dtype
 from tests.conftest import book_synced, wait_bot, wait_session
@@ -26,7 +28,7 @@ RECORD = """
 [record]
 enabled = true
 dir = "rec"
-rotate_s = 3600
+rotate_s = 1  # a new file every second: the run spans several
 """
 N_ORDERS = 8
 
@@ -50,7 +52,8 @@ def test_recorded_feed_and_latencies_backtest_in_hftbacktest(tmp_path):
     try:
         conn = BfConnector(tmp_path, emu, extra=RECORD)
         lat = OrderLatencyRecorder(1, 1000)
-        hbt = _bot(conn)
+        errors = []
+        hbt = _bot(conn, errors)
         try:
             wait_bot(hbt, lambda: book_synced(hbt), 15.0, "a synced book")
             wait_session(hbt, conn.name)
@@ -62,6 +65,10 @@ def test_recorded_feed_and_latencies_backtest_in_hftbacktest(tmp_path):
                 assert hbt.cancel(0, i + 1, True) == 0
                 assert hbt.orders(0).get(i + 1).status == CANCELED
                 lat.recorder.record(hbt)
+            emu.faults(corrupt_pu=1)  # a depth gap: cleared, resynced from a new snapshot
+            wait_bot(hbt, lambda: any(e.kind == ERR_BOOK_RESYNC for e in errors), 10.0,
+                     "ERR_BOOK_RESYNC")  # fmt: skip
+            wait_bot(hbt, lambda: conn.text().count("book synced") >= 2, 15.0, "a second sync")
             hbt.elapse(300_000_000)  # more market on top
             _paused_and_settled(hbt, emu)
             venue = _venue_levels(emu)
@@ -76,10 +83,13 @@ def test_recorded_feed_and_latencies_backtest_in_hftbacktest(tmp_path):
             conn.stop()
         emu.stop()
 
-    # the feed: written on the clean stop (two files if the run crossed the hour)
+    # the feed: rotated every second, the last file written on the clean stop
     files = sorted((tmp_path / "rec").glob(f"{conn.name}_ethusdt_*.npz"))
-    assert files and not list((tmp_path / "rec").glob("*.part")), conn.text()
-    assert "feed recording: wrote" in conn.text()
+    assert len(files) >= 2 and not list((tmp_path / "rec").glob("*.part")), conn.text()
+    assert conn.text().count("feed recording: wrote") == len(files)
+    ev = np.concatenate([np.load(f)["data"]["ev"] for f in files]).astype(np.int64)
+    # clears of the whole book (no side flag): at least the gap's and the resync's
+    assert (ev == EXCH_EVENT | LOCAL_EVENT | DEPTH_CLEAR_EVENT).sum() >= 2
     assert len(final) > 20
     assert backtest_levels(files) == final
 
