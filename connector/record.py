@@ -64,36 +64,34 @@ _NOT_BOTH = np.uint64(~_BOTH & 0xFFFF_FFFF_FFFF_FFFF)
 
 
 @nb.njit(cache=True, nogil=True)
-def _merge(data, by_exch, by_local, out):  # pragma: no cover (compiled)
-    """hftbacktest.data.validation.correct_event_order, on rows stripped of EXCH/LOCAL:
-    walks the rows in exch_ts order and in local_ts order at once; a row at the same
-    place in both is written once (EXCH|LOCAL), otherwise each side gets its own copy."""
-    n = data.shape[0]
+def _merge(exch_ts, local_ts, by_exch, by_local, rows, flags):  # pragma: no cover (compiled)
+    """hftbacktest.data.validation.correct_event_order's walk: the rows in exch_ts order
+    and in local_ts order at once; a row at the same place in both is written once
+    (EXCH|LOCAL), otherwise each side gets its own copy. Fills `rows` (indices) and
+    `flags`; returns how many."""
+    n = exch_ts.shape[0]
     o = x = lo = 0
     while x < n or lo < n:
         if x < n and lo < n:
-            e = data[by_exch[x]]
-            c = data[by_local[lo]]
-            if e.exch_ts == c.exch_ts and e.local_ts == c.local_ts:
-                out[o] = e
-                out[o].ev = e.ev | EXCH_EVENT | LOCAL_EVENT
+            e = by_exch[x]
+            c = by_local[lo]
+            if exch_ts[e] == exch_ts[c] and local_ts[e] == local_ts[c]:
+                rows[o], flags[o] = e, EXCH_EVENT | LOCAL_EVENT
                 x += 1
                 lo += 1
-            elif e.exch_ts < c.exch_ts or (e.exch_ts == c.exch_ts and e.local_ts < c.local_ts):
-                out[o] = e
-                out[o].ev = e.ev | EXCH_EVENT
+            elif exch_ts[e] < exch_ts[c] or (
+                exch_ts[e] == exch_ts[c] and local_ts[e] < local_ts[c]
+            ):
+                rows[o], flags[o] = e, EXCH_EVENT
                 x += 1
             else:
-                out[o] = c
-                out[o].ev = c.ev | LOCAL_EVENT
+                rows[o], flags[o] = c, LOCAL_EVENT
                 lo += 1
         elif x < n:
-            out[o] = data[by_exch[x]]
-            out[o].ev = out[o].ev | EXCH_EVENT
+            rows[o], flags[o] = by_exch[x], EXCH_EVENT
             x += 1
         else:
-            out[o] = data[by_local[lo]]
-            out[o].ev = out[o].ev | LOCAL_EVENT
+            rows[o], flags[o] = by_local[lo], LOCAL_EVENT
             lo += 1
         o += 1
     return o
@@ -110,12 +108,15 @@ def _append(dst, pos, src, n):  # pragma: no cover (compiled)
 def correct_event_order(events: np.ndarray) -> np.ndarray:
     """The rows of `events` (any EXCH/LOCAL flags) as hftbacktest's converter orders them:
     exchange events by exch_ts, local events by local_ts, ties in file order."""
-    data = events.copy()
-    data["ev"] &= _NOT_BOTH
-    by_exch = np.argsort(data["exch_ts"], kind="stable")
-    by_local = np.argsort(data["local_ts"], kind="stable")
-    out = np.zeros(2 * len(data), event_dtype)
-    return out[: _merge(data, by_exch, by_local, out)]
+    exch_ts, local_ts = events["exch_ts"], events["local_ts"]
+    by_exch = np.argsort(exch_ts, kind="stable")
+    by_local = np.argsort(local_ts, kind="stable")
+    rows = np.empty(2 * len(events), np.int64)
+    flags = np.empty(2 * len(events), np.uint64)
+    n = _merge(exch_ts, local_ts, by_exch, by_local, rows, flags)
+    out = events[rows[:n]]
+    out["ev"] = (out["ev"] & _NOT_BOTH) | flags[:n]
+    return out
 
 
 def snapshot_events(book, exch_ts: int, local_ts: int) -> np.ndarray:
