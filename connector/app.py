@@ -34,13 +34,24 @@ class Connector:
         self.name = name
         self.venue_name = venue
         self.cfg = cfg
-        self.shm = ShmServer(name, venue, cfg.instruments, cfg.connector)
+        self.recorder = None
+        if cfg.record.enabled:  # first: a folder it cannot write to is a config error
+            from connector.record import FeedRecorder
+
+            self.recorder = FeedRecorder(name, cfg.record, [i.symbol for i in cfg.instruments],
+                                         cfg.path)  # fmt: skip
+        try:
+            self.shm = ShmServer(name, venue, cfg.instruments, cfg.connector)
+        except BaseException:
+            self._close_recorder()
+            raise
         self.router = Router(self.shm, cfg, cfg.instruments)
-        self.core = ConnectorCore(self.shm, self.router, cfg.instruments)
+        self.core = ConnectorCore(self.shm, self.router, cfg.instruments, self.recorder)
         try:
             self.venue = registry.spec(venue).factory(cfg, self.core)
         except BaseException:
             self.shm.close()  # a failed start leaves no segment behind
+            self._close_recorder()
             raise
         self.router.venue = self.venue
         self.metrics = None
@@ -60,6 +71,11 @@ class Connector:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _close_recorder(self) -> None:
+        """Writes the recorded files still open (after the venue's last publish)."""
+        if self.recorder is not None:
+            self.recorder.close()
 
     def _on_bell(self) -> None:
         self.shm.drain_bell()
@@ -134,6 +150,7 @@ class Connector:
                 metrics_runner = await self.metrics.serve(self.cfg.metrics)
             except OSError as e:
                 self.shm.close()
+                self._close_recorder()
                 raise ValueError(f"[metrics] cannot listen on {self.cfg.metrics.host}:"
                                  f"{self.cfg.metrics.port}: {e.strerror}") from None
         self._warm_up()
@@ -163,6 +180,7 @@ class Connector:
             for s in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(s)
             self.shm.close()
+            self._close_recorder()
             log.info("connector %r stopped", self.name)
 
     async def _shutdown(self) -> None:

@@ -17,19 +17,25 @@ log = logging.getLogger(__name__)
 
 
 class ConnectorCore(Core):
-    def __init__(self, shm, router, instruments):
+    def __init__(self, shm, router, instruments, recorder=None):
         self._shm = shm
         self._router = router
         self._symbols = [i.symbol for i in instruments]
         self._lost: set[str] = set()  # connections whose loss the bots were told of
         # the hot path: a venue's publish is the ring's, with no frame of ours between
         self.publish = shm.publish
+        # [record]: the ring's publish, then a copy to the feed recorder (connector.record)
+        self._recorder = recorder
+        if recorder is not None:
+            self.publish = recorder.tap(shm.publish)
 
     def publish(self, inst: int, events: np.ndarray, n: int) -> None:
         self._shm.publish(inst, events, n)
 
     def write_snapshot(self, inst: int, book, ts: int) -> None:
         self._shm.write_snapshot(inst, book, ts)
+        if self._recorder is not None:
+            self._recorder.at_snapshot(inst, book)  # where recorded files rotate
 
     def book_reset(self, inst: int, why: str) -> None:
         self._shm.count_resync(inst)
