@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from numba import njit
 
 import hftlive
 from connector.matching import REJECT_GTX_WOULD_CROSS
@@ -287,5 +288,39 @@ def test_slow_reader_resyncs_from_the_snapshot(make_connector):
         d = hbt.depth(0)
         assert np.isfinite(d.best_bid) and d.best_bid < d.best_ask
         assert ConnectorView(c.name).bots()[0]["bot_id"] == int(hbt.bot_id)
+    finally:
+        hbt.close()
+
+
+@njit
+def _two_steps_around_busy_work(hbt, d, busy_ns, out):
+    """elapse(d); then the strategy works busy_ns without calling the bot; elapse(d) again.
+    out: each elapse's return code and how long each call took (ns, the bot's clock)."""
+    hbt.elapse(1)  # the step the next one counts from
+    t = hbt.current_timestamp
+    out[0] = hbt.elapse(d)
+    t1 = hbt.current_timestamp
+    out[1] = t1 - t
+    while hbt.current_timestamp - t1 < busy_ns:
+        pass
+    t2 = hbt.current_timestamp
+    out[2] = hbt.elapse(d)
+    out[3] = hbt.current_timestamp - t2
+
+
+def test_elapse_counts_its_duration_from_the_last_wait_return(connector):
+    """As hftbacktest's clock advances by d from current_timestamp, elapse(d) returns d after
+    the previous wait returned, so a loop of elapse(d) steps every d whatever the strategy's
+    own time between calls: after longer work than d, the next elapse(d) only polls once.
+    (Before: every elapse blocked d from its own entry, and the loop's period drifted.)"""
+    hbt = _bot(connector.name)
+    try:
+        wait_book(hbt)
+        out = np.zeros(4, np.int64)
+        d = 2_000_000_000
+        _two_steps_around_busy_work(hbt, d, 2_500_000_000, out)
+        assert out[0] == 0 and out[2] == 0
+        assert out[1] >= d - 500_000_000  # a full step: d from the previous return, read just after it
+        assert out[3] < d // 2  # the second found its d already passed: one poll, no 2 s wait
     finally:
         hbt.close()
