@@ -158,10 +158,18 @@ class HbtOrder:
 
 @dataclass(slots=True)
 class Response:
-    """One response of the exchange (or a technical rejection), as the local side gets it."""
+    """One response of the exchange (or a technical rejection), as the local side gets it.
+
+    ``req`` is the request kind it answers (NEW, CANCELED, REPLACED), 0 for a fill caused
+    by market data. ``fills`` lists what this response executed, (price_tick, qty, maker)
+    per piece: hftbacktest's Order carries only the last piece of a taker walk across
+    levels, a venue account needs each one.
+    """
 
     local_recv_ts: int
     order: HbtOrder
+    req: int = 0
+    fills: tuple = ()
 
 
 @dataclass(slots=True)
@@ -507,6 +515,7 @@ class HbtExchange:
         self._to_exch = _Bus()
         self._to_local = _Bus()
         self._filled: list[int] = []
+        self._taken: list[tuple] = []  # taker pieces of the request being handled
 
     # ------------------------------------------------------------ local side: requests
 
@@ -534,10 +543,11 @@ class HbtExchange:
     def _request(self, order: HbtOrder, local_ts: int, orig) -> None:
         lat = self.latency.entry(local_ts)
         if lat < 0:  # a technical rejection, received back after -lat
+            kind = order.req
             order.req = REJECTED
             if orig is not None:
                 order.price_tick, order.qty = orig
-            self._to_local.append(local_ts - lat, order)
+            self._to_local.append(local_ts - lat, Response(0, order, kind))
         else:
             self._to_exch.append(local_ts + lat, order)
 
@@ -546,9 +556,14 @@ class HbtExchange:
         out = []
         items = self._to_local.items
         while items and (until_ts is None or items[0][0] <= until_ts):
-            ts, o = items.popleft()
-            out.append(Response(ts, o))
+            ts, r = items.popleft()
+            r.local_recv_ts = ts
+            out.append(r)
         return out
+
+    def next_response_ts(self) -> int | None:
+        """When the next response in flight reaches the local side."""
+        return self._to_local.items[0][0] if self._to_local.items else None
 
     def next_arrival_ts(self) -> int | None:
         """When the next request in flight reaches the exchange."""
@@ -562,13 +577,14 @@ class HbtExchange:
         while items and items[0][0] <= ts:
             at, order = items.popleft()
             req, order.req = order.req, NONE
+            self._taken = []
             if req == NEW:
                 self._ack_new(order, at)
             elif req == CANCELED:
                 order = self._ack_cancel(order, at)
             else:
                 self._ack_modify(order, at)
-            self._respond(order)
+            self._respond(order, req, tuple(self._taken))
 
     def process(self, ev: int, exch_ts: int, px: float, qty: float) -> None:
         """One event of the capture, in exch_ts order (only EXCH_EVENT ones matter).
@@ -674,10 +690,13 @@ class HbtExchange:
         s.trading_volume += qty
         s.trading_value += value
         if respond:
-            self._respond(o)
+            self._respond(o, 0, ((o.exec_price_tick, qty, maker),))
+        else:  # a taker piece: answered with the request
+            self._taken.append((o.exec_price_tick, qty, maker))
 
-    def _respond(self, o: HbtOrder) -> None:
-        self._to_local.append(o.exch_ts + self.latency.response(o.exch_ts), replace(o, q=None))
+    def _respond(self, o: HbtOrder, req: int, fills: tuple) -> None:
+        at = o.exch_ts + self.latency.response(o.exch_ts)
+        self._to_local.append(at, Response(0, replace(o, q=None), req, fills))
 
     def _remove_filled(self) -> None:
         for oid in self._filled:
