@@ -406,3 +406,90 @@ def test_the_queue_model_setting_changes_the_fills(events):
     fills = [{r for r in rows if r[2] == FILLED} for rows in (averse[0], prob[0])]
     assert fills[0] != fills[1]
     assert averse[2][0] != prob[2][0]  # and so the position differs
+
+
+# ------------------------------------------------------------------ pinned details
+
+EX_BID = EXCH_EVENT | LOCAL_EVENT | (1 << 29) | 1
+EX_ASK = EXCH_EVENT | LOCAL_EVENT | (1 << 28) | 1
+SELL_TRADE = EXCH_EVENT | LOCAL_EVENT | (1 << 28) | 2
+
+
+def test_partial_fill_order_filled_to_exactly_zero_is_removed_where_hftbacktest_errors():
+    """The one deliberate difference: in 2.4.4's PartialFillExchange an order that a trade
+    at its price fills exactly to zero leaves stays in the exchange's book as FILLED, and the
+    next trade that reaches it fails the whole backtest (elapse returns 14,
+    INVALID_ORDER_STATUS). The engine removes it and goes on."""
+    from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
+    from hftbacktest.types import event_dtype
+
+    rows = [(EX_BID, 1000, 1001, 100.0, 1.0, 0, 0, 0.0), (EX_ASK, 1000, 1001, 101.0, 1.0, 0, 0, 0.0),
+            (SELL_TRADE, 5000, 5001, 100.0, 1.5, 0, 0, 0.0),  # front 1.0 - 1.5: fills 0.5
+            (SELL_TRADE, 6000, 6001, 100.0, 0.1, 0, 0, 0.0),  # reaches the filled order
+            (EX_BID, 9000, 9001, 99.0, 1.0, 0, 0, 0.0)]  # fmt: skip
+    data = np.array(rows, event_dtype)
+    a = (BacktestAsset().data(data).linear_asset(1.0).tick_size(1.0).lot_size(0.1)
+         .constant_order_latency(0, 0).risk_adverse_queue_model().partial_fill_exchange()
+         .trading_value_fee_model(0.0, 0.0))  # fmt: skip
+    hbt = HashMapMarketDepthBacktest([a])
+    assert hbt.elapse(1500) == 0 and hbt.current_timestamp == 2500  # from the first event
+    assert hbt.submit_buy_order(0, 1, 100.0, 0.5, GTC, LIMIT, False) == 0
+    assert hbt.elapse(3000) == 0 and hbt.orders(0).get(1).status == FILLED
+    assert hbt.elapse(2000) == 14  # hftbacktest: InvalidOrderStatus, the run is over
+    hbt.close()
+
+    ex = HbtExchange(1.0, 0.1, "partial_fill")
+    for e in rows[:2]:
+        ex.process(e[0], e[1], e[3], e[4])
+    ex.submit(HbtOrder(1, BUY, 100, 0.5), 2500)
+    for e in rows[2:]:
+        ex.process(e[0], e[1], e[3], e[4])
+    got = [(r.order.status, r.order.leaves_qty, r.fills) for r in ex.responses()]
+    assert got == [(NEW, 0.5, ()), (FILLED, 0.0, ((100, 0.5, True),))]
+    assert ex.orders == {} and ex.state.position == 0.5
+
+
+def test_prob_queue_follows_rusts_float_rules():
+    """An order alone at an emptied level: front = back = 0 makes PowerProbQueueFunc's prob
+    0/0 = NaN, and Rust's f64::min ignores a NaN, so the front becomes the new qty."""
+    from connector.hbt_exchange import ProbQueueModel, power_prob
+
+    m = ProbQueueModel(power_prob(3.0))
+    o = HbtOrder(1, BUY, 100, 1.0, q=[0.0, 0.0])
+    m.depth(o, 0.0, 2.0)  # grew: what joined is behind
+    assert o.q == [0.0, 0.0]
+    o.q = [0.0, 0.0]
+    m.depth(o, 0.0, 0.0)  # no change, prob NaN
+    assert o.q[0] == 0.0
+    o.q = [3.0, 0.0]
+    m.depth(o, 4.0, 2.0)  # front 3, back 1, chg 2: prob = 1 / (1 + 27)
+    p = 1 / 28
+    assert o.q[0] == pytest.approx(min(3.0 - (1 - p) * 2.0 + min(1.0 - p * 2.0, 0.0), 2.0))
+
+
+def test_interpolated_latency_and_the_order_bus():
+    """IntpOrderLatency interpolates entry on req_ts and response on exch_ts, holds the ends,
+    and turns a row with exch_ts <= 0 into a technical rejection; the bus never lets a
+    request overtake an earlier one."""
+    rows = [(1000, 1100, 1300), (2000, 2300, 2400), (3000, 0, 3500), (4000, 4010, 4020)]
+    lat = IntpOrderLatency(rows)
+    assert lat.entry(500) == 100  # before the first row: the first row's
+    assert lat.entry(1500) == 200  # halfway between 100 and 300
+    assert lat.entry(2500) == -450  # next to a rejected row: -(round trip), interpolated
+    assert lat.entry(9000) == 10  # after the last row: the last row's
+    assert IntpOrderLatency(rows).response(1700) == 150  # between 200 (at 1100) and 100
+    ex = HbtExchange(1.0, 1.0, latency=IntpOrderLatency(rows))
+    ex.process(EX_BID, 0, 100.0, 5.0)
+    ex.process(EX_ASK, 0, 101.0, 5.0)
+    ex.submit(HbtOrder(1, BUY, 99, 1.0), 1999)  # arrives at 1999 + 299
+    ex.submit(HbtOrder(2, BUY, 98, 1.0), 2100)  # technically rejected, heard at 2100 + 410
+    ex.submit(HbtOrder(3, BUY, 97, 1.0), 2150)  # rejected too
+    assert ex.next_arrival_ts() == 2298
+    ex.advance(10_000)
+    got = {r.order.order_id: (r.local_recv_ts, r.order.req, r.order.status) for r in ex.responses()}
+    assert got[2] == (2510, REJECTED, NONE) and got[1][2] == NEW
+    const = HbtExchange(1.0, 1.0, latency=ConstantLatency(50, 5))
+    const.submit(HbtOrder(1, BUY, 99, 1.0), 100)
+    const.latency = ConstantLatency(10, 5)  # a later request with a shorter latency
+    const.submit(HbtOrder(2, BUY, 98, 1.0), 110)
+    assert list(const._to_exch.items)[1][0] == 150  # waits behind the first (OrderBus)
