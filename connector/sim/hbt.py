@@ -212,11 +212,10 @@ def check(cfg) -> None:
         raise ConfigError(f"{p}: sim.exchange must be one of {', '.join(known)}, got "
                           f"{sim.exchange!r}")  # fmt: skip
     if sim.exchange == "default":
-        from connector.sim import SimConfig
-
+        fields = type(sim).__dataclass_fields__
         for k in ("queue_model", "queue_power", "order_latency", "entry_latency_ns",
                   "response_latency_ns", "order_latency_file"):  # fmt: skip
-            if getattr(sim, k) != SimConfig.__dataclass_fields__[k].default:
+            if getattr(sim, k) != fields[k].default:
                 raise ConfigError(f"{p}: sim.{k} applies to hftbacktest's exchange models "
                                   f"only: set sim.exchange to one of {', '.join(EXCHANGES)}")  # fmt: skip
         return
