@@ -21,7 +21,9 @@ the bot acts on wall time, so when it acts relative to the market depends on sch
 and on the replay speed (at `speed = 0` the market runs ahead of any latency), and the
 exchange can only see an event when the replay reads it, not feed-latency earlier; so
 orders are handled in the right order relative to the market, but responses may reach the
-bot later than in a backtest. The model itself (matching, queues, latencies, fees) is the
+bot later than in a backtest. Feed latency is the replay's (each event keeps its capture
+latency, a negative one clamped to 0), where hftbacktest's converter shifts the whole
+capture so its smallest latency is 0. The model itself (matching, queues, latencies, fees) is the
 backtest's, proven against hftbacktest in tests/test_hbt_exchange.py.
 """
 
