@@ -43,6 +43,9 @@ REJECT_UNKNOWN_ORDER     9    REJECT_UNKNOWN_ORDER  cancel/modify of a non-open 
 REJECT_SAME_ORDER        10   REJECT_NO_CHANGE      modify with same px and qty
 REJECT_REDUCE_ONLY       11   REJECT_REDUCE_ONLY    reduce-only that cannot reduce (the sim
                                                    venue's check: the engine keeps no position)
+REJECT_TECHNICAL         12   REJECT_VENUE_BUSY     hftbacktest's order latency data rejected
+                                                   the request (a row with exch_ts <= 0;
+                                                   the sim with exchange != "default")
 ======================== ==== ===================== =======================================
 
 Not used: -4014 (price off the tick grid cannot happen with integer ticks), -2021 (it
@@ -98,6 +101,7 @@ REJECT_FOK_NOT_FILLED = 8
 REJECT_UNKNOWN_ORDER = 9
 REJECT_SAME_ORDER = 10
 REJECT_REDUCE_ONLY = 11
+REJECT_TECHNICAL = 12
 
 REASONS = {
     REJECT_INVALID_QTY: R.REJECT_INVALID_QTY,
@@ -111,6 +115,7 @@ REASONS = {
     REJECT_UNKNOWN_ORDER: R.REJECT_UNKNOWN_ORDER,
     REJECT_SAME_ORDER: R.REJECT_NO_CHANGE,
     REJECT_REDUCE_ONLY: R.REJECT_REDUCE_ONLY,
+    REJECT_TECHNICAL: R.REJECT_VENUE_BUSY,
 }
 MESSAGES = {
     REJECT_INVALID_QTY: "quantity less than or equal to zero",
@@ -124,6 +129,7 @@ MESSAGES = {
     REJECT_UNKNOWN_ORDER: "unknown order",
     REJECT_SAME_ORDER: "the modify changes nothing",
     REJECT_REDUCE_ONLY: "the reduce-only order would not reduce the position",
+    REJECT_TECHNICAL: "rejected for technical reasons (the order latency data's rejection)",
 }
 
 MAX_SWEEP_LEVELS = 1000  # deepest level a taker order walks

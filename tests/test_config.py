@@ -248,3 +248,64 @@ def test_every_example_config_loads_and_passes_its_venues_checks(name):
     # load_config runs the venue's `check` too (not its preflight: no keys needed here)
     cfg = load_config(ROOT / "examples" / name, EXAMPLES[name])
     assert cfg.instruments and cfg.venue == EXAMPLES[name]
+
+
+def _latency_file(tmp_path, rows, name="lat.npz", fields=("req_ts", "exch_ts", "resp_ts")):
+    import numpy as np
+
+    dt = np.dtype([(f, "i8") for f in fields])
+    arr = np.array([tuple(r) for r in rows], dt)
+    p = tmp_path / name
+    np.savez(p, data=arr) if name.endswith(".npz") else np.save(p, arr)
+    return p
+
+
+def test_hftbacktest_exchange_settings_load(tmp_path):
+    lat = _latency_file(tmp_path, [(0, 10, 20), (100, 115, 130)])
+    cfg, _ = _load(tmp_path, GOOD + f"""
+[sim]
+exchange = "partial_fill"
+queue_model = "power_prob3"
+queue_power = 2.0
+order_latency = "intp"
+order_latency_file = "{lat.name}"
+maker_fee = -0.0001
+taker_fee = 0.0004
+""")  # fmt: skip
+    s = cfg.section
+    assert (s.exchange, s.queue_model, s.order_latency) == ("partial_fill", "power_prob3", "intp")
+    assert s.queue_power == 2.0
+    assert s.order_latency_file == str(lat)
+    assert SimConfig().exchange == "default"  # today's engine unless asked
+
+
+@pytest.mark.parametrize("lines,expect", [
+    ('exchange = "partial"', r"sim\.exchange must be one of default, no_partial_fill, partial_fill"),
+    ('queue_model = "power_prob"', r"sim\.queue_model applies to hftbacktest's exchange models only"),
+    ('exchange = "no_partial_fill"\nqueue_model = "powerprob"', r"sim\.queue_model must be one of risk_averse, power_prob"),
+    ('exchange = "no_partial_fill"\nqueue_power = 0', r"sim\.queue_power must be in \(0, 100\], got 0"),
+    ('exchange = "no_partial_fill"\norder_latency = "interpolated"', r'sim\.order_latency must be "constant" or "intp"'),
+    ('exchange = "no_partial_fill"\norder_latency = "intp"', r"needs sim\.order_latency_file"),
+    ('exchange = "no_partial_fill"\nentry_latency_ns = -1', r"sim\.entry_latency_ns must be in \[0, 6e\+10\], got -1"),
+    ('exchange = "no_partial_fill"\norder_latency_file = "lat.npz"', r'order_latency_file is read with order_latency = "intp" only'),
+    ('exchange = "no_partial_fill"\norder_latency = "intp"\norder_latency_file = "nope.npz"', r"nope\.npz does not exist"),
+])  # fmt: skip
+def test_hftbacktest_exchange_mistakes_are_specific_errors(tmp_path, lines, expect):
+    _latency_file(tmp_path, [(0, 10, 20)])
+    with pytest.raises(ConfigError, match=expect) as e:
+        _load(tmp_path, f"{GOOD}\n[sim]\n{lines}\n")
+    assert str(tmp_path / "c.toml") in str(e.value)
+
+
+@pytest.mark.parametrize("rows,fields,expect", [
+    ([(0, 10)], ("req_ts", "exch_ts"), r"needs fields req_ts, exch_ts, resp_ts"),
+    ([], ("req_ts", "exch_ts", "resp_ts"), r"has no rows"),
+    ([(100, 110, 120), (50, 60, 70)], ("req_ts", "exch_ts", "resp_ts"), r"req_ts must not decrease"),
+    ([(100, 90, 120)], ("req_ts", "exch_ts", "resp_ts"), r"row 0 has"),
+])  # fmt: skip
+def test_bad_order_latency_data_is_a_config_error(tmp_path, rows, fields, expect):
+    _latency_file(tmp_path, rows, "lat.npy", fields)
+    text = (f'{GOOD}\n[sim]\nexchange = "no_partial_fill"\norder_latency = "intp"\n'
+            f'order_latency_file = "lat.npy"\n')  # fmt: skip
+    with pytest.raises(ConfigError, match=expect):
+        _load(tmp_path, text)

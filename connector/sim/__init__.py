@@ -11,6 +11,20 @@ Config (`[sim]` in the connector TOML)::
     seed, maker_fee, taker_fee   the synthetic market's seed; fees as fractions of notional
     tick_interval_ms, levels, volatility_bp, trades_per_tick   the synthetic market
     at_end = "stop"              replay end: stop the connector (bots see elapse() == 1)
+
+    hftbacktest's exchange model (connector.hbt_exchange, wired by connector.sim.hbt), with
+    the meaning of hftbacktest's BacktestAsset settings of the same names:
+    exchange = "default"         "default": connector.matching (Binance's order rules, no
+                                 latency); "no_partial_fill" / "partial_fill": hftbacktest's
+                                 NoPartialFillExchange / PartialFillExchange
+    queue_model = "risk_averse"  risk_averse, power_prob, power_prob2, power_prob3,
+                                 log_prob, log_prob2 (hftbacktest's *_queue_model)
+    queue_power = 3.0            the n of the power_prob queue models
+    order_latency = "constant"   "constant": entry_latency_ns, response_latency_ns
+                                 (constant_order_latency); "intp": order_latency_file, an
+                                 .npz/.npy of (req_ts, exch_ts, resp_ts) rows
+                                 (intp_order_latency)
+    maker_fee, taker_fee         trading_value_fee_model(maker_fee, taker_fee)
 """
 
 from __future__ import annotations
@@ -39,6 +53,17 @@ class SimConfig:
     volatility_bp: float = rng(1.0, 0.0, 1000.0)
     trades_per_tick: float = rng(3.0, 0.0, 10_000.0)  # synthetic market: mean trades per interval
     at_end: str = "stop"  # replay end: "stop" the connector (bots see elapse() == 1)
+    # the matching engine: "default" (connector.matching), or hftbacktest's exchange model
+    # "no_partial_fill" / "partial_fill" (connector.hbt_exchange); the keys below apply to
+    # the latter only and mean what hftbacktest's settings of the same names mean
+    exchange: str = "default"
+    queue_model: str = "risk_averse"  # risk_averse, power_prob(2/3), log_prob(2)
+    queue_power: float = rng(3.0, 0.0, 100.0, lo_open=True)  # n of the power_prob models
+    order_latency: str = "constant"  # "constant" or "intp" (interpolated from a file)
+    entry_latency_ns: int = rng(0, 0, 60_000_000_000)  # constant: request to exchange
+    response_latency_ns: int = rng(0, 0, 60_000_000_000)  # constant: exchange to bot
+    # intp: hftbacktest's order latency rows (req_ts, exch_ts, resp_ts), .npz or .npy
+    order_latency_file: str = path_field("")
 
 
 def _check(cfg) -> None:
@@ -48,6 +73,9 @@ def _check(cfg) -> None:
             if not getattr(inst, k) > 0:
                 raise ConfigError(f"{p}: instruments[{i}].{k} must be > 0 for the sim venue")
     sim = cfg.section
+    from connector.sim import hbt
+
+    hbt.check(cfg)
     if sim.at_end not in ("stop",):
         raise ConfigError(f'{p}: sim.at_end must be "stop", got {sim.at_end!r}')
     if sim.data:

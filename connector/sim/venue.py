@@ -3,7 +3,9 @@
 Market data goes through the same path as a real venue's: each update is applied to the
 connector's authoritative book (hftlive.depth.DepthBook), published as one atomic batch of
 hftbacktest events on the instrument's ring, and shown to the matching engine, which fills
-the bots' orders (connector.matching). Order changes go to the core as OrderReports.
+the bots' orders: connector.matching by default, or hftbacktest's exchange model with its
+latencies (`[sim] exchange = "no_partial_fill"`/`"partial_fill"`, connector.sim.hbt).
+Order changes go to the core as OrderReports.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from connector.matching import (
     Report,
     SimOrder,
 )
+from connector.sim.hbt import HbtMarket, make_exchange
 from connector.sim.replay import run_replay
 from connector.sim.synthetic import run_synthetic
 from connector.venue import Core, NewOrder, OrderReport, Venue
@@ -36,13 +39,24 @@ class SimInstrument(RecordingBook):
     """One instrument of the sim: its book, its batch, and the matching engine that
     watches every level change."""
 
-    def __init__(self, idx: int, cfg, fees: tuple[float, float]):
+    def __init__(self, idx: int, cfg, fees: tuple[float, float], hbt: HbtMarket | None = None):
         super().__init__(idx, cfg)
-        self.engine = MatchingEngine(self.book, cfg.lot_size)
+        # exactly one of the two engines
+        self.hbt = hbt
+        self.engine = MatchingEngine(self.book, cfg.lot_size) if hbt is None else None
         self.maker_fee, self.taker_fee = fees
+        self.wake = None  # the timer of the hbt engine's next due request or response
 
     def on_level(self, side: int, tick: int, qty: float) -> None:
-        self.engine.on_depth(side, tick, qty, self.exch_ts)
+        if self.hbt is not None:
+            self.hbt.depth(side, tick * self.tick_size, qty, self.exch_ts, self.local_ts)
+        else:
+            self.engine.on_depth(side, tick, qty, self.exch_ts)
+
+    def clear(self) -> None:
+        super().clear()
+        if self.hbt is not None:
+            self.hbt.clear(self.exch_ts)
 
 
 class SimVenue(Venue):
@@ -53,7 +67,13 @@ class SimVenue(Venue):
         self.sim = cfg.section
         self.core = core
         fees = (self.sim.maker_fee, self.sim.taker_fee)
-        self.insts = [SimInstrument(i, c, fees) for i, c in enumerate(cfg.instruments)]
+        self.insts = []
+        for i, c in enumerate(cfg.instruments):
+            hbt = None
+            if self.sim.exchange != "default":
+                ex = make_exchange(self.sim, c.tick_size, c.lot_size, f"{cfg.path}: sim")
+                hbt = HbtMarket(ex)
+            self.insts.append(SimInstrument(i, c, fees, hbt))
         self.by_symbol = {s.symbol.lower(): s for s in self.insts}
         self._stop = asyncio.Event()
         self._sides: dict[int, int] = {}  # key -> side, for fees and fills
@@ -79,18 +99,45 @@ class SimVenue(Venue):
                                         reject_code=REJECT_REDUCE_ONLY)], REQ_SUBMIT)  # fmt: skip
                 return
             qty = min(qty, abs(pos))
+        if s.hbt is not None:  # answered after the order latency (connector.sim.hbt)
+            s.hbt.submit(order.key, order.side, order.price_tick, qty, order.tif,
+                         order.order_type, time.time_ns())  # fmt: skip
+            self._pump(s)
+            return
         o = SimOrder(key=order.key, side=order.side, px_tick=order.price_tick, qty=qty,
                      tif=order.tif, order_type=order.order_type)  # fmt: skip
         self._report(s, s.engine.submit(o, self._now(s)), REQ_SUBMIT)
 
     def cancel(self, key: int, inst: int, leaving: bool = False) -> None:
-        # the engine answers at once: no order of the sim is ever of unknown outcome
+        # the engine answers (at once, or after the order latency): no order of the sim is
+        # ever of unknown outcome
         s = self.insts[inst]
+        if s.hbt is not None:
+            s.hbt.cancel(key, time.time_ns())
+            self._pump(s)
+            return
         self._report(s, s.engine.cancel(key, self._now(s)), REQ_CANCEL)
 
     def modify(self, key: int, inst: int, price_tick: int, qty: float) -> None:
         s = self.insts[inst]
+        if s.hbt is not None:
+            s.hbt.modify(key, price_tick, qty, time.time_ns())
+            self._pump(s)
+            return
         self._report(s, s.engine.modify(key, price_tick, qty, self._now(s)), REQ_MODIFY)
+
+    def _pump(self, s: SimInstrument) -> None:
+        """Reports what the hbt engine has due by now, and sets a timer for what is next."""
+        now = time.time_ns()
+        for _key, reports, completes in s.hbt.due(now):
+            self._report(s, reports, completes)
+        if s.wake is not None:
+            s.wake.cancel()
+            s.wake = None
+        at = s.hbt.next_wake_ns()
+        if at is not None and not self.stopped():
+            delay = max(0.0, (at - now) / 1e9)
+            s.wake = asyncio.get_running_loop().call_later(delay, self._pump, s)
 
     def reference_price(self, inst: int) -> float:
         return self.insts[inst].mid()
@@ -134,10 +181,17 @@ class SimVenue(Venue):
 
     def on_book(self, s: SimInstrument) -> None:
         """After the feed published a book change: the engine sees the new book."""
+        if s.hbt is not None:  # it saw each level (on_level)
+            self._pump(s)
+            return
         self._report(s, s.engine.on_book(s.exch_ts))
 
     def on_trade(self, s: SimInstrument, aggressor: int, px: float, qty: float) -> None:
         """After the feed published a trade: it may fill resting orders."""
+        if s.hbt is not None:
+            s.hbt.trade(aggressor, px, qty, s.exch_ts, s.local_ts)
+            self._pump(s)
+            return
         tick = round(px / s.tick_size)
         self._report(s, s.engine.on_trade(aggressor, tick, qty, s.exch_ts))
 
