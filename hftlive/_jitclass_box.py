@@ -26,6 +26,8 @@ from typing import Any
 _OUR_CLASSES: set[str] = set()
 # class name (a trailing "_" makes it a prefix) -> [(parameter, convert, {method: refused})]
 _GUARDS: dict[str, list[tuple[str, Callable[[Any], Any], dict[str, Any]]]] = {}
+# class name (prefix as above) -> {Python-side name: the method it calls}
+_ALIASES: dict[str, dict[str, str]] = {}
 
 
 def register(*classnames: str) -> None:
@@ -40,10 +42,22 @@ def guard(classname: str, param: str, convert: Callable[[Any], Any], refused: di
     _GUARDS.setdefault(classname, []).append((param, convert, refused))
 
 
-def _guards_of(classname: str):
-    for key, gs in _GUARDS.items():
+def alias(classname: str, names: dict[str, str]) -> None:
+    """Python calls `name` on `classname`'s instances as method `names[name]`: for members
+    that njit code reaches as an overload (inlined) rather than a jitclass method."""
+    _OUR_CLASSES.add(classname)
+    _ALIASES.setdefault(classname, {}).update(names)
+
+
+def _matching(table: dict, classname: str):
+    for key, v in table.items():
         if classname == key or (key.endswith("_") and classname.startswith(key)):
-            yield from gs
+            yield v
+
+
+def _guards_of(classname: str):
+    for gs in _matching(_GUARDS, classname):
+        yield from gs
 
 
 def _guarded(method, py_func, param: str, convert, refused_value):
@@ -92,9 +106,14 @@ def _install() -> bool:
             ):  # fmt: skip
                 continue
             dct[name] = boxing._generate_method(name, func)
+        aliases: dict[str, str] = {}
+        for names in _matching(_ALIASES, typ.classname):
+            aliases.update(names)
+        for name, target in aliases.items():
+            dct[name] = boxing._generate_method(target, typ.methods[target])
         for param, convert, refused in _guards_of(typ.classname):
             for name, value in refused.items():
-                func = typ.methods[name]
+                func = typ.methods[aliases.get(name, name)]
                 dct[name] = _guarded(dct[name], func, param, convert, value)
         for name, func in typ.static_methods.items():
             dct[name] = boxing._generate_method(name, func)

@@ -17,8 +17,17 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.experimental import jitclass
+from numba.core import cgutils
+from numba.core.datamodel import default_manager, models
+from numba.experimental.jitclass.base import (
+    ClassBuilder,
+    InstanceModel,
+    ctor_impl,
+    register_class_type,
+)
+from numba.extending import intrinsic, overload_method
 
 from hftlive import _jitclass_box, signals
 from hftlive import botfn as f
@@ -88,7 +97,7 @@ _resp_consume = extern(f.resp_consume)
 _md_consume = extern(f.md_consume)
 _housekeep = extern(f.housekeep)
 _wait_spin = extern(f.wait_spin)
-_wait_begin = extern(f.wait_begin)
+
 
 _CB_HANDLERS: dict[int, object] = {}  # bot key -> its Python session (has callbacks)
 _SESSIONS: dict[int, object] = {}  # bot key -> its Python session
@@ -119,7 +128,7 @@ def _close_dispatch(key):
 
 
 @nb.njit(inline="always")
-def _wait(self, mode, duration, include_resp, wait_asset, wait_id):
+def _wait(self, mode, duration, include_resp, wait_asset, wait_id, refusal=0):
     """Every LiveBot wait. Inlined into the calling method (numba IR), which LLVM inlines
     into the strategy: a call that passed the bot to a function would cost a reference-
     count increment and decrement of it, atomics that were most of `elapse(1)`.
@@ -127,16 +136,136 @@ def _wait(self, mode, duration, include_resp, wait_asset, wait_id):
     Polling (botfn.wait_begin, wait_spin) reads raw addresses and is compiled once and
     cached; `_wait_more` applies what it finds. `elapse` counts its duration from the
     last wait's return: a step costs one clock read, and a loop of elapse(d) steps every
-    d whatever the strategy's own time between calls (up to d).
+    d whatever the strategy's own time between calls (up to d). A non-zero `refusal` is
+    returned without waiting. Straight-line code only: numba's SSA pass warns about a
+    variable assigned in branches of an inlined function.
     """
-    ev, deadline = _wait_begin(self.p_sig, self.p_ctrl, self.p_cursor, self.p_md_ws,
-                               self.p_resp_w, self.p_resp_r, self.tpn, mode == MODE_ELAPSE,
-                               np.int64(duration), np.int64(wait_asset), np.int64(wait_id))  # fmt: skip
+    me = _meminfo_of(self)  # the slow path gets the bot back from these two, so that
+    kind = _type_of(self)  # `self` is not live across the calls (no reference count)
+    ev, deadline = f.wait_begin(self.p_sig, self.p_ctrl, self.p_cursor, self.p_md_ws,
+                                self.p_resp_w, self.p_resp_r, self.tpn, mode == MODE_ELAPSE,
+                                np.int64(duration), np.int64(wait_asset), np.int64(wait_id),
+                                np.int64(refusal))  # fmt: skip
+    return _wait_end(kind, me, mode, include_resp, deadline, ev)
+
+
+@nb.njit
+def _wait_end(kind, me, mode, include_resp, deadline, ev):
     if ev == f.EV_TIME:
         return 0  # the common case: nothing new, the time is up
     if ev < 0:
-        return -ev  # the run is over
-    return self._wait_more(mode, include_resp, deadline, ev)
+        return -ev  # the run is over, or the call was refused
+    return _instance_at(kind, me)._wait_more(mode, include_resp, deadline, ev)
+
+
+@intrinsic
+def _meminfo_of(typingctx, inst):
+    """The address of a jitclass instance's meminfo (no reference taken)."""
+    sig = types.int64(inst)
+
+    def codegen(context, builder, signature, args):
+        st = cgutils.create_struct_proxy(signature.args[0])(context, builder, value=args[0])
+        return builder.ptrtoint(st.meminfo, ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _type_of(typingctx, inst):
+    """The instance's numba type, as a value (a TypeRef: nothing at run time)."""
+    sig = types.TypeRef(inst)(inst)
+
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _instance_at(typingctx, kind, addr):
+    """The jitclass instance of type `kind` whose meminfo is at `addr` (_meminfo_of), as a
+    new reference. The caller must hold the instance alive (here: the strategy's bot)."""
+    inst_type = kind.instance_type
+    sig = inst_type(kind, types.int64)
+
+    def codegen(context, builder, signature, args):
+        st = cgutils.create_struct_proxy(inst_type)(context, builder)
+        mi = builder.inttoptr(args[1], st._get_ptr_by_name("meminfo").type.pointee)
+        st.meminfo = mi
+        data = context.nrt.meminfo_data(builder, mi)
+        st.data = builder.bitcast(data, st._get_ptr_by_name("data").type.pointee)
+        value = st._getvalue()
+        context.nrt.incref(builder, inst_type, value)
+        return value
+
+    return sig, codegen
+
+
+@nb.njit(inline="always")
+def _elapse(self, duration):
+    return _wait(self, MODE_ELAPSE, np.int64(duration), False, -1, np.uint64(0))
+
+
+@nb.njit(inline="always")
+def _wait_next_feed(self, include_order_resp, timeout):
+    return _wait(self, MODE_FEED, np.int64(timeout), include_order_resp, -1, np.uint64(0))
+
+
+@nb.njit(inline="always")
+def _wait_order_response(self, asset_no, order_id, timeout):
+    a = np.int64(asset_no)
+    ok, oid = order_id_arg(order_id)
+    return _wait(self, MODE_ORDER, np.int64(timeout), False, a, oid,
+                 _order_wait_refusal(a, self.n_assets, ok))
+
+
+@nb.njit
+def _order_wait_refusal(a, n_assets, id_ok):
+    if a < 0 or a >= n_assets:
+        return INSTRUMENT_NOT_FOUND
+    if not id_ok:
+        return INVALID_ORDER_REQUEST
+    return 0
+
+
+class LiveBotInstanceType(types.ClassInstanceType):
+    """The numba type of a LiveBot: a jitclass instance of its own type class, so that
+    members can be overloads for it alone (hftbacktest's jitclasses keep theirs)."""
+
+
+class LiveBotClassType(types.ClassType):
+    instance_type_class = LiveBotInstanceType
+
+    @property
+    def instance_type(self):
+        return LiveBotInstanceType(self)
+
+
+default_manager.register(LiveBotInstanceType, InstanceModel)
+default_manager.register(LiveBotClassType, models.OpaqueModel)
+# the constructor's lowering is looked up by the exact type class
+ClassBuilder.class_impl_registry.lower(LiveBotClassType, types.VarArg(types.Any))(ctor_impl)
+
+# The waits a strategy calls in its loop are overloads inlined into it, not jitclass
+# methods: calling a jitclass method increments and decrements the bot's reference count
+# (two atomic operations, most of an `elapse(1)` here); inlined, the wait reads the bot's
+# fields in place. Python calls the `_py_*` methods under the same names.
+_WAITS = ("elapse", "wait_next_feed", "wait_order_response")
+
+
+@overload_method(LiveBotInstanceType, "elapse", inline="always")
+def _ol_elapse(self, duration):
+    return _elapse.py_func
+
+
+@overload_method(LiveBotInstanceType, "wait_next_feed", inline="always")
+def _ol_wait_next_feed(self, include_order_resp, timeout):
+    return _wait_next_feed.py_func
+
+
+@overload_method(LiveBotInstanceType, "wait_order_response", inline="always")
+def _ol_wait_order_response(self, asset_no, order_id, timeout):
+    return _wait_order_response.py_func
 
 
 class _LiveBotBase:
@@ -308,23 +437,19 @@ class _LiveBotBase:
 
     # ----------------------------------------------------------------- waiting
 
-    def elapse(self, duration):
-        return _wait(self, MODE_ELAPSE, np.int64(duration), False, -1, np.uint64(0))
-
     def elapse_bt(self, duration):
         return 0  # live: a no-op, as in hftbacktest's live bot
 
-    def wait_next_feed(self, include_order_resp, timeout):
-        return _wait(self, MODE_FEED, np.int64(timeout), include_order_resp, -1, np.uint64(0))
+    # elapse, wait_next_feed and wait_order_response reach njit code as overloads inlined
+    # into it (below the class); Python calls these under those names (_jitclass_box.alias)
+    def _py_elapse(self, duration):
+        return _elapse(self, duration)
 
-    def wait_order_response(self, asset_no, order_id, timeout):
-        a = np.int64(asset_no)
-        if a < 0 or a >= self.cursor.shape[0]:
-            return INSTRUMENT_NOT_FOUND
-        ok, oid = order_id_arg(order_id)
-        if not ok:
-            return INVALID_ORDER_REQUEST
-        return _wait(self, MODE_ORDER, np.int64(timeout), False, a, oid)
+    def _py_wait_next_feed(self, include_order_resp, timeout):
+        return _wait_next_feed(self, include_order_resp, timeout)
+
+    def _py_wait_order_response(self, asset_no, order_id, timeout):
+        return _wait_order_response(self, asset_no, order_id, timeout)
 
     def _goto_end(self):
         """hftbacktest's HashMap backtest member: run until the end (here: until stopped)."""
@@ -528,6 +653,7 @@ _jitclass_box.register("HashMapMarketDepth", "OrderDict", "StateValues", "Order"
 # hftbacktest's order ids are u64: from Python, any of them works and a bad one gets 13
 _ORDER_ID_METHODS = ("submit_buy_order", "submit_sell_order", "cancel", "modify",
                      "wait_order_response")  # fmt: skip
+_jitclass_box.alias("LiveBot_", {name: f"_py_{name}" for name in _WAITS})
 _jitclass_box.guard("LiveBot_", "order_id", python_order_id,
                     dict.fromkeys(_ORDER_ID_METHODS, INVALID_ORDER_REQUEST))  # fmt: skip
 
@@ -541,7 +667,8 @@ def make_livebot_class(n_assets: int, n_conns: int):
     spec = [(name, typ if per is None else types.UniTuple(typ, count[per]))
             for name, typ, per, _ in FIELDS]  # fmt: skip
     body = dict(_LiveBotBase.__dict__, __init__=_INIT)
-    jc = jitclass(spec)(type(f"LiveBot_{n_assets}x{n_conns}", (), body))
+    jc = register_class_type(type(f"LiveBot_{n_assets}x{n_conns}", (), body), spec,
+                             LiveBotClassType, ClassBuilder)  # jitclass(spec), our type class
     _CLASSES[key] = jc
     return jc
 

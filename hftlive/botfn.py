@@ -362,10 +362,12 @@ def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadlin
 
 @nb.njit(cache=True)
 def wait_begin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, elapse, duration,
-               wait_asset, wait_id):  # fmt: skip
+               wait_asset, wait_id, refusal):  # fmt: skip
     """A wait's start and first spin: (EV_* bits, deadline), or (-code, 0) when the run is
-    already over. `elapse` counts `duration` from the last wait's return (C_LAST_TSC), as
+    already over or the call is refused (`refusal`, a return code, non-zero). `elapse` counts `duration` from the last wait's return (C_LAST_TSC), as
     hftbacktest's clock advances from current_timestamp; other waits from now."""
+    if refusal != 0:
+        return -refusal, 0
     if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0:
         return -END_OF_DATA, 0
     end = load_at(p_ctrl + 8 * C_END)
@@ -374,9 +376,10 @@ def wait_begin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, elapse
     duration = max(0, min(duration, MAX_WAIT_NS))
     t0 = load_at(p_ctrl + 8 * C_LAST_TSC) if elapse else rdtsc()
     deadline = t0 + np.int64(duration * tpn)
-    store_at(p_ctrl + 8 * C_WAIT_ASSET, wait_asset)
-    store_at(p_ctrl + 8 * C_WAIT_ID, wait_id)
-    store_at(p_ctrl + 8 * C_FOUND, 0)
+    if not elapse:
+        store_at(p_ctrl + 8 * C_WAIT_ASSET, wait_asset)
+        store_at(p_ctrl + 8 * C_WAIT_ID, wait_id)
+        store_at(p_ctrl + 8 * C_FOUND, 0)
     return wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadline), deadline
 
 
