@@ -30,7 +30,7 @@ import time
 
 from bench._common import ROOT, SimConnector, figure, machine_note, table, write_figures
 
-TARGET_BUILD_CACHED_S = 3.0
+TARGET_PROCESS_CACHED_S = 1.5  # issue 11: a cached start as hftbacktest's (aim: 1 s)
 CHILD_TIMEOUT_S = 110
 
 STRATEGY = """
@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         _row("LiveBot cached (same NUMBA_CACHE_DIR)", lb_warm),
     ]
     print(table(["what", "import s", "build s", "first elapse s", "process s"], rows))
-    ok = lb_warm["build"] <= TARGET_BUILD_CACHED_S
-    print(f"target: build <= {TARGET_BUILD_CACHED_S:g} s cached: {'PASS' if ok else 'MISS'} "
-          f"({lb_warm['build']:.2f} s)")  # fmt: skip
+    ok = lb_warm["process"] <= TARGET_PROCESS_CACHED_S
+    print(f"target: whole process <= {TARGET_PROCESS_CACHED_S:g} s cached: "
+          f"{'PASS' if ok else 'MISS'} ({lb_warm['process']:.2f} s)")  # fmt: skip
     print(
         f"ratios (LiveBot / hftbacktest, cached): build {lb_warm['build'] / hb_warm['build']:.1f}x,"
         f" build + first elapse "
