@@ -267,3 +267,14 @@ def extern(disp):
 
     call.__name__ = call.__qualname__ = f"extern_{disp.__name__}"
     return call
+
+
+@intrinsic
+def void_ptr(typingctx, addr):
+    """An int64 address as a void pointer (for numba.carray)."""
+    sig = types.voidptr(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return sig, codegen

@@ -20,17 +20,11 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.core.datamodel import default_manager, models
-from numba.experimental.jitclass.base import (
-    ClassBuilder,
-    InstanceModel,
-    ctor_impl,
-    register_class_type,
-)
 from numba.extending import intrinsic, overload_method
 
 from hftlive import _jitclass_box, signals
 from hftlive import botfn as f
+from hftlive._inline import jitclass_of, own_type_classes
 from hftlive._sys import extern, load_at, store_at, wall_ns
 from hftlive.constants import (
     END_OF_DATA,
@@ -228,23 +222,9 @@ def _order_wait_refusal(a, n_assets, id_ok):
     return 0
 
 
-class LiveBotInstanceType(types.ClassInstanceType):
-    """The numba type of a LiveBot: a jitclass instance of its own type class, so that
-    members can be overloads for it alone (hftbacktest's jitclasses keep theirs)."""
-
-
-class LiveBotClassType(types.ClassType):
-    instance_type_class = LiveBotInstanceType
-
-    @property
-    def instance_type(self):
-        return LiveBotInstanceType(self)
-
-
-default_manager.register(LiveBotInstanceType, InstanceModel)
-default_manager.register(LiveBotClassType, models.OpaqueModel)
-# the constructor's lowering is looked up by the exact type class
-ClassBuilder.class_impl_registry.lower(LiveBotClassType, types.VarArg(types.Any))(ctor_impl)
+# The LiveBot's numba types, of its own type classes (hftlive._inline): the waits below
+# are overloads for it alone.
+LiveBotInstanceType, LiveBotClassType = own_type_classes("LiveBot")
 
 # The waits a strategy calls in its loop are overloads inlined into it, not jitclass
 # methods: calling a jitclass method increments and decrements the bot's reference count
@@ -667,8 +647,7 @@ def make_livebot_class(n_assets: int, n_conns: int):
     spec = [(name, typ if per is None else types.UniTuple(typ, count[per]))
             for name, typ, per, _ in FIELDS]  # fmt: skip
     body = dict(_LiveBotBase.__dict__, __init__=_INIT)
-    jc = register_class_type(type(f"LiveBot_{n_assets}x{n_conns}", (), body), spec,
-                             LiveBotClassType, ClassBuilder)  # jitclass(spec), our type class
+    jc = jitclass_of(type(f"LiveBot_{n_assets}x{n_conns}", (), body), spec, LiveBotClassType)
     _CLASSES[key] = jc
     return jc
 

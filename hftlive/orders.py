@@ -15,6 +15,7 @@ from numba.experimental import jitclass
 from numba.extending import overload
 
 from hftlive import _jitclass_box
+from hftlive._sys import void_ptr
 from hftlive.constants import CANCELED, EXPIRED, FILLED, NEW, NONE, PARTIALLY_FILLED
 from hftlive.layout import N_USED, order_dtype, state_values_dtype
 
@@ -152,6 +153,18 @@ class Order:
         return self.arr[0].maker
 
 
+@nb.njit(inline="always")
+def row_view(table, i):
+    """table[i:i+1] as a 1-record array that holds no reference to the table (a raw view,
+    as hftbacktest's Order is over its engine's memory): a slice would increment and
+    decrement the table's reference count for every order walked. The table is the bot's
+    view segment, alive while the bot is."""
+    return nb.carray(void_ptr(table.ctypes.data + i * _ORDER_SIZE), 1, order_dtype)
+
+
+_ORDER_SIZE = order_dtype.itemsize
+
+
 @nb.njit(cache=True)
 def find_order(table, n, order_id):
     """Index of order_id among the first n records, or -1."""
@@ -180,7 +193,7 @@ class Values:
     def next(self):
         self.i += 1
         if self.i < self.count[N_USED]:
-            return Order(self.table[self.i : self.i + 1])
+            return Order(row_view(self.table, self.i))
         return None
 
     def has_next(self):
@@ -190,7 +203,7 @@ class Values:
     def get(self):
         if self.i < 0 or self.i >= self.count[N_USED]:
             raise RuntimeError("Values.get() with no current order: call has_next() first")
-        return Order(self.table[self.i : self.i + 1])
+        return Order(row_view(self.table, self.i))
 
 
 @jitclass
@@ -207,7 +220,7 @@ class OrderDict:
         i = find_order(self.table, self.count[N_USED], oid) if ok else -1
         if i < 0:
             return None
-        return Order(self.table[i : i + 1])
+        return Order(row_view(self.table, i))
 
     def __contains__(self, order_id):
         ok, oid = order_id_arg(order_id)
