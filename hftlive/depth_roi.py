@@ -310,20 +310,29 @@ class ROIVectorMarketDepth:
 # type at compile time (no branch at run time).
 
 
+# The Python bodies serve Python callers (and NUMBA_DISABLE_JIT=1); njit code gets the
+# overloads below them.
 def depth_event(dep, ev, px, qty, ts):
     """Apply one market event to the depth `dep` (a tuple of its arrays); True if it was a
     depth event (hftlive.depth.apply_depth_event)."""
-    raise NotImplementedError("njit only")
+    if len(dep) == 4:
+        return roi_apply_depth_event(*dep, ev, px, qty, ts)
+    return apply_depth_event(*dep, ev, px, qty, ts)
 
 
 def depth_reset(dep):
     """Empty the depth `dep` (a tuple of its arrays)."""
-    raise NotImplementedError("njit only")
+    if len(dep) == 4:
+        roi_clear(dep[0], dep[2], dep[3])
+    else:
+        depth_clear(dep[0], *dep[2:])
 
 
 def depth_arrays(depth):
     """The tuple of arrays behind a depth jitclass, as depth_event takes it."""
-    raise NotImplementedError("njit only")
+    if hasattr(depth, "bids"):
+        return depth.di, depth.df, depth.bids, depth.asks
+    return depth.di, depth.df, depth.bk, depth.bv, depth.ak, depth.av
 
 
 def _is_roi(dep) -> bool:

@@ -24,7 +24,14 @@ from hftlive.constants import (
     SELL_EVENT,
 )
 from hftlive.depth import DepthBook, apply_depth_event
-from hftlive.depth_roi import ROIVectorMarketDepth, roi_apply_depth_event, roi_init
+from hftlive.depth_roi import (
+    ROIVectorMarketDepth,
+    depth_arrays,
+    depth_event,
+    depth_reset,
+    roi_apply_depth_event,
+    roi_init,
+)
 from hftlive.layout import D_WORDS, DF_WORDS, event_dtype
 
 from .conftest import CAPTURE
@@ -223,3 +230,27 @@ def test_roi_depth_equals_hftbacktests_over_the_real_capture(converted_capture, 
     else:
         assert seen["bid_out"] > 2000 and seen["ask_out"] > 2000 and seen["inside"] > 300, seen
     del data
+
+
+def test_the_dispatch_picks_each_depths_functions_from_python_and_njit():
+    """md_consume applies events through depth_event/depth_reset on a tuple of arrays: the
+    ROI vector's (4 arrays) or the hash map's (6), from njit and from Python alike."""
+    roi = _ours(1.0, 0.1, 100, 110)
+    book = DepthBook(1.0, 0.1, 64)
+    hm = (book.di, book.df, book.bk, book.bv, book.ak, book.av)
+
+    @njit
+    def both(r, h):
+        a = depth_event((r.di, r.df, r.bids, r.asks), BID | DEPTH_EVENT, 120.0, 1.0, 1)
+        b = depth_event(h, BID | DEPTH_EVENT, 120.0, 1.0, 1)
+        c = depth_event(depth_arrays(r), BID | DEPTH_EVENT, 105.0, 1.0, 2)
+        return a, b, c
+
+    assert both(roi, hm) == (True, True, True)
+    assert roi.best_bid_tick == 105 and book.best_bid_tick == 120  # 120 is outside the ROI
+    assert depth_event(depth_arrays(roi), ASK | DEPTH_EVENT, 107.0, 2.0, 3)
+    assert not depth_event(hm, BID | 2, 1.0, 1.0, 3)  # a trade: not a depth event
+    depth_reset(depth_arrays(roi))
+    depth_reset(hm)
+    assert (roi.best_bid_tick, roi.best_ask_tick) == (INVALID_MIN, INVALID_MAX)
+    assert book.best_bid_tick == INVALID_MIN and not roi.ask_depth.any()
