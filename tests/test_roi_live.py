@@ -166,3 +166,47 @@ def test_a_bot_has_one_depth_kind():
          .register(Instrument("noconn", "btcusdt", 0.1, 0.001)).build())  # fmt: skip
     with pytest.raises(BotError, match="ROIVectorMarketDepthLiveBot: set roi_lb and roi_ub on"):
         ROIVectorMarketDepthLiveBot([Instrument("noconn", "ethusdt", TICK, LOT)])
+
+
+def test_two_assets_with_their_own_ranges(connector):
+    hbt = (LiveBot.builder()
+           .register(Instrument(connector.name, "btcusdt", 0.1, 0.001, roi_lb=55000.0,
+                                roi_ub=65000.0))
+           .register(Instrument(connector.name, "ethusdt", TICK, LOT, roi_lb=2400.0,
+                                roi_ub=2600.0)).build())  # fmt: skip
+    try:
+        wait_book(hbt)
+        deadline = time.monotonic() + 20
+        while not math.isfinite(hbt.depth(1).best_bid):
+            assert time.monotonic() < deadline, "no ethusdt book"
+            hbt.elapse(20_000_000)
+        btc, eth = hbt.depth(0), hbt.depth(1)
+        assert (btc.roi_lb_tick, btc.roi_ub_tick, len(btc.ask_depth)) == (550000, 650000, 100001)
+        assert (eth.roi_lb_tick, eth.roi_ub_tick, len(eth.ask_depth)) == (240000, 260000, 20001)
+        for d in (btc, eth):
+            assert d.best_bid < d.best_ask
+            assert d.bid_depth[d.best_bid_tick - d.roi_lb_tick] == d.best_bid_qty > 0.0
+            assert d.ask_depth[d.best_ask_tick - d.roi_lb_tick] == d.best_ask_qty > 0.0
+    finally:
+        hbt.close()
+
+
+def test_a_lapped_roi_bot_resyncs_from_the_snapshot(make_connector):
+    """md_consume's resync path (the connector's snapshot into the ROI vectors)."""
+    c = make_connector(md_capacity=256, tick_ms=5).start()
+    hbt = LiveBot.builder().register(
+        Instrument(c.name, "btcusdt", 0.1, 0.001, roi_lb=50000.0, roi_ub=70000.0)).build()
+    try:
+        wait_book(hbt)
+        deadline = time.monotonic() + 30
+        while int(hbt.md_hdr[0][MD_WRITE_SEQ]) - int(hbt.cursor[0]) <= 2 * 256:
+            assert time.monotonic() < deadline, "the connector never lapped the ring"
+            time.sleep(0.01)
+        hbt.elapse(200_000_000)
+        assert hbt.resync_count >= 1
+        d = hbt.depth(0)
+        assert np.isfinite(d.best_bid) and d.best_bid < d.best_ask
+        assert d.bid_depth[d.best_bid_tick - d.roi_lb_tick] > 0.0
+        assert not d.bid_depth[d.best_bid_tick - d.roi_lb_tick + 1 :].any()  # nothing above it
+    finally:
+        hbt.close()
