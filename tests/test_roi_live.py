@@ -114,7 +114,9 @@ def test_strategy_reads_the_roi_vectors_and_they_are_the_connectors_book(make_co
             view = BotView(c.name, int(hbt.bot_id))
             bids, asks = view.depth(0, 5)
             view.close()
-            assert bids[0, 0] == pytest.approx(d.best_bid) and asks[0, 0] == pytest.approx(d.best_ask)
+            assert bids[0, 0] == pytest.approx(d.best_bid) and asks[0, 0] == pytest.approx(
+                d.best_ask
+            )
             assert bids[0, 1] == d.best_bid_qty
             hbt.elapse(100_000_000)
     finally:
@@ -160,7 +162,9 @@ def test_bad_rois_are_specific_errors_at_build(lb, ub, match):
 
 
 def test_a_bot_has_one_depth_kind():
-    with pytest.raises(BotError, match="same depth kind.*noconn/ethusdt set roi_lb.*noconn/btcusdt"):
+    with pytest.raises(
+        BotError, match="same depth kind.*noconn/ethusdt set roi_lb.*noconn/btcusdt"
+    ):
         (LiveBot.builder()
          .register(Instrument("noconn", "ethusdt", TICK, LOT, roi_lb=2000.0, roi_ub=3000.0))
          .register(Instrument("noconn", "btcusdt", 0.1, 0.001)).build())  # fmt: skip
@@ -194,8 +198,11 @@ def test_two_assets_with_their_own_ranges(connector):
 def test_a_lapped_roi_bot_resyncs_from_the_snapshot(make_connector):
     """md_consume's resync path (the connector's snapshot into the ROI vectors)."""
     c = make_connector(md_capacity=256, tick_ms=5).start()
-    hbt = LiveBot.builder().register(
-        Instrument(c.name, "btcusdt", 0.1, 0.001, roi_lb=50000.0, roi_ub=70000.0)).build()
+    hbt = (
+        LiveBot.builder()
+        .register(Instrument(c.name, "btcusdt", 0.1, 0.001, roi_lb=50000.0, roi_ub=70000.0))
+        .build()
+    )
     try:
         wait_book(hbt)
         deadline = time.monotonic() + 30
