@@ -136,13 +136,15 @@ class Instrument:
         if not self.tick_size > 0:
             raise BotError(f"{name}: a ROI needs a tick size > 0, got {self.tick_size}")
         ticks = []
+        r = repr(float(self.tick_size))
+        places = len(r.partition(".")[2]) if "e" not in r else 12  # the tick's decimals
         for key, px in (("roi_lb", lb), ("roi_ub", ub)):
             t = px / self.tick_size
             if abs(t - round(t)) > 1e-6:
                 raise BotError(f"{name}: {key}={px} is not on the tick grid (tick_size "
                                f"{self.tick_size}); the nearest prices are "
-                               f"{math.floor(t) * self.tick_size:g} and "
-                               f"{math.ceil(t) * self.tick_size:g}")  # fmt: skip
+                               f"{math.floor(t) * self.tick_size:.{places}f} and "
+                               f"{math.ceil(t) * self.tick_size:.{places}f}")  # fmt: skip
             ticks.append(round(t))
         width = ticks[1] - ticks[0] + 1
         if width > MAX_ROI_TICKS:
