@@ -10,6 +10,10 @@ REPS runs). The same @njit functions run on both bots:
   elapse(1) then best_bid a strategy's step: both in one loop (the read after an opaque call)
   orders: 20 via values() `orders(0).values()` + `has_next()/get()`, reading `order.price`
                           of each of 20 open orders (per walk of 20; per order in brackets)
+  ROI-vector depth        `depth(0).best_bid` and `depth(0).bid_qty_at_tick(t)` (t cycling
+                          over the 8 ticks from the best bid down) on a LiveBot built with
+                          roi_lb/roi_ub, against the same calls on a hash-map LiveBot: two
+                          bots on one connector, measured in turn in the same run
 
 Baseline, same run: hftbacktest's HashMapMarketDepthBacktest on synthetic data (a 20-level
 book, one update per side every 1 ms for 30 s, so N elapse(1) calls never reach the end),
@@ -103,6 +107,14 @@ def _orders(hbt, n, sink):
             seen += 1
         sink[i & 7] = s
     return seen
+
+
+@njit
+def _bid_qty(hbt, n, sink):
+    top = hbt.depth(0).best_bid_tick
+    for i in range(n):
+        sink[i & 7] = hbt.depth(0).bid_qty_at_tick(top - (i & 7))
+    return sink[0]
 
 
 @njit
@@ -220,6 +232,37 @@ def run_livebot(n: int, reps: int = REPS) -> dict[str, float]:
         conn.stop()
 
 
+def run_depths(n: int, reps: int = REPS) -> dict[str, dict[str, float]]:
+    """best_bid and bid_qty_at_tick, ns per call, on a hash-map bot and an ROI-vector bot
+    over the same connector, measured in turn (median of reps each)."""
+    from hftlive import Instrument, LiveBot
+
+    conn = SimConnector(f"benchroi{os.getpid()}", tick_ms=100).start()
+    bots = {}
+    try:
+        for kind, roi in (("hashmap", (None, None)), ("roivector", (50000.0, 70000.0))):
+            inst = Instrument(conn.name, "btcusdt", 0.1, 0.001, roi_lb=roi[0], roi_ub=roi[1])
+            bots[kind] = LiveBot.builder().register(inst).build()
+            if _setup(bots[kind], 0) != 0:  # a book (no orders)
+                raise RuntimeError(f"{kind} bot: no book")
+        sink = np.zeros(8)
+        res: dict[str, dict[str, list[float]]] = {k: {"best_bid": [], "bid_qty": []} for k in bots}
+        for hbt in bots.values():
+            _best_bid(hbt, 10, sink)
+            _bid_qty(hbt, 10, sink)
+        for _ in range(reps):
+            for kind, hbt in bots.items():
+                dt, _r = _time(_best_bid, hbt, n, sink)
+                res[kind]["best_bid"].append(dt / n)
+                dt, _r = _time(_bid_qty, hbt, n, sink)
+                res[kind]["bid_qty"].append(dt / n)
+        return {k: {c: float(np.median(v)) for c, v in r.items()} for k, r in res.items()}
+    finally:
+        for hbt in bots.values():
+            hbt.close()
+        conn.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.strategy_calls", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -235,11 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_note())
     hb = run_hftbacktest(args.n, reps)
     lb = run_livebot(args.n, reps)
+    dk = run_depths(args.n, reps)
     reason = "--quick: loops too short to compare" if args.quick else ""
     write_figures({
-        name: figure(lb[key], "ns", hb[key], reps, reason)
-        for key, name in (("best_bid", "best_bid_ns"), ("elapse", "elapse_1_ns"),
-                          ("step", "elapse_1_then_best_bid_ns"), ("orders", "orders_iter_ns"))
+        **{name: figure(lb[key], "ns", hb[key], reps, reason)
+           for key, name in (("best_bid", "best_bid_ns"), ("elapse", "elapse_1_ns"),
+                             ("step", "elapse_1_then_best_bid_ns"), ("orders", "orders_iter_ns"))},
+        **{name: figure(dk["roivector"][key], "ns", dk["hashmap"][key], reps, reason)
+           for key, name in (("best_bid", "roi_best_bid_ns"),
+                             ("bid_qty", "roi_bid_qty_at_tick_ns"))},
     })  # fmt: skip
     rows = []
     for key, label in (("best_bid", "depth(0).best_bid"), ("elapse", "elapse(1)"),
@@ -260,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
         "hftbacktest measured earlier (issue): "
         + ", ".join(f"{k} {v:g} ns" for k, v in HFTBACKTEST_EARLIER.items())
     )
+    rows = []
+    for key, label in (("best_bid", "depth(0).best_bid"),
+                       ("bid_qty", "depth(0).bid_qty_at_tick(t)")):  # fmt: skip
+        h, r = dk["hashmap"][key], dk["roivector"][key]
+        rows.append([label, f"{h:.1f}", f"{r:.1f}", f"{r / h:.2f}"])
+    print(table(["call (LiveBot)", "hash-map ns", "ROI-vector ns", "ROI / hash map"], rows))
     print(f"elapsed {time.monotonic() - t_start:.1f} s")
     return 0
 

@@ -13,6 +13,7 @@ from hftlive.bot import (
     LiveBotBuilder,
     LiveError,
     LiveInstrument,
+    ROIVectorMarketDepthLiveBot,
 )
 from hftlive.constants import *  # noqa: F401,F403  (hftbacktest's constants, same names)
 from hftlive.layout import event_dtype, order_dtype, state_values_dtype
@@ -25,6 +26,7 @@ __all__ = [
     "LiveBotBuilder",
     "LiveError",
     "LiveInstrument",
+    "ROIVectorMarketDepthLiveBot",
     "event_dtype",
     "order_dtype",
     "state_values_dtype",

@@ -9,6 +9,13 @@ Two ways, as the seed docs and hftbacktest's own live binding show::
     hbt = HashMapMarketDepthLiveBot([LiveInstrument().connector("bf").symbol("btcusdt")
                                      .tick_size(0.1).lot_size(0.001)])
 
+Depth kind: a bot whose instruments set `roi_lb`/`roi_ub` (prices) gets hftbacktest's
+ROIVectorMarketDepth (hftlive.depth_roi) from `hbt.depth(i)`, one without gets the
+HashMapMarketDepth; every instrument of a bot must say the same, as hftbacktest's bot
+classes are one per depth kind. `ROIVectorMarketDepthLiveBot([...])` is hftbacktest's
+spelling and requires the bounds; `HashMapMarketDepthLiveBot` ignores them, as
+hftbacktest's does.
+
 Callbacks: `error_handler(err)` and `order_recv_hook(prev, new)` are Python functions. The
 jitted wait loop queues the events that concern them and, when there are any, briefly
 re-enters the interpreter (numba objmode) to call them, in order, on the strategy's own
@@ -19,6 +26,7 @@ that call returns 19 (CUSTOM_ERROR). A bot with no handlers never leaves nopytho
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -38,6 +46,7 @@ from hftlive.botcore import (
 from hftlive.botfn import md_resync, resp_consume
 from hftlive.constants import WAIT_SLEEP, WAIT_SPIN, WAIT_YIELD
 from hftlive.depth import depth_init
+from hftlive.depth_roi import roi_init
 from hftlive.ipc import CtlViews, MdViews, load_word, slot_claim, store_word
 from hftlive.layout import (
     BOT_HEADER_WORDS,
@@ -50,6 +59,10 @@ from hftlive.layout import (
     CONN_RUNNING,
     CONN_STOPPING,
     CTL_STATE,
+    D_ROI_LB,
+    D_ROI_UB,
+    DEPTH_HASHMAP,
+    DEPTH_ROIVECTOR,
     LAYOUT_VERSION,
     MAGIC,
     N_CAPACITY,
@@ -67,6 +80,7 @@ from hftlive.layout import (
     bot_layout,
     bot_name,
     ctl_name,
+    depth_views,
     event_dtype,
     md_name,
     order_dtype,
@@ -81,12 +95,21 @@ class BotError(RuntimeError):
     """A bot could not be built: connector absent or dead, unknown symbol, bad sizes, ..."""
 
 
+# The widest range of interest an instrument may have, in ticks: each side is a vector of
+# float64 in the bot's view segment, so this is 128 MiB a side (hftbacktest's examples use
+# ~300,000 ticks: ETHUSDT 0..3000 at 0.01). The view must also fit in /dev/shm.
+MAX_ROI_TICKS = 1 << 24
+
+
 @dataclass(frozen=True)
 class Instrument:
     """An instrument a bot trades: (connector name, symbol) plus the sizes it expects.
 
     tick_size and lot_size must equal the connector's (which come from the venue); a
     mismatch is an error at build time rather than a silently mis-priced book.
+
+    roi_lb, roi_ub: the range of interest (prices, on the tick grid, roi_lb < roi_ub) of an
+    ROI-vector depth, as hftbacktest's `roi_lb`/`roi_ub`; None (both) for the hash map.
     """
 
     connector: str
@@ -94,6 +117,40 @@ class Instrument:
     tick_size: float
     lot_size: float
     last_trades_capacity: int = 0
+    roi_lb: float | None = None
+    roi_ub: float | None = None
+
+    def roi_ticks(self) -> tuple[int, int] | None:
+        """(roi_lb, roi_ub) in ticks, or None without a ROI; BotError if the ROI is bad."""
+        if self.roi_lb is None and self.roi_ub is None:
+            return None
+        name = f"{self.connector}/{self.symbol}"
+        if self.roi_lb is None or self.roi_ub is None:
+            raise BotError(f"{name}: set both roi_lb and roi_ub (got roi_lb={self.roi_lb}, "
+                           f"roi_ub={self.roi_ub})")  # fmt: skip
+        lb, ub = float(self.roi_lb), float(self.roi_ub)
+        if not (math.isfinite(lb) and math.isfinite(ub)):
+            raise BotError(f"{name}: roi_lb and roi_ub must be finite prices, got {lb}, {ub}")
+        if lb >= ub:
+            raise BotError(f"{name}: roi_lb must be below roi_ub, got roi_lb={lb} >= roi_ub={ub}")
+        if not self.tick_size > 0:
+            raise BotError(f"{name}: a ROI needs a tick size > 0, got {self.tick_size}")
+        ticks = []
+        r = repr(float(self.tick_size))
+        places = len(r.partition(".")[2]) if "e" not in r else 12  # the tick's decimals
+        for key, px in (("roi_lb", lb), ("roi_ub", ub)):
+            t = px / self.tick_size
+            if abs(t - round(t)) > 1e-6:
+                raise BotError(f"{name}: {key}={px} is not on the tick grid (tick_size "
+                               f"{self.tick_size}); the nearest prices are "
+                               f"{math.floor(t) * self.tick_size:.{places}f} and "
+                               f"{math.ceil(t) * self.tick_size:.{places}f}")  # fmt: skip
+            ticks.append(round(t))
+        width = ticks[1] - ticks[0] + 1
+        if width > MAX_ROI_TICKS:
+            raise BotError(f"{name}: the ROI [{lb}, {ub}] is {width} ticks wide, more than "
+                           f"{MAX_ROI_TICKS} ({MAX_ROI_TICKS * 8 >> 20} MiB a side); narrow it")  # fmt: skip
+        return ticks[0], ticks[1]
 
 
 class LiveInstrument:
@@ -105,6 +162,8 @@ class LiveInstrument:
         self._tick = 0.0
         self._lot = 0.0
         self._ltc = 0
+        self._roi_lb: float | None = None
+        self._roi_ub: float | None = None
 
     def connector(self, name: str) -> LiveInstrument:
         self._c = name
@@ -127,13 +186,17 @@ class LiveInstrument:
         return self
 
     def roi_lb(self, px: float) -> LiveInstrument:
-        return self  # accepted for compatibility; the HashMap depth has no ROI
+        """The ROI-vector depth's lower bound (a price); with roi_ub, the bot gets one."""
+        self._roi_lb = float(px)
+        return self
 
     def roi_ub(self, px: float) -> LiveInstrument:
+        self._roi_ub = float(px)
         return self
 
     def to_instrument(self) -> Instrument:
-        return Instrument(self._c, self._s, self._tick, self._lot, self._ltc)
+        return Instrument(self._c, self._s, self._tick, self._lot, self._ltc, self._roi_lb,
+                          self._roi_ub)  # fmt: skip
 
 
 def _names(prefix: str) -> dict[int, str]:
@@ -283,6 +346,7 @@ class LiveBotBuilder:
         self._policy = WAIT_SLEEP
         self._order_capacity = 1024
         self._depth_capacity = 1 << 14
+        self._depth_kind: int | None = None  # None: from the instruments (roi_lb/roi_ub)
         # a connector's first start after an install compiles its njit functions before
         # it says RUNNING (~7 s on 2 cores, more on a busy machine): wait that long for it
         self._connect_timeout = 30.0
@@ -340,13 +404,47 @@ class LiveBot:
 
 
 def HashMapMarketDepthLiveBot(instruments, **kwargs):  # noqa: N802 (hftbacktest's name)
-    """hftbacktest's factory: a LiveBot with a HashMap depth over these instruments."""
+    """hftbacktest's factory: a LiveBot with a HashMap depth over these instruments (their
+    roi_lb/roi_ub, if set, are not used, as in hftbacktest)."""
+    return _factory(instruments, DEPTH_HASHMAP, kwargs)
+
+
+def ROIVectorMarketDepthLiveBot(instruments, **kwargs):  # noqa: N802 (hftbacktest's name)
+    """hftbacktest's factory: a LiveBot with an ROI-vector depth over these instruments,
+    each of which must set roi_lb and roi_ub."""
+    return _factory(instruments, DEPTH_ROIVECTOR, kwargs)
+
+
+def _factory(instruments, kind: int, kwargs):
     b = LiveBotBuilder()
+    b._depth_kind = kind
     for inst in instruments:
         b.register(inst)
     for k, v in kwargs.items():
         getattr(b, k)(v)
     return b.build()
+
+
+def _depth_kind(b: LiveBotBuilder) -> tuple[int, list[tuple[int, int] | None]]:
+    """The bot's depth kind and each instrument's ROI in ticks (None for the hash map)."""
+    rois = [i.roi_ticks() for i in b._instruments]
+    if b._depth_kind == DEPTH_HASHMAP:
+        if any(rois):
+            log.warning("HashMapMarketDepthLiveBot: roi_lb/roi_ub are not used by a hash-map depth")
+        return DEPTH_HASHMAP, [None] * len(rois)
+    with_roi = [f"{i.connector}/{i.symbol}" for i, r in zip(b._instruments, rois) if r]
+    without = [f"{i.connector}/{i.symbol}" for i, r in zip(b._instruments, rois) if not r]
+    if b._depth_kind == DEPTH_ROIVECTOR and without:
+        raise BotError(
+            f"ROIVectorMarketDepthLiveBot: set roi_lb and roi_ub on {', '.join(without)}"
+        )
+    if with_roi and without:
+        raise BotError(
+            "every instrument of a bot has the same depth kind (as hftbacktest's bot classes): "
+            f"{', '.join(with_roi)} set roi_lb/roi_ub (ROI-vector depth) but "
+            f"{', '.join(without)} do not (hash-map depth); set them on all or none"
+        )
+    return (DEPTH_ROIVECTOR if with_roi else DEPTH_HASHMAP), rois
 
 
 def _same(a: float, b: float) -> bool:
@@ -355,6 +453,7 @@ def _same(a: float, b: float) -> bool:
 
 def _build(b: LiveBotBuilder):
     insts = b._instruments
+    kind, rois = _depth_kind(b)  # a bad ROI fails here, before any connector is touched
     conn_names = list(dict.fromkeys(i.connector for i in insts))
     seen = set()
     for i in insts:
@@ -375,7 +474,7 @@ def _build(b: LiveBotBuilder):
         asset_conn, asset_inst, inst_asset, mds = _map_instruments(insts, conn_names, ctls, segs)
         for c, ctl in enumerate(ctls):
             _check_id_free(ctl, conn_names[c], bot_id, pid)
-        view, v = _create_view(b, conn_names[0], bot_id, pid)
+        view, v = _create_view(b, conn_names[0], bot_id, pid, kind, rois)
         ctrl = np.zeros(C_WORDS, np.int64)
         ctrl[C_POLICY] = b._policy
         ctrl[C_LAST_TSC] = tsc_now()  # the first elapse counts from the build
@@ -397,7 +496,7 @@ def _build(b: LiveBotBuilder):
             _wait_ack(ctl, k, gen, conn_names[c], b._connect_timeout)
         session.bell_fds = [_open_bell(nm) for nm in conn_names]
         parts = LiveBotParts(
-            n=n, nc=nc, bot_id=bot_id, key=key, view=v,
+            n=n, nc=nc, depth_kind=kind, bot_id=bot_id, key=key, view=v,
             view_hdr=np.frombuffer(view.buf, np.int64, count=BOT_HEADER_WORDS),
             mds=mds, ctls=ctls, slot_idx=slot_idx, asset_conn=asset_conn,
             asset_inst=asset_inst, inst_asset=inst_asset, cursor=np.zeros(n, np.int64),
@@ -458,12 +557,17 @@ def _map_instruments(insts, conn_names, ctls, segs):
     return asset_conn, asset_inst, inst_asset, mds
 
 
-def _create_view(b: LiveBotBuilder, connector: str, bot_id: int, pid: int):
-    """The bot's own view segment, its header written and every depth table empty."""
+def _create_view(b: LiveBotBuilder, connector: str, bot_id: int, pid: int, kind: int, rois):
+    """The bot's own view segment, its header written and every depth empty."""
     insts = b._instruments
     n = len(insts)
     trade_cap = max(i.last_trades_capacity for i in insts)
-    lay = bot_layout(n, b._depth_capacity, b._order_capacity, trade_cap)
+    if kind == DEPTH_ROIVECTOR:
+        depth_cap, roi_cap = 1, max(ub - lb + 1 for lb, ub in rois)
+    else:
+        depth_cap, roi_cap = b._depth_capacity, 1
+    lay = bot_layout(n, depth_cap, b._order_capacity, trade_cap, roi_cap)
+    _check_room(lay.size, insts, kind, roi_cap)
     view = Segment.create(bot_name(connector, bot_id), lay.size)
     v = lay.views(view.buf)
     h = v["header"]
@@ -471,15 +575,38 @@ def _create_view(b: LiveBotBuilder, connector: str, bot_id: int, pid: int):
     h["pid"] = pid
     h["bot_id"] = bot_id
     h["n_assets"] = n
-    h["depth_capacity"] = b._depth_capacity
+    h["depth_capacity"] = depth_cap
     h["order_capacity"] = b._order_capacity
     h["trade_capacity"] = trade_cap
+    h["depth_kind"] = kind
+    h["roi_capacity"] = roi_cap
     h["magic"] = MAGIC
     for a, inst in enumerate(insts):
-        depth_init(v["depth_i"][a], v["depth_f"][a], v["bid_keys"][a], v["bid_vals"][a],
-                   v["ask_keys"][a], v["ask_vals"][a], inst.tick_size, inst.lot_size)  # fmt: skip
+        if kind == DEPTH_ROIVECTOR:
+            lb, ub = rois[a]
+            v["depth_i"][a, :] = 0
+            v["depth_i"][a, D_ROI_LB], v["depth_i"][a, D_ROI_UB] = lb, ub  # before depth_views
+            roi_init(*depth_views(v, a, kind), inst.tick_size, inst.lot_size, lb, ub)
+        else:
+            depth_init(*depth_views(v, a, kind), inst.tick_size, inst.lot_size)
         v["trade_n"][a, N_CAPACITY] = inst.last_trades_capacity
     return view, v
+
+
+def _check_room(size: int, insts, kind: int, roi_cap: int) -> None:
+    """A view that /dev/shm cannot hold fails now, with its cause, not at first touch."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    if size > free:
+        why = ""
+        if kind == DEPTH_ROIVECTOR:
+            why = (f": the ROI vectors take {2 * 8 * roi_cap * len(insts) >> 20} MiB "
+                   f"({roi_cap} ticks a side, {len(insts)} instrument(s)); narrow roi_lb/roi_ub")  # fmt: skip
+        raise BotError(f"the bot's view needs {size >> 20} MiB but /dev/shm has "
+                       f"{free >> 20} MiB free{why}")  # fmt: skip
 
 
 def _startup(p: LiveBotParts, timeout: float) -> bool:
@@ -488,9 +615,8 @@ def _startup(p: LiveBotParts, timeout: float) -> bool:
     v = p.view
     scratch = np.zeros(max(len(m.snapshot) for m in p.mds), event_dtype)
     for a, m in enumerate(p.mds):
-        md_resync(m.words, m.snapshot, p.cursor, a, v["depth_i"][a], v["depth_f"][a],
-                  v["bid_keys"][a], v["bid_vals"][a], v["ask_keys"][a], v["ask_vals"][a],
-                  scratch, p.ctrl, p.cbq, False)  # fmt: skip
+        md_resync(m.words, m.snapshot, p.cursor, a, depth_views(v, a, p.depth_kind), scratch,
+                  p.ctrl, p.cbq, False)  # fmt: skip
     deadline = time.monotonic() + timeout
     ts = np.zeros(2, np.int64)
     while int(p.ctrl[C_READY]) < p.nc:

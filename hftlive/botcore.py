@@ -1,7 +1,10 @@
 """The LiveBot jitclass: hftbacktest's backtest members over shared-memory rings.
 
-The class is specialised per (number of assets, number of connectors) so that per-asset
-objects sit in fixed-size tuples: `hbt.depth(0)` is a tuple lookup, not an allocation.
+The class is specialised per (number of assets, number of connectors, depth kind) so that
+per-asset objects sit in fixed-size tuples: `hbt.depth(0)` is a tuple lookup, not an
+allocation, of a HashMapMarketDepth or, for a bot built with roi_lb/roi_ub, an
+ROIVectorMarketDepth (layout.DEPTH_*; every asset of a bot has the same kind, as
+hftbacktest's bot classes are one per depth kind).
 It is a thin facade over hftlive.botfn's cached functions; only the polling loop in
 `_wait` lives here, so that "nothing new yet" costs a few atomic loads. Semantics follow
 hftbacktest's backtester (DESIGN.md, "LiveBot semantics").
@@ -34,6 +37,7 @@ from hftlive.constants import (
     ORDER_RESPONSE,
 )
 from hftlive.depth import HashMapMarketDepth
+from hftlive.depth_roi import ROIVectorMarketDepth, depth_arrays
 from hftlive.layout import (
     C_CB_N,
     C_CLOSED,
@@ -46,6 +50,8 @@ from hftlive.layout import (
     C_LAST_ERR_REASON,
     C_LAST_TSC,
     C_RESYNCS,
+    DEPTH_HASHMAP,
+    DEPTH_ROIVECTOR,
     DF_TICK,
     L_FEED_EXCH,
     L_FEED_LOCAL,
@@ -59,6 +65,7 @@ from hftlive.layout import (
     S_TRADING,
     SPSC_READ,
     SPSC_WRITE,
+    depth_views,
     event_dtype,
     request_dtype,
     response_dtype,
@@ -502,9 +509,8 @@ class _LiveBotBase:
         flags = 0
         for a in range(self.n_assets):
             if load_at(self.p_md_ws[a]) != load_at(self.p_cursor + 8 * a):
-                d = self.depths[a]
                 flags |= _md_consume(self.md_hdr[a], self.md_ring[a], self.md_snap[a], self.cursor,
-                                     a, d.di, d.df, d.bk, d.bv, d.ak, d.av, self.trades[a],
+                                     a, depth_arrays(self.depths[a]), self.trades[a],
                                      self.trade_n[a], self.latency[a], self.scratch,
                                      self.snap_scratch, self.ctrl, self.cbq)  # fmt: skip
         for c in range(self.n_conns):
@@ -521,7 +527,9 @@ ASSET = "asset"  # the field is a tuple with one item per asset
 CONN = "conn"  # ... one item per connector
 
 i8 = nb.int64
-_depth_nb = HashMapMarketDepth.class_type.instance_type
+# The depth jitclass of each kind; the class's kind picks the type of `depths` (DEPTH, below)
+DEPTHS = {DEPTH_HASHMAP: HashMapMarketDepth, DEPTH_ROIVECTOR: ROIVectorMarketDepth}
+DEPTH = "depth"  # in FIELDS: the type of the class's depth kind's jitclass
 _odict_nb = OrderDict.class_type.instance_type
 _svals_nb = StateValues.class_type.instance_type
 
@@ -532,6 +540,7 @@ class LiveBotParts:
 
     n: int  # assets
     nc: int  # connectors
+    depth_kind: int  # layout.DEPTH_*: the depth every asset has
     bot_id: int
     key: int  # the bot's key in _SESSIONS and _CB_HANDLERS
     view: dict[str, np.ndarray]  # the bot's view segment, by region (layout.bot_layout)
@@ -554,9 +563,8 @@ class LiveBotParts:
 # is made from a LiveBotParts p [and the asset or connector number]). The jitclass spec,
 # its __init__ and the values hftlive.bot passes are all derived from this table.
 FIELDS = (
-    ("depths", _depth_nb, ASSET, lambda p, a: HashMapMarketDepth(
-        p.view["depth_i"][a], p.view["depth_f"][a], p.view["bid_keys"][a],
-        p.view["bid_vals"][a], p.view["ask_keys"][a], p.view["ask_vals"][a])),
+    ("depths", DEPTH, ASSET,
+        lambda p, a: DEPTHS[p.depth_kind](*depth_views(p.view, a, p.depth_kind))),
     ("order_dicts", _odict_nb, ASSET,
         lambda p, a: OrderDict(p.view["orders"][a], p.view["order_n"][a])),
     ("states", _svals_nb, ASSET, lambda p, a: StateValues(p.view["state"][a : a + 1])),
@@ -629,7 +637,8 @@ def _init_from_fields():
 
 _INIT = _init_from_fields()
 _CLASSES: dict[tuple, type] = {}
-_jitclass_box.register("HashMapMarketDepth", "OrderDict", "StateValues", "Order", "Values")
+_jitclass_box.register("HashMapMarketDepth", "ROIVectorMarketDepth", "OrderDict", "StateValues",
+                       "Order", "Values")  # fmt: skip
 # hftbacktest's order ids are u64: from Python, any of them works and a bad one gets 13
 _ORDER_ID_METHODS = ("submit_buy_order", "submit_sell_order", "cancel", "modify",
                      "wait_order_response")  # fmt: skip
@@ -638,16 +647,21 @@ _jitclass_box.guard("LiveBot_", "order_id", python_order_id,
                     dict.fromkeys(_ORDER_ID_METHODS, INVALID_ORDER_REQUEST))  # fmt: skip
 
 
-def make_livebot_class(n_assets: int, n_conns: int):
-    """The LiveBot jitclass for this many assets and connectors (made once per process)."""
-    key = (n_assets, n_conns)
+def make_livebot_class(n_assets: int, n_conns: int, depth_kind: int = DEPTH_HASHMAP):
+    """The LiveBot jitclass for this many assets and connectors and this depth kind
+    (layout.DEPTH_*), made once per process."""
+    key = (n_assets, n_conns, depth_kind)
     if key in _CLASSES:
         return _CLASSES[key]
     count = {None: 0, ASSET: n_assets, CONN: n_conns}
-    spec = [(name, typ if per is None else types.UniTuple(typ, count[per]))
+    kind_types = {DEPTH: DEPTHS[depth_kind].class_type.instance_type}
+    spec = [(name, kind_types.get(typ, typ) if per is None
+             else types.UniTuple(kind_types.get(typ, typ), count[per]))
             for name, typ, per, _ in FIELDS]  # fmt: skip
     body = dict(_LiveBotBase.__dict__, __init__=_INIT)
-    jc = jitclass_of(type(f"LiveBot_{n_assets}x{n_conns}", (), body), spec, LiveBotClassType)
+    suffix = "_roi" if depth_kind == DEPTH_ROIVECTOR else ""
+    jc = jitclass_of(type(f"LiveBot_{n_assets}x{n_conns}{suffix}", (), body), spec,
+                     LiveBotClassType)  # fmt: skip
     _CLASSES[key] = jc
     return jc
 
@@ -657,4 +671,4 @@ def new_livebot(p: LiveBotParts):
     count = {ASSET: p.n, CONN: p.nc}
     args = [make(p) if per is None else tuple(make(p, i) for i in range(count[per]))
             for _, _, per, make in FIELDS]  # fmt: skip
-    return make_livebot_class(p.n, p.nc)(*args)
+    return make_livebot_class(p.n, p.nc, p.depth_kind)(*args)

@@ -48,7 +48,8 @@ from hftlive.constants import (
     WAIT_SLEEP,
     WAIT_YIELD,
 )
-from hftlive.depth import apply_depth_event, depth_clear, round_half_away
+from hftlive.depth import round_half_away
+from hftlive.depth_roi import depth_event, depth_reset
 from hftlive.layout import (
     BOT_HEARTBEAT,
     C_CB_N,
@@ -111,8 +112,9 @@ F_ERROR = 4
 
 
 @nb.njit(cache=True)
-def md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, out, ctrl, cbq, report):
-    """Rebuild one asset's depth from the connector's snapshot (seqlock-protected) and
+def md_resync(hdr, snap, cursor, a, dep, out, ctrl, cbq, report):
+    """Rebuild one asset's depth `dep` (the tuple of its arrays, either kind: see
+    hftlive.depth_roi.depth_event) from the connector's snapshot (seqlock-protected) and
     continue from the ring position the snapshot is consistent with."""
     while True:
         l1 = atomic_load(hdr, MD_SNAP_LOCK)
@@ -125,10 +127,10 @@ def md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, out, ctrl, cbq, repo
         fence_acquire()
         if atomic_load(hdr, MD_SNAP_LOCK) == l1:
             break
-    depth_clear(di, bk, bv, ak, av)
+    depth_reset(dep)
     for j in range(n):
         e = out[j]
-        apply_depth_event(di, df, bk, bv, ak, av, e.ev, e.px, e.qty, e.exch_ts)
+        depth_event(dep, e.ev, e.px, e.qty, e.exch_ts)
     cursor[a] = seq
     if report:
         ctrl[C_RESYNCS] += 1
@@ -136,9 +138,11 @@ def md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, out, ctrl, cbq, repo
 
 
 @nb.njit(cache=True)
-def md_consume(hdr, ring, snap, cursor, a, di, df, bk, bv, ak, av, trades, trade_n, latency,
-               scratch, snap_scratch, ctrl, cbq):  # fmt: skip
-    """Apply every published event of one asset's ring; F_FEED if there was any.
+def md_consume(hdr, ring, snap, cursor, a, dep, trades, trade_n, latency, scratch, snap_scratch,
+               ctrl, cbq):  # fmt: skip
+    """Apply every published event of one asset's ring to its depth `dep` (the tuple of its
+    arrays, either kind); F_FEED if there was any. Each event is applied once, to
+    whichever depth the bot has (hftlive.depth_roi.depth_event picks it at compile time).
 
     Events are copied out first and applied only if the writer did not lap the copy
     (writing_end check); a reader that fell behind by more than the ring resyncs."""
@@ -161,7 +165,7 @@ def md_consume(hdr, ring, snap, cursor, a, di, df, bk, bv, ak, av, trades, trade
         if lapped:
             if resynced:  # the snapshot is older than the ring: wait for a fresher one
                 return F_FEED
-            md_resync(hdr, snap, cursor, a, di, df, bk, bv, ak, av, snap_scratch, ctrl, cbq, True)
+            md_resync(hdr, snap, cursor, a, dep, snap_scratch, ctrl, cbq, True)
             resynced = True
             cur = cursor[a]
             ws = atomic_load(hdr, MD_WRITE_SEQ)
@@ -169,7 +173,7 @@ def md_consume(hdr, ring, snap, cursor, a, di, df, bk, bv, ak, av, trades, trade
         for j in range(k):
             e = scratch[j]
             ev = e.ev
-            if not apply_depth_event(di, df, bk, bv, ak, av, ev, e.px, e.qty, e.exch_ts):
+            if not depth_event(dep, ev, e.px, e.qty, e.exch_ts):
                 if (
                     (ev & 0xFF) == TRADE_EVENT
                     and (ev & LOCAL_EVENT)

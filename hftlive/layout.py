@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = 0x314556494C544648  # b"HFTLIVE1" little-endian
-LAYOUT_VERSION = 3  # 2: response_dtype carries the venue-neutral reject `reason`; 3: trading
-# states and the command mailbox (ctl header), a bot's trading state (slot)
+LAYOUT_VERSION = 4  # 2: response_dtype carries the venue-neutral reject `reason`; 3: trading
+# states and the command mailbox (ctl header), a bot's trading state (slot); 4: a bot's view
+# holds either depth kind (header `depth_kind`, `roi_capacity`; depth words `roi_lb`/`roi_ub`)
 ALIGN = 64
 
 # hftbacktest.types.event_dtype: Rust #[repr(C, align(64))] struct Event
@@ -279,9 +280,14 @@ bot_header_dtype = _struct(
         ("order_capacity", "<i8", 48),
         ("trade_capacity", "<i8", 56),
         ("heartbeat_ns", "<i8", 64),
+        ("depth_kind", "<i8", 72),  # DEPTH_HASHMAP or DEPTH_ROIVECTOR, for every asset
+        ("roi_capacity", "<i8", 80),  # ticks a row of `roi_bids`/`roi_asks` holds
     ],
     128,
 )
+# The depth kind of a bot (all its assets have the same, as hftbacktest's bot classes do)
+DEPTH_HASHMAP = 0  # hftlive.depth: a hash map per side (`bid_keys`/`bid_vals`, ...)
+DEPTH_ROIVECTOR = 1  # hftlive.depth_roi: a vector per side over the ROI (`roi_bids`, ...)
 BOT_HEARTBEAT = word(bot_header_dtype, "heartbeat_ns")  # int64 word index of the bot header
 BOT_HEADER_WORDS = n_words(bot_header_dtype)
 
@@ -291,11 +297,12 @@ N_USED = word(counter_dtype, "n")  # records in use
 N_CAPACITY = word(counter_dtype, "capacity")  # trade_n only: how many it may hold
 N_WORDS = n_words(counter_dtype)
 
-# A depth's int64 words (`depth_i`, a row per asset; tick units, see depth.py)
+# A depth's int64 words (`depth_i`, a row per asset; tick units, see depth.py, depth_roi.py)
 depth_words_dtype = _words(
     ["best_bid", "best_ask", "low_bid", "high_ask", "n_bid", "n_ask", "ts",
-     "dropped"],  # levels dropped because a side's table was full (see depth.py)
-    64,
+     "dropped",  # levels dropped because a side's table was full (hash map, see depth.py)
+     "roi_lb", "roi_ub"],  # the ROI vector's range, in ticks (index 0 is roi_lb)
+    128,
 )  # fmt: skip
 D_BEST_BID = word(depth_words_dtype, "best_bid")
 D_BEST_ASK = word(depth_words_dtype, "best_ask")
@@ -305,6 +312,8 @@ D_N_BID = word(depth_words_dtype, "n_bid")
 D_N_ASK = word(depth_words_dtype, "n_ask")
 D_TS = word(depth_words_dtype, "ts")
 D_DROPPED = word(depth_words_dtype, "dropped")
+D_ROI_LB = word(depth_words_dtype, "roi_lb")
+D_ROI_UB = word(depth_words_dtype, "roi_ub")
 D_WORDS = n_words(depth_words_dtype)
 # A depth's float64 words (`depth_f`, a row per asset)
 depth_floats_dtype = _struct([("tick_size", "<f8", 0), ("lot_size", "<f8", 8)], 16)
@@ -441,7 +450,10 @@ def md_layout(capacity: int, snap_capacity: int) -> SegmentLayout:
     )
 
 
-def bot_layout(n_assets: int, depth_cap: int, order_cap: int, trade_cap: int) -> SegmentLayout:
+def bot_layout(n_assets: int, depth_cap: int, order_cap: int, trade_cap: int,
+               roi_cap: int = 1) -> SegmentLayout:  # fmt: skip
+    """A bot's view. A hash-map bot's ROI rows hold one tick; an ROI bot's hash tables one
+    key (depth_cap 1): only its own depth kind's regions are sized."""
     _pow2(depth_cap, "depth table capacity")
     n = n_assets
     return SegmentLayout(
@@ -453,6 +465,8 @@ def bot_layout(n_assets: int, depth_cap: int, order_cap: int, trade_cap: int) ->
             ("bid_vals", np.dtype("<f8"), (n, depth_cap)),
             ("ask_keys", np.dtype("<i8"), (n, depth_cap)),
             ("ask_vals", np.dtype("<f8"), (n, depth_cap)),
+            ("roi_bids", np.dtype("<f8"), (n, roi_cap)),
+            ("roi_asks", np.dtype("<f8"), (n, roi_cap)),
             ("orders", order_dtype, (n, order_cap)),
             ("order_n", np.dtype("<i8"), (n, N_WORDS)),
             ("state", state_values_dtype, (n,)),
@@ -461,6 +475,18 @@ def bot_layout(n_assets: int, depth_cap: int, order_cap: int, trade_cap: int) ->
             ("latency", np.dtype("<i8"), (n, L_WORDS)),
         ]
     )
+
+
+def depth_views(v: dict[str, np.ndarray], a: int, kind: int) -> tuple[np.ndarray, ...]:
+    """Asset `a`'s depth arrays in a bot view `v`, in the order its jitclass and
+    hftlive.depth_roi.depth_event take them: (di, df, bid_keys, bid_vals, ask_keys, ask_vals)
+    for the hash map, (di, df, bids, asks) for the ROI vector (its `roi_lb`/`roi_ub` words
+    set first: the rows are cut to the asset's own range)."""
+    di, df = v["depth_i"][a], v["depth_f"][a]
+    if kind == DEPTH_ROIVECTOR:
+        width = int(di[D_ROI_UB] - di[D_ROI_LB]) + 1
+        return di, df, v["roi_bids"][a, :width], v["roi_asks"][a, :width]
+    return di, df, v["bid_keys"][a], v["bid_vals"][a], v["ask_keys"][a], v["ask_vals"][a]
 
 
 def ctl_name(connector: str) -> str:

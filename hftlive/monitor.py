@@ -17,6 +17,8 @@ from hftlive.ipc import CtlViews
 from hftlive.layout import (
     D_BEST_ASK,
     D_BEST_BID,
+    D_ROI_LB,
+    DEPTH_ROIVECTOR,
     DF_TICK,
     L_FEED_EXCH,
     L_FEED_LOCAL,
@@ -26,6 +28,7 @@ from hftlive.layout import (
     bot_layout,
     bot_name,
     ctl_name,
+    depth_views,
 )
 from hftlive.shm import Segment, list_segments
 
@@ -58,8 +61,9 @@ class BotView:
         self.seg = Segment.attach(bot_name(connector, bot_id))
         h = np.frombuffer(self.seg.buf, bot_header_dtype, count=1)[0]
         self.n_assets = int(h["n_assets"])
+        self.depth_kind = int(h["depth_kind"])
         lay = bot_layout(self.n_assets, int(h["depth_capacity"]), int(h["order_capacity"]),
-                         max(int(h["trade_capacity"]), 1))  # fmt: skip
+                         max(int(h["trade_capacity"]), 1), int(h["roi_capacity"]))  # fmt: skip
         self.v = lay.views(self.seg.buf)
         self.header = self.v["header"]
 
@@ -77,8 +81,15 @@ class BotView:
         """(bids, asks): arrays of (price, qty) from the best outward."""
         v, a = self.v, asset_no
         tick = float(v["depth_f"][a, DF_TICK])
-        bt, bq = depth_levels(v["bid_keys"][a], v["bid_vals"][a], True, levels + 64)
-        at, aq = depth_levels(v["ask_keys"][a], v["ask_vals"][a], False, levels + 64)
+        if self.depth_kind == DEPTH_ROIVECTOR:
+            _, _, bids, asks = depth_views(v, a, DEPTH_ROIVECTOR)
+            lb = int(v["depth_i"][a, D_ROI_LB])
+            bt = lb + np.flatnonzero(bids > 0.0)[::-1]
+            at = lb + np.flatnonzero(asks > 0.0)
+            bq, aq = bids[bt - lb], asks[at - lb]
+        else:
+            bt, bq = depth_levels(v["bid_keys"][a], v["bid_vals"][a], True, levels + 64)
+            at, aq = depth_levels(v["ask_keys"][a], v["ask_vals"][a], False, levels + 64)
         bb, ba = int(v["depth_i"][a, D_BEST_BID]), int(v["depth_i"][a, D_BEST_ASK])
         kb, ka = bt <= bb, at >= ba
         bids = np.column_stack([bt[kb] * tick, bq[kb]])[:levels]

@@ -200,12 +200,12 @@ class BotDepth:
     def resync(self) -> None:
         """What a bot does when it attaches: the book from the connector's snapshot."""
         m = self.md
-        md_resync(m.words, m.snapshot, self.cursor, 0, *self.arrays(), self.snap_scratch,
+        md_resync(m.words, m.snapshot, self.cursor, 0, self.arrays(), self.snap_scratch,
                   self.ctrl, self.cbq, False)  # fmt: skip
 
     def consume(self) -> None:
         m = self.md
-        md_consume(m.words, m.ring, m.snapshot, self.cursor, 0, *self.arrays(), self.trades,
+        md_consume(m.words, m.ring, m.snapshot, self.cursor, 0, self.arrays(), self.trades,
                    self.trade_n, self.latency, self.scratch, self.snap_scratch, self.ctrl,
                    self.cbq)  # fmt: skip
 

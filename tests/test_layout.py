@@ -50,7 +50,12 @@ def test_record_sizes_and_offsets():
     assert L.response_dtype["msg"].itemsize == 72 and L.response_dtype["reason"] == np.int32
     assert L.bot_header_dtype.itemsize == 128
     assert L.MAGIC.to_bytes(8, "little") == b"HFTLIVE1"
-    assert L.LAYOUT_VERSION == 3  # bump it with every change above: peers then refuse to attach
+    assert _offsets(L.bot_header_dtype) == {
+        "magic": 0, "version": 8, "pid": 16, "bot_id": 24, "n_assets": 32, "depth_capacity": 40,
+        "order_capacity": 48, "trade_capacity": 56, "heartbeat_ns": 64, "depth_kind": 72,
+        "roi_capacity": 80,
+    }  # fmt: skip
+    assert L.LAYOUT_VERSION == 4  # bump it with every change above: peers then refuse to attach
 
 
 def test_word_indexes_are_pinned_and_follow_their_fields():
@@ -64,7 +69,8 @@ def test_word_indexes_are_pinned_and_follow_their_fields():
     assert (L.BOT_HEARTBEAT, L.BOT_HEADER_WORDS) == (8, 16)
     assert (L.N_USED, L.N_CAPACITY, L.N_WORDS) == (0, 1, 8)
     assert (L.D_BEST_BID, L.D_BEST_ASK, L.D_LOW_BID, L.D_HIGH_ASK, L.D_N_BID, L.D_N_ASK,
-            L.D_TS, L.D_DROPPED, L.D_WORDS) == (0, 1, 2, 3, 4, 5, 6, 7, 8)  # fmt: skip
+            L.D_TS, L.D_DROPPED, L.D_ROI_LB, L.D_ROI_UB, L.D_WORDS) == (
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16)  # fmt: skip
     assert (L.DF_TICK, L.DF_LOT, L.DF_WORDS) == (0, 1, 2)
     assert (L.L_FEED_EXCH, L.L_FEED_LOCAL, L.L_HAS_FEED, L.L_ORDER_REQ, L.L_ORDER_EXCH,
             L.L_ORDER_RESP, L.L_HAS_ORDER, L.L_WORDS) == (0, 1, 2, 3, 4, 5, 6, 8)  # fmt: skip
@@ -105,7 +111,12 @@ def test_segment_layouts_are_aligned_and_pinned():
     assert {k: r.offset for k, r in md.regions.items()} == {
         "seg": 0, "header": 64, "ring": 256, "snapshot": 4194560}  # fmt: skip
     assert md.size == 4718848
-    for lay in (ctl, md, L.bot_layout(3, 1024, 64, 10)):
+    bot = L.bot_layout(3, 1024, 64, 10, 2001)
+    assert list(bot.regions) == [
+        "header", "depth_i", "depth_f", "bid_keys", "bid_vals", "ask_keys", "ask_vals",
+        "roi_bids", "roi_asks", "orders", "order_n", "state", "trades", "trade_n", "latency"]  # fmt: skip
+    assert bot.regions["roi_asks"].shape == (3, 2001)
+    for lay in (ctl, md, bot):
         assert all(r.offset % 64 == 0 for r in lay.regions.values())
 
 

@@ -8,7 +8,7 @@ import hftbacktest.order as ho
 import hftbacktest.state as hs
 import numpy as np
 import pytest
-from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
+from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest, ROIVectorMarketDepthBacktest
 from numba import njit
 
 import hftlive
@@ -16,14 +16,18 @@ from hftlive import FOK, GTC, GTX, IOC, LIMIT, MARKET, Instrument, LiveBot
 from hftlive.botcore import _WAITS, LiveBotInstanceType, make_livebot_class
 from hftlive.constants import BUY_EVENT, DEPTH_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT
 from hftlive.depth import HashMapMarketDepth
-from hftlive.layout import event_dtype
+from hftlive.depth_roi import ROIVectorMarketDepth
+from hftlive.layout import DEPTH_ROIVECTOR, event_dtype
 from hftlive.orders import Order, OrderDict, StateValues, Values
 
 from .conftest import wait_book
 
+# each hftbacktest class and ours; the bots are one class per depth kind, as theirs
 PAIRS = [
     (hb.HashMapMarketDepthBacktest_, make_livebot_class(1, 1)),
     (hb.HashMapMarketDepth_, HashMapMarketDepth),
+    (hb.ROIVectorMarketDepthBacktest_, make_livebot_class(1, 1, DEPTH_ROIVECTOR)),
+    (hb.ROIVectorMarketDepth_, ROIVectorMarketDepth),
     (hb.OrderDict_, OrderDict),
     (hb.Values_, Values),
     (ho.Order_, Order),
@@ -180,7 +184,8 @@ def _backtest_data(n_steps=6000):
     return np.array(rows, event_dtype)
 
 
-def test_lifecycle_in_hftbacktest_backtest():
+@pytest.mark.parametrize("roi", [False, True], ids=["hashmap", "roivector"])
+def test_lifecycle_in_hftbacktest_backtest(roi):
     # The event array is kept alive for the backtest's whole life: built from a temporary
     # array, the first backtest of a process once ran its clock from 0 with an empty book
     # (hftbacktest 2.4.4; add_data may not hold a reference to the array).
@@ -188,7 +193,10 @@ def test_lifecycle_in_hftbacktest_backtest():
     asset = (BacktestAsset().data(data).linear_asset(1.0)
              .constant_order_latency(1_000_000, 1_000_000).tick_size(0.1).lot_size(0.01)
              .trading_value_fee_model(0.0002, 0.0005))  # fmt: skip
-    hbt = HashMapMarketDepthBacktest([asset])
+    if roi:
+        hbt = ROIVectorMarketDepthBacktest([asset.roi_lb(90.0).roi_ub(110.0)])
+    else:
+        hbt = HashMapMarketDepthBacktest([asset])
     out = np.zeros(64, np.int64)
     n = lifecycle(hbt, out)
     hbt.close()
@@ -196,13 +204,16 @@ def test_lifecycle_in_hftbacktest_backtest():
     del data
 
 
-def test_same_lifecycle_live_on_the_sim_venue(make_connector):
+@pytest.mark.parametrize("roi", [None, (59000.0, 61000.0)], ids=["hashmap", "roivector"])
+def test_same_lifecycle_live_on_the_sim_venue(make_connector, roi):
     # a market that does not drift: the lifecycle prices its orders off the book it last
     # saw (a GTX 5 ticks through the ask must cross, an IOC 15 ticks through must fill),
     # and a bot preempted on a loaded machine sees a book a few 20 ms ticks old, which a
     # drifting market (std ~3 ticks a tick) can have left behind
     connector = make_connector(vol=0.0).start()
-    hbt = LiveBot.builder().register(Instrument(connector.name, "btcusdt", 0.1, 0.001)).build()
+    lb, ub = roi or (None, None)
+    inst = Instrument(connector.name, "btcusdt", 0.1, 0.001, roi_lb=lb, roi_ub=ub)
+    hbt = LiveBot.builder().register(inst).build()
     try:
         wait_book(hbt)  # the connector may not have published its first book yet
         out = np.zeros(64, np.int64)

@@ -41,7 +41,7 @@ class Reader:
     def poll(self):
         b = self.book
         return botfn.md_consume(self.md.words, self.md.ring, self.md.snapshot, self.cursor, 0,
-                                b.di, b.df, b.bk, b.bv, b.ak, b.av, self.trades, self.trade_n,
+                                (b.di, b.df, b.bk, b.bv, b.ak, b.av), self.trades, self.trade_n,
                                 self.latency, self.scratch, self.snap_scratch, self.ctrl,
                                 self.cbq)  # fmt: skip
 
