@@ -22,6 +22,7 @@ class ConnectorCore(Core):
         self._router = router
         self._symbols = [i.symbol for i in instruments]
         self._lost: set[str] = set()  # connections whose loss the bots were told of
+        self._lockstep = None
         # the hot path: a venue's publish is the ring's, with no frame of ours between
         self.publish = shm.publish
         # [record]: the ring's publish, then a copy to the feed recorder (connector.record)
@@ -31,6 +32,13 @@ class ConnectorCore(Core):
 
     def publish(self, inst: int, events: np.ndarray, n: int) -> None:
         self._shm.publish(inst, events, n)
+
+    def lockstep(self):
+        if self._lockstep is None:
+            from connector.lockstep import Lockstep
+
+            self._lockstep = Lockstep(self._shm, self._router)
+        return self._lockstep
 
     def write_snapshot(self, inst: int, book, ts: int) -> None:
         self._shm.write_snapshot(inst, book, ts)

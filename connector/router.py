@@ -120,6 +120,8 @@ class BotState:
 class Router:
     def __init__(self, shm, cfg, instruments):
         self.shm = shm
+        self.now_ns = time.time_ns  # the connector's clock (a replay's: connector.lockstep)
+        self.hold = False  # requests wait for the replay clock's rounds (connector.lockstep)
         self.cfg = cfg
         self.instruments = instruments
         self.venue = None
@@ -331,7 +333,7 @@ class Router:
             r["order_id"], r["side"], r["price_tick"], r["qty"] = oid, side, tick, qty
             r["leaves_qty"], r["tick_size"], r["time_in_force"] = qty, spec.tick_size, IOC
             r["order_type"], r["status"], r["req"] = LIMIT, NONE, NEW
-            r["local_timestamp"] = time.time_ns()
+            r["local_timestamp"] = self.now_ns()
             key = self._next_key
             self._next_key += 1
             self.orders[key] = Tracked(b, inst, oid, rec)
@@ -363,12 +365,19 @@ class Router:
 
     # ------------------------------------------------------------------ requests
 
-    def drain(self) -> None:
+    def drain(self, force: bool = False) -> int:
+        """Handles every bot's pending requests; how many. While `hold` is set (a replay
+        clock, connector.lockstep) only a forced drain (the clock's round) handles any."""
+        if self.hold and not force:
+            return 0
+        n = 0
         for bot_id, b in list(self.bots.items()):
             reqs = self.shm.take_requests(b.slot)
             for i in range(len(reqs)):
                 self._handle(bot_id, b, reqs[i])
+            n += len(reqs)
         self.flush()
+        return n
 
     def _handle(self, bot_id: int, b: BotState, req) -> None:
         kind = int(req["kind"])
@@ -575,7 +584,7 @@ class Router:
         rec[0] = o
         rec[0]["status"] = EXPIRED
         rec[0]["req"] = NONE
-        rec[0]["exch_timestamp"] = time.time_ns()
+        rec[0]["exch_timestamp"] = self.now_ns()
         self._send_rec(bot_id, inst, rec[0])
         self.send_error(bot_id, ERR_ORDER, code, msg, inst, int(o["order_id"]))
 
@@ -666,7 +675,7 @@ class Router:
         r[:] = 0
         r["kind"] = kind
         r["inst"] = inst
-        r["ts"] = time.time_ns()
+        r["ts"] = self.now_ns()
         return r
 
     def _send_rec(self, bot_id: int, inst: int, rec) -> None:

@@ -136,6 +136,12 @@ class Core(abc.ABC):
     @abc.abstractmethod
     def bad_message(self, inst: int = -1) -> None: ...
 
+    def lockstep(self):
+        """The replay clock shared with the bots (connector.lockstep.Lockstep), made on
+        first call: only a venue that replays in its own time (the sim's `clock =
+        "replay"`) asks for it, before the connector runs."""
+        raise NotImplementedError
+
 
 class Venue(abc.ABC):
     """What the core calls on a venue. Every member is required."""

@@ -56,8 +56,12 @@ from hftlive.layout import (
     C_POLICY,
     C_READY,
     C_WORDS,
+    CLOCK_REPLAY,
     CONN_RUNNING,
     CONN_STOPPING,
+    CTL_CLOCK_MODE,
+    CTL_CLOCK_NS,
+    CTL_LS_GEN,
     CTL_STATE,
     D_ROI_LB,
     D_ROI_UB,
@@ -71,6 +75,7 @@ from hftlive.layout import (
     S_ACK,
     S_BOT_ID,
     S_GEN,
+    S_LS_PARKED,
     S_PID,
     S_REJECT,
     S_STATE,
@@ -301,6 +306,22 @@ class _Session:
             signals.release()
 
 
+def _lockstep(ctls: list[CtlViews], slot_idx: list[int], names: list[str]) -> tuple:
+    """The addresses a bot on a replay clock reads (connector.lockstep): the connector's
+    clock and round words and this bot's ls_parked slot word; (0, 0, 0) on the wall clock.
+    A replay clock is the one clock of the bot's world: its bot has that one connector."""
+    replay = [int(c.words[CTL_CLOCK_MODE]) == CLOCK_REPLAY for c in ctls]
+    if not any(replay):
+        return (0, 0, 0)
+    if len(ctls) != 1:
+        raise BotError(f"connector {names[replay.index(True)]!r} runs on a replay clock "
+                       f"([sim] clock = \"replay\"): a bot on it can use no other connector "
+                       f"(this one has {', '.join(names)})")  # fmt: skip
+    c = ctls[0]
+    return (c.words.ctypes.data + 8 * CTL_CLOCK_NS, c.words.ctypes.data + 8 * CTL_LS_GEN,
+            c.slot_words[slot_idx[0]].ctypes.data + 8 * S_LS_PARKED)  # fmt: skip
+
+
 def _attach_connector(name: str, wait_s: float) -> tuple[Segment, CtlViews]:
     check_name(name)
     deadline = time.monotonic() + wait_s
@@ -501,8 +522,10 @@ def _build(b: LiveBotBuilder):
             mds=mds, ctls=ctls, slot_idx=slot_idx, asset_conn=asset_conn,
             asset_inst=asset_inst, inst_asset=inst_asset, cursor=np.zeros(n, np.int64),
             ctrl=ctrl, cbq=cbq, cbq_prev=cbq_prev, bell_fds=session.bell_fds,
-            ticks_per_ns=calibrate_tsc(),
+            ticks_per_ns=calibrate_tsc(), lockstep=_lockstep(ctls, slot_idx, conn_names),
         )  # fmt: skip
+        if parts.lockstep[0] != 0:  # the first elapse counts from the replay's time
+            ctrl[C_LAST_TSC] = load_word(ctls[0].words, CTL_CLOCK_NS)
         if b._policy == WAIT_SLEEP:
             set_timer_slack_ns(1)
         signals.acquire()
@@ -623,7 +646,8 @@ def _startup(p: LiveBotParts, timeout: float) -> bool:
         for c, ctl in enumerate(p.ctls):
             k = p.slot_idx[c]
             resp_consume(ctl.resp_hdr[k], ctl.resp[k], p.inst_asset[c], v["state"], v["orders"],
-                         v["order_n"], v["latency"], p.ctrl, p.cbq, p.cbq_prev, ts)  # fmt: skip
+                         v["order_n"], v["latency"], p.ctrl, p.cbq, p.cbq_prev, ts,
+                         p.lockstep[0])  # fmt: skip
         if time.monotonic() > deadline:
             return False
         time.sleep(0.0005)

@@ -28,7 +28,7 @@ from numba.extending import intrinsic, overload_method
 from hftlive import _jitclass_box, signals
 from hftlive import botfn as f
 from hftlive._inline import jitclass_of, own_type_classes
-from hftlive._sys import extern, load_at, store_at, wall_ns
+from hftlive._sys import extern, load_at, store_at
 from hftlive.constants import (
     END_OF_DATA,
     INSTRUMENT_NOT_FOUND,
@@ -129,6 +129,12 @@ def _close_dispatch(key):
 
 
 @nb.njit(inline="always")
+def _now(self):
+    """The bot's clock: the wall clock, or the replay's (connector.lockstep)."""
+    return f.now_ns(self.ls[0], self.ts)
+
+
+@nb.njit(inline="always")
 def _wait(self, mode, duration, include_resp, wait_asset, wait_id, refusal=0):
     """Every LiveBot wait. Inlined into the calling method (numba IR), which LLVM inlines
     into the strategy: a call that passed the bot to a function would cost a reference-
@@ -146,7 +152,7 @@ def _wait(self, mode, duration, include_resp, wait_asset, wait_id, refusal=0):
     ev, deadline = f.wait_begin(self.p_sig, self.p_ctrl, self.p_cursor, self.p_md_ws,
                                 self.p_resp_w, self.p_resp_r, self.tpn, mode == MODE_ELAPSE,
                                 np.int64(duration), np.int64(wait_asset), np.int64(wait_id),
-                                np.int64(refusal))  # fmt: skip
+                                np.int64(refusal), self.ls)  # fmt: skip
     return _wait_end(kind, me, mode, include_resp, deadline, ev)
 
 
@@ -265,7 +271,7 @@ class _LiveBotBase:
 
     @property
     def current_timestamp(self):
-        return wall_ns(self.ts)
+        return _now(self)
 
     @property
     def num_assets(self):
@@ -373,7 +379,7 @@ class _LiveBotBase:
             return INSTRUMENT_NOT_FOUND
         c = self.asset_conn[a]
         rc = _submit_impl(self.otab[a], self.order_n[a], self.depths[a].df[DF_TICK], order_id,
-                           price, qty, tif, otype, side, wall_ns(self.ts), self.req_hdr[c],
+                           price, qty, tif, otype, side, _now(self), self.req_hdr[c],
                            self.req[c], self.asset_inst[a], self.bell_fd[c], self.bell)  # fmt: skip
         if rc == 0 and wait:
             return _wait(self, MODE_ORDER, MAX_DEADLINE_NS, False, a, order_id)
@@ -390,7 +396,7 @@ class _LiveBotBase:
         if a < 0 or a >= self.cursor.shape[0]:
             return INSTRUMENT_NOT_FOUND
         c = self.asset_conn[a]
-        rc = _cancel_impl(self.otab[a], self.order_n[a], oid, wall_ns(self.ts), self.req_hdr[c],
+        rc = _cancel_impl(self.otab[a], self.order_n[a], oid, _now(self), self.req_hdr[c],
                            self.req[c], self.asset_inst[a], self.bell_fd[c], self.bell)  # fmt: skip
         if rc == 0 and wait:
             return _wait(self, MODE_ORDER, MAX_DEADLINE_NS, False, a, oid)
@@ -408,7 +414,7 @@ class _LiveBotBase:
             return INSTRUMENT_NOT_FOUND
         c = self.asset_conn[a]
         rc = _modify_impl(self.otab[a], self.order_n[a], oid, np.float64(price), np.float64(qty),
-                           wall_ns(self.ts), self.req_hdr[c], self.req[c], self.asset_inst[a],
+                           _now(self), self.req_hdr[c], self.req[c], self.asset_inst[a],
                            self.bell_fd[c], self.bell)  # fmt: skip
         if rc == 0 and wait:
             return _wait(self, MODE_ORDER, MAX_DEADLINE_NS, False, a, oid)
@@ -492,7 +498,7 @@ class _LiveBotBase:
             if ev & f.EV_TIME:
                 return 0
             ev = _wait_spin(p_sig, p_ctrl, self.p_cursor, self.p_md_ws, self.p_resp_w,
-                            self.p_resp_r, self.tpn, deadline)  # fmt: skip
+                            self.p_resp_r, self.tpn, deadline, self.ls)  # fmt: skip
 
     def _callbacks(self):
         """Run the Python handlers on what the last poll queued; non-zero: stop with it."""
@@ -517,7 +523,8 @@ class _LiveBotBase:
             if load_at(self.p_resp_w[c]) != load_at(self.p_resp_r[c]):
                 flags |= _resp_consume(self.resp_hdr[c], self.resp[c], self.inst_asset[c],
                                        self.state, self.otab, self.order_n, self.latency,
-                                       self.ctrl, self.cbq, self.cbq_prev, self.ts)  # fmt: skip
+                                       self.ctrl, self.cbq, self.cbq_prev, self.ts,
+                                       self.ls[0])  # fmt: skip
         return flags
 
 
@@ -557,6 +564,7 @@ class LiveBotParts:
     cbq_prev: np.ndarray  # the order as it was before each queued response
     bell_fds: list[int]  # per connector: the doorbell FIFO, or -1
     ticks_per_ns: float
+    lockstep: tuple = (0, 0, 0)  # the replay clock's addresses (hftlive.bot._lockstep)
 
 
 # One line per field: (name, numba type [of each item if per ASSET or CONN], per, how it
@@ -613,6 +621,9 @@ FIELDS = (
     ("p_resp_w", i8, CONN, lambda p, c: _resp_word(p, c, SPSC_WRITE)),
     ("p_resp_r", i8, CONN, lambda p, c: _resp_word(p, c, SPSC_READ)),
     ("tpn", nb.float64, None, lambda p: p.ticks_per_ns),  # TSC ticks per ns
+    # the replay clock (connector.lockstep): addresses of its clock and round words and of
+    # this bot's ls_parked slot word; (0, 0, 0) on the wall clock
+    ("ls", types.UniTuple(i8, 3), None, lambda p: p.lockstep),
 )  # fmt: skip
 
 

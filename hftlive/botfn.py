@@ -214,7 +214,8 @@ def push_error(ctrl, cbq, a, kind, code):
 
 
 @nb.njit(cache=True)
-def resp_consume(hdr, ring, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_prev, ts):
+def resp_consume(hdr, ring, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_prev, ts,
+                 p_clock):
     """Apply every response from one connector; returns F_RESP / F_ERROR flags."""
     ws = atomic_load(hdr, SPSC_WRITE)
     rs = hdr[SPSC_READ]
@@ -224,14 +225,14 @@ def resp_consume(hdr, ring, inst_asset, state, otab, order_n, latency, ctrl, cbq
     flags = 0
     while rs < ws:
         flags |= _apply_resp(ring[rs & (cap - 1)], inst_asset, state, otab, order_n, latency,
-                             ctrl, cbq, cbq_prev, ts)  # fmt: skip
+                             ctrl, cbq, cbq_prev, ts, p_clock)  # fmt: skip
         rs += 1
     atomic_store(hdr, SPSC_READ, rs)
     return flags
 
 
 @nb.njit(cache=True)
-def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_prev, ts):
+def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_prev, ts, p_clock):
     kind = r.kind
     if kind == RESP_READY:
         ctrl[C_READY] += 1
@@ -285,7 +286,7 @@ def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_pre
     if o.exch_timestamp > 0:
         latency[a, L_ORDER_REQ] = tbl[i].local_timestamp
         latency[a, L_ORDER_EXCH] = o.exch_timestamp
-        latency[a, L_ORDER_RESP] = wall_ns(ts)
+        latency[a, L_ORDER_RESP] = now_ns(p_clock, ts)  # received: now, on the bot's clock
         latency[a, L_HAS_ORDER] = 1
     if has_cb:
         cbq[cb_n] = r
@@ -325,12 +326,73 @@ EV_TIME = 8  # ... the deadline is reached
 
 
 @nb.njit(cache=True)
-def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadline):
+def now_ns(p_clock, ts):
+    """The bot's clock: the replay's (the word at p_clock, connector.lockstep), or the wall
+    clock when p_clock is 0."""
+    if p_clock != 0:
+        return load_at(p_clock)
+    return wall_ns(ts)
+
+
+@nb.njit(cache=True)
+def _spin_replay(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, deadline, ls):
+    """wait_spin on the replay clock (connector.lockstep). The connector publishes in
+    rounds: the round counter is odd while it writes (market events, responses, then the
+    clock), even when done. What the bot sees (the clock, news in its rings) is taken from
+    one even round, read twice around it, so it never acts on half a round; with nothing
+    to do it parks (its slot's ls_parked = the round, ls_until = its deadline), and the
+    connector, once every bot is parked, starts the next round."""
+    p_clock, p_gen, p_parked = ls
+    idle = 0
+    while True:
+        g = load_at(p_gen)
+        if g & 1:
+            continue  # a round being written
+        clk = load_at(p_clock)
+        ev = 0
+        for a in range(len(p_md_ws)):
+            if load_at(p_md_ws[a]) != load_at(p_cursor + 8 * a):
+                ev = EV_NEWS
+        for c in range(len(p_resp_w)):
+            if load_at(p_resp_w[c]) != load_at(p_resp_r[c]):
+                ev = EV_NEWS
+        if load_at(p_gen) != g:
+            continue  # a round began while we looked: look again
+        if rdtsc() >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
+            ev |= EV_HOUSE
+        if (
+            load_at(p_sig) != 0
+            or load_at(p_ctrl + 8 * C_CLOSED) != 0
+            or load_at(p_ctrl + 8 * C_END) != 0
+        ):
+            ev |= EV_END
+        if clk >= deadline:
+            ev |= EV_TIME
+        if ev != 0:
+            store_at(p_ctrl + 8 * C_LAST_TSC, clk)
+            return ev
+        if load_at(p_parked) != g or load_at(p_parked + 8) != deadline:
+            store_at(p_parked + 8, deadline)
+            store_at(p_parked, g)  # after ls_until: the connector reads them in this order
+        idle += 1
+        if idle > IDLE_SPINS:
+            policy = load_at(p_ctrl + 8 * C_POLICY)
+            if policy == WAIT_SLEEP:
+                sleep_ns(np.empty(2, np.int64), SLEEP_SLICE_NS)
+            elif policy == WAIT_YIELD:
+                yield_cpu()
+
+
+@nb.njit(cache=True)
+def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadline, ls):
     """The polling half of every LiveBot wait, over raw addresses (no array, so no
     reference count): poll until a ring has news, housekeeping is due, the run ends or
     the TSC reaches `deadline`, and say which (EV_* bits). One clock read per poll; the
     reading it returns on is kept as the bot's last wait return (C_LAST_TSC). Idle, it
-    spins, yields or sleeps as the bot's policy says."""
+    spins, yields or sleeps as the bot's policy says. On a replay clock (`ls[0]` non-zero:
+    connector.lockstep) the clock is the replay's and `deadline` is in its ns."""
+    if ls[0] != 0:
+        return _spin_replay(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, deadline, ls)
     idle = 0
     while True:
         ev = 0
@@ -366,7 +428,7 @@ def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadlin
 
 @nb.njit(cache=True)
 def wait_begin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, elapse, duration,
-               wait_asset, wait_id, refusal):  # fmt: skip
+               wait_asset, wait_id, refusal, ls):  # fmt: skip
     """A wait's start and first spin: (EV_* bits, deadline), or (-code, 0) when the run is
     already over or the call is refused (`refusal`, a return code, non-zero). `elapse` counts `duration` from the last wait's return (C_LAST_TSC), as
     hftbacktest's clock advances from current_timestamp; other waits from now."""
@@ -378,13 +440,18 @@ def wait_begin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, elapse
     if end != 0:
         return -end, 0
     duration = max(0, min(duration, MAX_WAIT_NS))
-    t0 = load_at(p_ctrl + 8 * C_LAST_TSC) if elapse else rdtsc()
-    deadline = t0 + np.int64(duration * tpn)
+    if ls[0] != 0:  # the replay's clock, in ns
+        t0 = load_at(p_ctrl + 8 * C_LAST_TSC) if elapse else load_at(ls[0])
+        deadline = t0 + duration
+    else:
+        t0 = load_at(p_ctrl + 8 * C_LAST_TSC) if elapse else rdtsc()
+        deadline = t0 + np.int64(duration * tpn)
     if not elapse:
         store_at(p_ctrl + 8 * C_WAIT_ASSET, wait_asset)
         store_at(p_ctrl + 8 * C_WAIT_ID, wait_id)
         store_at(p_ctrl + 8 * C_FOUND, 0)
-    return wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadline), deadline
+    return (wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadline, ls),
+            deadline)
 
 
 HOUSEKEEP_NS = 50_000_000  # how often a waiting bot beats its heartbeat and checks its connectors

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = 0x314556494C544648  # b"HFTLIVE1" little-endian
-LAYOUT_VERSION = 4  # 2: response_dtype carries the venue-neutral reject `reason`; 3: trading
+LAYOUT_VERSION = 5  # 2: response_dtype carries the venue-neutral reject `reason`; 3: trading
 # states and the command mailbox (ctl header), a bot's trading state (slot); 4: a bot's view
-# holds either depth kind (header `depth_kind`, `roi_capacity`; depth words `roi_lb`/`roi_ub`)
+# holds either depth kind (header `depth_kind`, `roi_capacity`; depth words `roi_lb`/`roi_ub`);
+# 5: the replay clock (ctl header `clock_mode`, `clock_ns`, `ls_gen`; slot `ls_parked`,
+# `ls_until`: connector.lockstep)
 ALIGN = 64
 
 # hftbacktest.types.event_dtype: Rust #[repr(C, align(64))] struct Event
@@ -145,6 +147,11 @@ ctl_header_dtype = _struct(
         ("cmd_bot", "<u8", 120),
         ("heartbeat_ns", "<i8", 128),  # its own cache line: written every 100 ms
         ("venue", "S32", 192),
+        # the replay clock (connector.lockstep), when clock_mode is 1: the replay's time,
+        # and the round counter (odd while the connector publishes a round)
+        ("clock_mode", "<i8", 224),
+        ("clock_ns", "<i8", 232),
+        ("ls_gen", "<i8", 240),
     ],
     256,
 )
@@ -158,6 +165,11 @@ CTL_CMD_SEQ = word(ctl_header_dtype, "cmd_seq")
 CTL_CMD_ACK = word(ctl_header_dtype, "cmd_ack")
 CTL_CMD = word(ctl_header_dtype, "cmd")
 CTL_CMD_BOT = word(ctl_header_dtype, "cmd_bot")
+CTL_CLOCK_MODE = word(ctl_header_dtype, "clock_mode")
+CTL_CLOCK_NS = word(ctl_header_dtype, "clock_ns")
+CTL_LS_GEN = word(ctl_header_dtype, "ls_gen")
+CLOCK_WALL = 0
+CLOCK_REPLAY = 1
 
 instrument_dtype = _struct(
     [
@@ -188,6 +200,10 @@ slot_dtype = _struct(
         ("reject", "<i8", 40),  # non-zero: the connector refused the registration
         ("trading_state", "<i8", 48),  # the bot's own (TRADING_*), written by the connector
         ("heartbeat_ns", "<i8", 64),
+        # the replay clock: the round the bot is parked at (waiting, nothing left to read),
+        # and the replay time its wait ends at (connector.lockstep)
+        ("ls_parked", "<i8", 72),
+        ("ls_until", "<i8", 80),
     ],
     128,
 )
@@ -200,6 +216,8 @@ S_ACK = word(slot_dtype, "ack")
 S_REJECT = word(slot_dtype, "reject")
 S_HEARTBEAT = word(slot_dtype, "heartbeat_ns")
 S_TRADING = word(slot_dtype, "trading_state")
+S_LS_PARKED = word(slot_dtype, "ls_parked")
+S_LS_UNTIL = word(slot_dtype, "ls_until")
 
 # Single-producer single-consumer ring header: the two counters on separate lines.
 spsc_header_dtype = _struct([("write_seq", "<i8", 0), ("read_seq", "<i8", 64)], 128)

@@ -25,12 +25,13 @@ def test_record_sizes_and_offsets():
         "magic": 0, "version": 8, "pid": 16, "state": 24, "epoch": 32, "n_instruments": 40,
         "max_bots": 48, "md_capacity": 56, "snap_capacity": 64, "req_capacity": 72,
         "resp_capacity": 80, "trading_state": 88, "cmd_seq": 96, "cmd_ack": 104, "cmd": 112,
-        "cmd_bot": 120, "heartbeat_ns": 128, "venue": 192,
+        "cmd_bot": 120, "heartbeat_ns": 128, "venue": 192, "clock_mode": 224, "clock_ns": 232,
+        "ls_gen": 240,
     }  # fmt: skip
     assert L.instrument_dtype.itemsize == 128
     assert _offsets(L.slot_dtype) == {
         "state": 0, "bot_id": 8, "pid": 16, "generation": 24, "ack": 32, "reject": 40,
-        "trading_state": 48, "heartbeat_ns": 64,
+        "trading_state": 48, "heartbeat_ns": 64, "ls_parked": 72, "ls_until": 80,
     }  # fmt: skip
     assert L.slot_dtype.itemsize == 128
     assert _offsets(L.md_header_dtype) == {
@@ -55,7 +56,7 @@ def test_record_sizes_and_offsets():
         "order_capacity": 48, "trade_capacity": 56, "heartbeat_ns": 64, "depth_kind": 72,
         "roi_capacity": 80,
     }  # fmt: skip
-    assert L.LAYOUT_VERSION == 4  # bump it with every change above: peers then refuse to attach
+    assert L.LAYOUT_VERSION == 5  # bump it with every change above: peers then refuse to attach
 
 
 def test_word_indexes_are_pinned_and_follow_their_fields():

@@ -8,6 +8,10 @@ Config (`[sim]` in the connector TOML)::
                                  `data`): a venue of connector.registry with a capture
                                  decoder, e.g. the name of the venue it was recorded from
     speed = 1.0                  replay speed; 0 = as fast as possible
+    clock = "wall"               "wall": the replay runs on the wall clock (at `speed`);
+                                 "replay": lockstep, the capture's time is the bots'
+                                 clock and the replay waits for them (connector.lockstep;
+                                 needs `data`, and `speed` does not apply)
     seed, maker_fee, taker_fee   the synthetic market's seed; fees as fractions of notional
     tick_interval_ms, levels, volatility_bp, trades_per_tick   the synthetic market
     at_end = "stop"              replay end: stop the connector (bots see elapse() == 1)
@@ -42,6 +46,8 @@ class SimConfig:
     data: str = path_field("")
     data_format: str = ""  # the venue whose recorded traffic `data` holds
     speed: float = rng(1.0, 0.0)  # replay speed; 0 = as fast as possible
+    # "wall", or "replay": the capture's time is the bots' clock, in lockstep with them
+    clock: str = "wall"
     seed: int = rng(1, 0, 2**63 - 1)
     # fees as fractions of the traded value; negative = a rebate, never a 100 % fee
     maker_fee: float = rng(0.0002, -0.01, 0.01)
@@ -76,6 +82,11 @@ def _check(cfg) -> None:
     from connector.sim import hbt
 
     hbt.check(cfg)
+    if sim.clock not in ("wall", "replay"):
+        raise ConfigError(f'{p}: sim.clock must be "wall" or "replay", got {sim.clock!r}')
+    if sim.clock == "replay" and not sim.data:
+        raise ConfigError(f'{p}: sim.clock = "replay" replays a capture in its own time: it '
+                          f"needs sim.data")  # fmt: skip
     if sim.at_end not in ("stop",):
         raise ConfigError(f'{p}: sim.at_end must be "stop", got {sim.at_end!r}')
     if sim.data:

@@ -26,7 +26,7 @@ from connector.matching import (
     SimOrder,
 )
 from connector.sim.hbt import HbtMarket, make_exchange
-from connector.sim.replay import run_replay
+from connector.sim.replay import run_lockstep, run_replay
 from connector.sim.synthetic import run_synthetic
 from connector.venue import Core, NewOrder, OrderReport, Venue
 from hftlive.constants import EXPIRED
@@ -81,6 +81,9 @@ class SimVenue(Venue):
         self._last_snapshot = 0.0
         self.rng = random.Random(self.sim.seed)
         self.feed = Feed(core, self.insts, on_trade=self.on_trade, on_book=self.on_book)
+        # the venue's clock: the wall clock, or the replay's shared with the bots
+        self.lockstep = core.lockstep() if self.sim.clock == "replay" else None
+        self._clock = self.lockstep.now if self.lockstep is not None else time.time_ns
 
     # ------------------------------------------------------------------ orders
 
@@ -101,7 +104,7 @@ class SimVenue(Venue):
             qty = min(qty, abs(pos))
         if s.hbt is not None:  # answered after the order latency (connector.sim.hbt)
             s.hbt.submit(order.key, order.side, order.price_tick, qty, order.tif,
-                         order.order_type, time.time_ns())  # fmt: skip
+                         order.order_type, self._clock())  # fmt: skip
             self._pump(s)
             return
         o = SimOrder(key=order.key, side=order.side, px_tick=order.price_tick, qty=qty,
@@ -113,7 +116,7 @@ class SimVenue(Venue):
         # ever of unknown outcome
         s = self.insts[inst]
         if s.hbt is not None:
-            s.hbt.cancel(key, time.time_ns())
+            s.hbt.cancel(key, self._clock())
             self._pump(s)
             return
         self._report(s, s.engine.cancel(key, self._now(s)), REQ_CANCEL)
@@ -121,16 +124,19 @@ class SimVenue(Venue):
     def modify(self, key: int, inst: int, price_tick: int, qty: float) -> None:
         s = self.insts[inst]
         if s.hbt is not None:
-            s.hbt.modify(key, price_tick, qty, time.time_ns())
+            s.hbt.modify(key, price_tick, qty, self._clock())
             self._pump(s)
             return
         self._report(s, s.engine.modify(key, price_tick, qty, self._now(s)), REQ_MODIFY)
 
     def _pump(self, s: SimInstrument) -> None:
-        """Reports what the hbt engine has due by now, and sets a timer for what is next."""
-        now = time.time_ns()
+        """Reports what the hbt engine has due by now, and sets a timer for what is next
+        (on the replay clock, the replay's rounds ask for it: next_wake_ns)."""
+        now = self._clock()
         for _key, reports, completes in s.hbt.due(now):
             self._report(s, reports, completes)
+        if self.lockstep is not None:
+            return
         if s.wake is not None:
             s.wake.cancel()
             s.wake = None
@@ -154,10 +160,22 @@ class SimVenue(Venue):
     async def stop(self, unsure: list[int]) -> None:
         self._stop.set()
 
-    @staticmethod
-    def _now(s: SimInstrument) -> int:
+    def _now(self, s: SimInstrument) -> int:
         # the venue's clock: the market time of the instrument, advanced to the wall clock
-        return max(s.exch_ts, time.time_ns())
+        # (on the replay clock: the replay's time)
+        return max(s.exch_ts, self._clock())
+
+    def next_wake_ns(self) -> int | None:
+        """The earliest time an hbt engine has something due (the replay clock's rounds)."""
+        wakes = [w for s in self.insts if s.hbt is not None
+                 for w in (s.hbt.next_wake_ns(),) if w is not None]  # fmt: skip
+        return min(wakes) if wakes else None
+
+    def pump_all(self) -> None:
+        """Reports what every hbt engine has due by now."""
+        for s in self.insts:
+            if s.hbt is not None:
+                self._pump(s)
 
     def _report(self, s: SimInstrument, reports: list[Report], completes: int = 0) -> None:
         out = []
@@ -205,7 +223,9 @@ class SimVenue(Venue):
     async def run(self) -> None:
         # no session of its own to lose: the sim is connected from the start
         self.core.connected(True)
-        if self.sim.data:
+        if self.lockstep is not None:
+            await run_lockstep(self, self.sim.data, self.lockstep)
+        elif self.sim.data:
             await run_replay(self, self.sim.data, self.sim.speed)
         else:
             await run_synthetic(self)

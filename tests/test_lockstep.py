@@ -1,0 +1,160 @@
+"""The replay clock (`[sim] clock = "replay"`, connector.lockstep): the sim connector
+replays the real capture in its own time, which is the bot's clock, in lockstep with the
+bot, through the whole live path (connector, book sync, shared memory, LiveBot)."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from connector.config import load_config
+from connector.errors import ConfigError
+from hftlive import GTC, GTX, LIMIT, BotError, Instrument, LiveBot
+
+from .conftest import CAPTURE
+
+STEP = 100_000_000  # 100 ms
+STEPS = 250  # 25 s of the capture
+
+REPLAY = f"""
+[[instruments]]
+symbol = "ethusdt"
+tick_size = 0.01
+lot_size = 0.001
+
+[risk]
+max_position = 10.0
+
+[sim]
+data = "{CAPTURE}"
+data_format = "binancefutures"
+clock = "replay"
+{{extra}}
+"""
+
+HBT_MODEL = """
+exchange = "no_partial_fill"
+queue_model = "risk_averse"
+order_latency = "constant"
+entry_latency_ns = 3_000_000
+response_latency_ns = 2_000_000
+"""
+
+
+@njit
+def _strategy(hbt, out, steps):
+    """Quotes at the touch, waits for responses, modifies and cancels on a schedule. Per
+    step: 0 the clock after the step's elapse, 1-2 the touch, 3 the position (1e-3), 4 open
+    orders, 5-6 the last order latency's legs, 7 wait_order_response's code and 9 the clock
+    after it and 10-11 that response's latency legs (every 20th step), 8 the clock at the
+    step's end (its last wait's return: the clock moves only inside waits)."""
+    oid = 1
+    k = 0
+    while k < steps and hbt.elapse(STEP) == 0:
+        d = hbt.depth(0)
+        out[k, 0] = hbt.current_timestamp
+        out[k, 1] = d.best_bid_tick
+        out[k, 2] = d.best_ask_tick
+        if k % 20 == 5 and np.isfinite(d.best_bid):
+            hbt.submit_buy_order(0, oid, d.best_bid, 0.01, GTX, LIMIT, False)
+            out[k, 7] = hbt.wait_order_response(0, oid, 1_000_000_000)
+            out[k, 9] = hbt.current_timestamp
+            ack = hbt.order_latency(0)
+            if ack is not None:
+                req, exch, resp = ack
+                out[k, 10] = exch - req
+                out[k, 11] = resp - exch
+            oid += 1
+        if k % 20 == 9 and np.isfinite(d.best_ask):
+            hbt.submit_sell_order(0, oid, d.best_ask + 50 * d.tick_size, 0.01, GTC, LIMIT, True)
+            oid += 1
+        if k % 20 == 13:
+            v = hbt.orders(0).values()
+            while v.has_next():
+                o = v.get()
+                if o.cancellable and o.side == -1:
+                    hbt.modify(0, o.order_id, o.price + d.tick_size, 0.01, True)
+        if k % 20 == 17:
+            hbt.clear_inactive_orders(0)
+            v = hbt.orders(0).values()
+            while v.has_next():
+                o = v.get()
+                if o.cancellable:
+                    hbt.cancel(0, o.order_id, False)
+        if k % 20 == 18:
+            hbt.wait_next_feed(True, STEP // 2)
+        out[k, 3] = round(hbt.position(0) * 1000)
+        out[k, 4] = len(hbt.orders(0))
+        lat = hbt.order_latency(0)
+        if lat is not None:
+            req, exch, resp = lat
+            out[k, 5] = exch - req
+            out[k, 6] = resp - exch
+        out[k, 8] = hbt.current_timestamp
+        k += 1
+    return k
+
+
+def _run(make_connector, extra: str = "") -> np.ndarray:
+    c = make_connector(config=REPLAY.format(extra=extra)).start()
+    hbt = LiveBot.builder().register(Instrument(c.name, "ethusdt", 0.01, 0.001)).build()
+    try:
+        out = np.zeros((STEPS, 12), np.int64)
+        assert _strategy(hbt, out, STEPS) == STEPS
+    finally:
+        hbt.close()
+        c.stop()
+    return out
+
+
+@pytest.mark.parametrize("extra", ["", HBT_MODEL], ids=["default engine", "hftbacktest model"])
+def test_two_runs_are_the_same_run(make_connector, extra):
+    """The replay waits for the bot and the bot's clock is the replay's: nothing depends on
+    the wall clock or on scheduling, so two runs decide alike, step for step."""
+    a = _run(make_connector, extra)
+    b = _run(make_connector, extra)
+    assert np.array_equal(a, b), f"first different step: {np.nonzero((a != b).any(axis=1))[0][:3]}"
+    # the strategy traded: orders rested, filled and were cancelled
+    assert a[:, 3].max() > 0 and a[:, 4].max() > 0
+    # the clock is the capture's, and elapse(d) moves it exactly d past the previous wait's
+    # return (a step's end)
+    assert 1723161255088156767 <= a[0, 0] <= 1723161599881488984
+    assert np.array_equal(a[1:, 0] - a[:-1, 8], np.full(STEPS - 1, STEP))
+
+
+def test_order_latency_is_the_models_in_replay_time(make_connector):
+    """With hftbacktest's constant order latency, on the bot's clock: the exchange has a
+    request no sooner than entry latency after it was sent, the bot has the response no
+    sooner than response latency after the exchange's time, and sees it when it arrives.
+    Most acks come back in exactly 3 + 2 ms.
+
+    Not exact yet (issue 12): the exchange sees a market event when the replay publishes it
+    (at its receive time), not at its exchange time, so a request whose arrival falls in a
+    quiet spell waits for the next event or for the last seen feed latency to pass
+    (connector.sim.hbt), and this capture's exchange clock runs up to 1.27 s ahead of its
+    receive clock (hftbacktest's converter shifts receive times; the replay keeps them)."""
+    a = _run(make_connector, HBT_MODEL)
+    sub = a[a[:, 9] != 0]  # the steps that submitted and waited for the response
+    assert len(sub) >= STEPS // 20 - 1
+    assert np.all(sub[:, 7] == 0)  # the response came
+    entry, resp = sub[:, 10], sub[:, 11]
+    assert np.all(entry >= 3_000_000) and np.all(resp >= 2_000_000)
+    assert np.all(sub[:, 9] - sub[:, 0] == entry + resp)  # seen when it arrived
+    assert ((entry == 3_000_000) & (resp == 2_000_000)).sum() > len(sub) // 2
+
+
+def test_replay_clock_needs_a_capture_and_a_known_name(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(REPLAY.format(extra="").replace(f'data = "{CAPTURE}"', 'data = ""'))
+    with pytest.raises(ConfigError, match='clock = "replay" .* needs sim.data'):
+        load_config(p, "sim")
+    p.write_text(REPLAY.format(extra="").replace('clock = "replay"', 'clock = "virtual"'))
+    with pytest.raises(ConfigError, match='sim.clock must be "wall" or "replay"'):
+        load_config(p, "sim")
+
+
+def test_a_bot_on_a_replay_clock_uses_that_connector_alone(make_connector):
+    replay = make_connector(config=REPLAY.format(extra="")).start()
+    wall = make_connector().start()
+    with pytest.raises(BotError, match="replay clock"):
+        (LiveBot.builder().register(Instrument(replay.name, "ethusdt", 0.01, 0.001))
+         .register(Instrument(wall.name, "btcusdt", 0.1, 0.001)).build())  # fmt: skip
