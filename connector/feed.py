@@ -49,9 +49,14 @@ class Feed:
         self.on_book = on_book
         self.on_need_snapshot = on_need_snapshot
         self.shift_ns = 0  # added to every timestamp: a replay's "now minus then"
-        # events a decoder wrote itself, published as they are (no shift, no hook): the
-        # live hot path, one call to the ring
-        self.publish_now = core.publish
+
+    def direct_rings(self):
+        """The core's `direct_rings()` for a decoder's compiled hot path, or None when a hook
+        must see what is published (on_trade, on_book). A decoder using them publishes
+        there only while `shift_ns` is 0, and goes through this Feed otherwise."""
+        if self.on_trade is not None or self.on_book is not None:
+            return None
+        return self.core.direct_rings()
 
     def stamp(self, s: RecordingBook, local_ns: int, exch_ns: int) -> None:
         """The times of the events a frame is about to record (a venue that stamps a

@@ -14,11 +14,14 @@ import time
 import numpy as np
 
 from hftlive.ipc import (
+    RT_COLS,
+    RT_EVENTS,
     CtlViews,
     MdViews,
     init_ctl_header,
     md_publish,
     md_write_snapshot,
+    ring_table_row,
     spsc_put,
     spsc_put_many,
     spsc_take,
@@ -118,6 +121,12 @@ class ShmServer:
         self.bell_fd = os.open(self.bell_path, os.O_RDWR | os.O_NONBLOCK)
         self.n_instruments = n
         self._n_events = [0] * n
+        # every market ring for compiled publishers (hftlive.ipc.md_publish_at): a venue's
+        # hot path writes a frame's events straight from its scanner, without this
+        # object's `publish` (its Python frame and a second numba dispatch) between them;
+        # the same size check, and the events it publishes are counted in RT_EVENTS
+        rows = [ring_table_row(v) for v in self.md]
+        self.ring_table = np.array(rows, np.int64).reshape(n, RT_COLS)
         self._req_buf = np.zeros(256, request_dtype)
         self._resp_buf = np.zeros(1, response_dtype)
         self._snap_buf = np.zeros(c.snapshot_capacity, event_dtype)
@@ -170,7 +179,8 @@ class ShmServer:
 
     def heartbeat(self, now_ns: int | None = None) -> None:
         store_word(self.ctl.words, CTL_HEARTBEAT, now_ns if now_ns is not None else time.time_ns())
-        self.ctl.instruments["n_events"][: len(self._n_events)] = self._n_events
+        n = len(self._n_events)
+        self.ctl.instruments["n_events"][:n] = self.ring_table[:, RT_EVENTS] + self._n_events
 
     def close(self) -> None:
         self.set_state(CONN_STOPPED)
