@@ -15,7 +15,6 @@ import numpy as np
 
 from hftlive.ipc import (
     RT_COLS,
-    RT_EVENTS,
     CtlViews,
     MdViews,
     init_ctl_header,
@@ -124,8 +123,9 @@ class ShmServer:
         # every market ring for compiled publishers (hftlive.ipc.md_publish_at): a venue's
         # hot path writes a frame's events straight from its scanner, without this
         # object's `publish` (its Python frame and a second numba dispatch) between them;
-        # the same size check, and the events it publishes are counted in RT_EVENTS
-        rows = [ring_table_row(v) for v in self.md]
+        # the same size check, and what it publishes is counted in `direct_events`
+        self.direct_events = np.zeros(n, np.int64)
+        rows = [ring_table_row(v, self.direct_events[i:]) for i, v in enumerate(self.md)]
         self.ring_table = np.array(rows, np.int64).reshape(n, RT_COLS)
         self._req_buf = np.zeros(256, request_dtype)
         self._resp_buf = np.zeros(1, response_dtype)
@@ -180,7 +180,7 @@ class ShmServer:
     def heartbeat(self, now_ns: int | None = None) -> None:
         store_word(self.ctl.words, CTL_HEARTBEAT, now_ns if now_ns is not None else time.time_ns())
         n = len(self._n_events)
-        self.ctl.instruments["n_events"][:n] = self.ring_table[:, RT_EVENTS] + self._n_events
+        self.ctl.instruments["n_events"][:n] = self.direct_events + self._n_events
 
     def close(self) -> None:
         self.set_state(CONN_STOPPED)

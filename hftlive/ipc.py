@@ -103,27 +103,29 @@ def md_publish(words, ring, events, n):
 
 
 # A ring table: one int64 row per market segment, so that compiled code publishing for
-# any instrument takes one argument (each array argument costs a numba dispatch ~80 ns,
-# and a tuple of them as much per element). The row holds raw addresses: the table is
-# valid while the segments it was built from stay mapped (the ShmServer owns both).
+# any instrument takes one argument (each array argument costs a numba dispatch ~40-110
+# ns, and a tuple of them as much per element). A row is self-contained (a venue's hot
+# path copies rows into a table of its own): raw addresses, valid while the segments and
+# the counters they point to stay mapped (the ShmServer owns both, for its whole life).
 RT_WORDS = 0  # address of the segment's header words (MdViews.words)
 RT_RING = 1  # address of its ring
 RT_CAP = 2  # ring capacity, events (a power of two)
-RT_EVENTS = 3  # events published through the table (ShmServer adds them to n_events)
+RT_COUNT_AT = 3  # address of the int64 counting the events published through the row
 RT_COLS = 4
 _RT_NWORDS = max(MD_WRITE_SEQ, MD_WRITING_END) + 1
 
 
-def ring_table_row(v: MdViews) -> list[int]:
-    """The table row of one market segment's views."""
-    return [v.words.ctypes.data, v.ring.ctypes.data, v.ring.shape[0], 0]
+def ring_table_row(v: MdViews, counter: np.ndarray) -> list[int]:
+    """The table row of one market segment's views; `counter` (an int64 array, kept
+    alive by the caller) counts what is published through it."""
+    return [v.words.ctypes.data, v.ring.ctypes.data, v.ring.shape[0], counter.ctypes.data]
 
 
 @nb.njit(cache=True, inline="always")
 def md_publish_at(table, inst, events, lo, n):
-    """`md_publish` of events[lo:lo + n] to the ring of row `inst` of a ring table; counts
-    them in its RT_EVENTS. Returns the new write_seq, or -1 (nothing written) when the
-    batch does not fit the ring."""
+    """`md_publish` of events[lo:lo + n] to the ring of row `inst` of a ring table (its
+    first RT_COLS columns); counts them in the row's counter. Returns the new write_seq,
+    or -1 (nothing written) when the batch does not fit the ring."""
     cap = table[inst, RT_CAP]
     if n > cap:
         return -1
@@ -135,7 +137,7 @@ def md_publish_at(table, inst, events, lo, n):
     for k in range(n):
         ring[(ws + k) & (cap - 1)] = events[lo + k]
     atomic_store(words, MD_WRITE_SEQ, ws + n)
-    table[inst, RT_EVENTS] += n
+    nb.carray(void_ptr_at(table[inst, RT_COUNT_AT]), (1,), np.int64)[0] += n
     return ws + n
 
 

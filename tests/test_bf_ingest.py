@@ -37,7 +37,6 @@ from connector.errors import VenueProtocolError
 from connector.feed import Feed
 from connector.shmserver import ShmServer
 from hftlive.constants import ERR_BOOK_RESYNC
-from hftlive.ipc import RT_EVENTS
 from hftlive.layout import MD_WRITE_SEQ, event_dtype
 from tests.conftest import RecordingRouter
 
@@ -125,9 +124,9 @@ def test_whole_capture_publishes_what_the_checked_path_publishes(pipelines):
     assert len(fast.levels()[0]) > 1000 and len(fast.levels()[1]) > 1000
     assert (fast.inst.exch_ts, fast.inst.local_ts) == (ref.inst.exch_ts, ref.inst.local_ts)
     # the hot frames went straight to the ring: after the sync, everything but a handful
-    direct = int(fast.shm.ring_table[0, RT_EVENTS])
+    direct = int(fast.shm.direct_events[0])
     assert direct > 0.95 * fast.seq, (direct, fast.seq)
-    assert int(ref.shm.ring_table[0, RT_EVENTS]) == 0
+    assert int(ref.shm.direct_events[0]) == 0
     # and the counters the heartbeat publishes agree
     fast.shm.heartbeat()
     ref.shm.heartbeat()

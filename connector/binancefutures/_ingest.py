@@ -5,7 +5,7 @@ Why: per frame the connector used to cross from Python into numba two to four ti
 scanner, `depth_apply_levels` with 14 arguments and `md_publish`), each crossing a few
 hundred ns of argument typing and unboxing, and a diff built a `DepthUpdate` dataclass
 from orjson's reading of its header. `ingest_frame` does what a frame needs in one call
-with five arguments: it scans the bytes, finds the instrument by its symbol, and, for
+with four arguments: it scans the bytes, finds the instrument by its symbol, and, for
 the frames that make up the live stream, applies and publishes them itself:
 
 * bookTicker and MARKET trade (`_ticker.scan_ticker`, whose rules it keeps): events to
@@ -28,9 +28,10 @@ with a string, integer, true, false or null value are skipped; a repeated key fa
 
 The book table (`B_*` columns, one row per instrument, built by the decoder): whether the
 row may publish here (live: no hook wants to see each event), the chain cell, the
-addresses of the DepthBook's arrays and the symbol as Binance sends it. Ring rows are
-`hftlive.ipc`'s ring table. Both hold raw addresses: they are valid while their owners
-(the decoder's books, the ShmServer's segments) live, which is the connector's life.
+addresses of the DepthBook's arrays and the symbol as Binance sends it. Its first
+columns are the instrument's row of `hftlive.ipc`'s ring table. It holds raw addresses:
+valid while their owners (the decoder's books and scratch, the ShmServer's segments and
+counters) live, which is the connector's life.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ from connector.levels import _P10, _decimal
 from hftlive._sys import void_ptr_at
 from hftlive.constants import BUY_EVENT, DEPTH_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT
 from hftlive.depth import update_ask, update_bid
-from hftlive.ipc import RT_CAP, md_publish_at
-from hftlive.layout import D_WORDS, DF_WORDS
+from hftlive.ipc import RT_CAP, RT_COLS, md_publish_at
+from hftlive.layout import D_WORDS, DF_WORDS, event_dtype
 
 # what ingest_frame returns as its code
 FALLBACK = 0  # take the checked path
@@ -63,13 +64,16 @@ PUBLISHED = 1  # events out[:n] are in the ring (and the book applied, for a dif
 TICKER_EVENTS = 2  # bookTicker events in out[:2], not published (a replay, a hook)
 TRADE_EVENTS = 3  # a trade event in out[:1], not published
 
-# book table columns
-B_DIRECT = 0  # 1: this instrument's frames may be published here
-B_CHAIN = 1  # the BookSync's chain cell: the last applied u while SYNCED, else -1
-B_DI, B_DF, B_BK, B_BV, B_AK, B_AV = 2, 3, 4, 5, 6, 7  # DepthBook array addresses
-B_CAP = 8  # its hash capacity (len of bk, bv, ak, av)
-B_SYM_LEN = 9
-B_SYM = 10  # the symbol's bytes, 8 a word, little-endian
+# the decoder's table: a row per instrument, its ring table row (hftlive.ipc's RT_*
+# columns) followed by these
+B_DIRECT = RT_COLS  # 1: this instrument's frames may be published here
+B_CHAIN = RT_COLS + 1  # the BookSync's chain cell: the last applied u while SYNCED, else -1
+B_DI, B_DF, B_BK, B_BV, B_AK, B_AV = range(RT_COLS + 2, RT_COLS + 8)  # DepthBook arrays
+B_CAP = RT_COLS + 8  # their hash capacity (len of bk, bv, ak, av)
+B_OUT = RT_COLS + 9  # the decoder's event scratch (the same in every row) and its length
+B_OUT_CAP = RT_COLS + 10
+B_SYM_LEN = RT_COLS + 11
+B_SYM = RT_COLS + 12  # the symbol's bytes, 8 a word, little-endian
 SYM_MAX = 24
 B_COLS = B_SYM + SYM_MAX // 8
 
@@ -82,6 +86,7 @@ _DK = ("e", "E", "T", "s", "U", "u", "pu", "b", "a")
 _D_E, _D_EV, _D_T, _D_S, _D_FIRST, _D_FINAL, _D_PREV, _D_B, _D_A = range(9)
 _D_NEED = (1 << 9) - 1
 _V_DEPTH_UPDATE = np.frombuffer(b"depthUpdate", np.uint8)
+_W_E_DEPTH = np.frombuffer(b'"e":"depthUpdate"', np.uint8)
 _W_STREAM = np.frombuffer(b'{"stream":"', np.uint8)
 _W_DATA = np.frombuffer(b',"data":{', np.uint8)
 _V_TRUE = np.frombuffer(b"true", np.uint8)
@@ -271,21 +276,23 @@ def scan_depth(buf, out):
 
 
 @nb.njit(cache=True)
-def ingest_frame(buf, local_ts, rings, tab, out, shift_ns):
+def ingest_frame(buf, local_ts, tab, shift_ns):
     """One market frame; see the module docstring. Never raises.
 
     Args:
         buf: the frame's bytes.
         local_ts: its receive stamp, ns.
-        rings: `hftlive.ipc`'s ring table (a row per instrument).
-        tab: the book table (B_* columns, a row per instrument).
-        out: event_dtype scratch; a diff with more levels than it holds falls back.
+        tab: the decoder's table (a row per instrument: ring row, then B_* columns).
         shift_ns: the feed's replay shift; not 0: nothing is published here.
 
     Returns:
         (code, inst, n, exch_ts): code FALLBACK (inst -1), PUBLISHED, TICKER_EVENTS or
-        TRADE_EVENTS; n events in out[:n]; exch_ts the frame's T in ns.
+        TRADE_EVENTS; n events in the scratch (B_OUT)[:n]; exch_ts the frame's T in ns.
     """
+    # one argument: a record array costs ~110 ns of dispatch, its address nothing
+    out = nb.carray(void_ptr_at(tab[0, B_OUT]), (tab[0, B_OUT_CAP],), event_dtype)
+    if _starts_depth_update(buf):  # Binance sends "e" first; a diff placed otherwise falls back
+        return _diff(buf, local_ts, tab, shift_ns, out)
     kind, lo, hi, exch_ts = scan_ticker(buf, out, local_ts)
     if kind == BOOK_TICKER or kind == TRADE:
         inst = _inst_of(buf, lo, hi, tab)
@@ -294,9 +301,27 @@ def ingest_frame(buf, local_ts, rings, tab, out, shift_ns):
         n = 2 if kind == BOOK_TICKER else 1
         if shift_ns != 0 or tab[inst, B_DIRECT] == 0:
             return (TICKER_EVENTS if kind == BOOK_TICKER else TRADE_EVENTS), inst, n, exch_ts
-        if md_publish_at(rings, inst, out, 0, n) < 0:
+        if md_publish_at(tab, inst, out, 0, n) < 0:
             return FALLBACK, -1, 0, 0  # a ring smaller than a batch: `publish` raises
         return PUBLISHED, inst, n, exch_ts
+    return FALLBACK, -1, 0, 0
+
+
+@nb.njit(cache=True, inline="always")
+def _starts_depth_update(buf):
+    """The event object (wrapped or bare) starts with "e":"depthUpdate"."""
+    n = len(buf)
+    if _at(buf, 0, n, _W_STREAM):
+        j = _string_end(buf, _W_STREAM.shape[0], n)
+        if j < 0 or not _at(buf, j + 1, n, _W_DATA):
+            return False
+        return _at(buf, j + 1 + _W_DATA.shape[0], n, _W_E_DEPTH)
+    return _at(buf, 1, n, _W_E_DEPTH)
+
+
+@nb.njit(cache=True)
+def _diff(buf, local_ts, tab, shift_ns, out):
+    """ingest_frame for a depthUpdate."""
     ok, s_lo, s_hi, t_ms, _first, final, prev, nb_, na_ = scan_depth(buf, out)
     if not ok:
         return FALLBACK, -1, 0, 0
@@ -309,7 +334,7 @@ def ingest_frame(buf, local_ts, rings, tab, out, shift_ns):
     if chain < 0 or prev != chain:
         return FALLBACK, -1, 0, 0
     n = nb_ + na_
-    if n > rings[inst, RT_CAP]:
+    if n > tab[inst, RT_CAP]:
         return FALLBACK, -1, 0, 0  # `publish` raises for a batch the ring cannot hold
     exch_ts = t_ms * 1_000_000
     cap = tab[inst, B_CAP]
@@ -334,5 +359,5 @@ def ingest_frame(buf, local_ts, rings, tab, out, shift_ns):
         e.ival = 0
         e.fval = 0.0
     tab[inst, B_CHAIN] = final
-    md_publish_at(rings, inst, out, 0, n)
+    md_publish_at(tab, inst, out, 0, n)
     return PUBLISHED, inst, n, exch_ts

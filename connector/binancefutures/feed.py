@@ -31,6 +31,8 @@ from connector.binancefutures._ingest import (
     B_COLS,
     B_DI,
     B_DIRECT,
+    B_OUT,
+    B_OUT_CAP,
     B_SYM,
     B_SYM_LEN,
     PUBLISHED,
@@ -67,10 +69,19 @@ class BinanceDecoder:
         self.books = books
         self.feed = feed
         self.by_symbol = {b.symbol: b for b in books}
-        # the book table of ingest_frame: a row per instrument (see _ingest)
+        # events ingest_frame writes: a frame's, published or handed to the Feed
+        self._out = np.zeros(OUT_EVENTS, event_dtype)
+        # the table of ingest_frame: a row per instrument (see _ingest)
         tab = np.zeros((len(books), B_COLS), np.int64)
         tab[:, B_CHAIN] = -1
+        tab[:, B_OUT] = self._out.ctypes.data
+        tab[:, B_OUT_CAP] = len(self._out)
         direct = feed.direct_rings()
+        if direct is not None:
+            rings, self._after = direct
+            tab[:, :RT_COLS] = rings
+        else:
+            self._after = None
         for b in books:
             row = tab[b.idx]
             d = b.book
@@ -79,23 +90,17 @@ class BinanceDecoder:
             words = symbol_words(b.symbol.upper().encode())  # "s" as Binance sends it
             if words is not None:  # else its frames take the checked path
                 row[B_SYM_LEN] = len(b.symbol)
-                row[B_SYM : B_COLS] = words
+                row[B_SYM:B_COLS] = words
             # a book whose levels someone listens to (the sim's matching engine) is
             # written through RecordingBook, level by level
             row[B_DIRECT] = direct is not None and type(b).on_level is RecordingBook.on_level
         self._tab = tab
         self.syncs = [BookSync(b, chain=tab[b.idx, B_CHAIN : B_CHAIN + 1]) for b in books]
-        if direct is None:
-            self._rings, self._after = np.zeros((len(books), RT_COLS), np.int64), None
-        else:
-            self._rings, self._after = direct
-        # events ingest_frame writes: a frame's, published or handed to the Feed
-        self._out = np.zeros(OUT_EVENTS, event_dtype)
 
     def compile(self) -> None:
         """Loads (or, on a first run, compiles: ~10 s) the @njit functions every frame uses,
         with the argument types frames bring, before any connection is opened."""
-        ingest_frame(b"{}", 0, self._rings, self._tab, self._out, 0)
+        ingest_frame(b"{}", 0, self._tab, 0)
         none = np.empty((0, 2))
         none.flags.writeable = False  # as parsed levels are
         for b in self.books:
@@ -104,9 +109,7 @@ class BinanceDecoder:
 
     def on_frame(self, raw: bytes, local_ns: int) -> None:
         """One frame from any market stream (or one line of a capture)."""
-        feed = self.feed
-        code, i, n, exch_ns = ingest_frame(raw, local_ns, self._rings, self._tab, self._out,
-                                           feed.shift_ns)  # fmt: skip
+        code, i, n, exch_ns = ingest_frame(raw, local_ns, self._tab, self.feed.shift_ns)
         if code == PUBLISHED:  # live: the events are in the ring
             s = self.books[i]
             s.local_ts = local_ns
