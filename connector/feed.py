@@ -8,6 +8,11 @@ replay of a venue's capture.
                    a book change -> the owner's `on_book` (the sim's matching engine)
                    a snapshot needed -> the owner's `on_need_snapshot` (a live venue: REST)
 
+A venue's hot path may skip the Feed: with `direct_rings()` (a live feed with no hook) a
+compiled decoder writes a frame's batch straight into the instrument's ring, under the
+same rules (one atomic batch per frame, counted, the recorder handed it after), and
+comes back here for everything else (a venue's `_ingest` module, where it has one).
+
 A decoder is venue code with no I/O: it turns one frame into changes of the books
 (`RecordingBook.set_bid`/`set_ask`/`apply_levels`/`clear`, which record the events) and
 tells the Feed what happened through the calls below. Timestamps: a live frame's local

@@ -21,7 +21,8 @@ Anything else returns FALLBACK and the caller takes the checked path (`parse_str
 `BookSync.on_diff`), which names what is malformed, buffers diffs while waiting for a
 snapshot, and detects gaps: the scanner never raises and never decides a rule other than
 the one above. A depthUpdate it accepts: the combined wrapper or bare object, no
-whitespace, keys without escapes, "e" == "depthUpdate", E, T, U, u, pu non-negative
+whitespace, keys without escapes, `"e":"depthUpdate"` first (as Binance sends it; the
+frame's kind is known before any scan), E, T, U, u, pu non-negative
 integers (<= 18 digits; T * 1e6 fits int64), "s" a plain string, "b" then "a" arrays of
 `["px","qty"]` plain decimals (`levels._decimal`: bit-equal to float(str)); other keys
 with a string, integer, true, false or null value are skipped; a repeated key falls back.

@@ -51,7 +51,7 @@ from connector.binancefutures.protocol import (
     parse_stream,
 )
 from connector.book import ASK_BBO, BID_BBO, RecordingBook
-from connector.errors import VenueProtocolError
+from connector.errors import UsageError, VenueProtocolError
 from connector.feed import Feed
 from hftlive.constants import BUY, BUY_EVENT, SELL
 from hftlive.ipc import RT_COLS
@@ -66,6 +66,9 @@ class BinanceDecoder:
     """Applies Binance market frames to `books` and reports through `feed`."""
 
     def __init__(self, books: list[RecordingBook], feed: Feed):
+        if not books or [b.idx for b in books] != list(range(len(books))):
+            # ingest_frame indexes its table by instrument (row 0 holds the scratch)
+            raise UsageError(f"books must be instruments 0..n-1, got {[b.idx for b in books]}")
         self.books = books
         self.feed = feed
         self.by_symbol = {b.symbol: b for b in books}
@@ -79,6 +82,8 @@ class BinanceDecoder:
         direct = feed.direct_rings()
         if direct is not None:
             rings, self._after = direct
+            if rings.shape != (len(books), RT_COLS):
+                raise UsageError(f"ring table {rings.shape} for {len(books)} books")
             tab[:, :RT_COLS] = rings
         else:
             self._after = None
