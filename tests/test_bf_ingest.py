@@ -28,7 +28,7 @@ from connector.binancefutures._ingest import (
     scan_depth,
     symbol_words,
 )
-from connector.binancefutures.feed import BinanceDecoder
+from connector.binancefutures.feed import OUT_EVENTS, BinanceDecoder
 from connector.binancefutures.protocol import DepthUpdate, parse_stream
 from connector.binancefutures.streams import MdInstrument
 from connector.config import ConnectorSection, InstrumentConfig
@@ -133,6 +133,33 @@ def test_whole_capture_publishes_what_the_checked_path_publishes(pipelines):
     n_events = [int(p.shm.ctl.instruments["n_events"][0]) for p in (fast, ref)]
     assert n_events == [fast.seq, ref.seq]
     assert fast.decoder.syncs[0].last_update_id == ref.decoder.syncs[0].last_update_id
+    assert fast.router.told == ref.router.told == []
+
+
+def test_a_diff_larger_than_the_scratch_takes_the_checked_path_and_applies_the_same(
+    pipelines,
+):
+    fast, ref = pipelines("bf", True), pipelines("br", False)
+    k = _sync(fast)
+    assert _sync(ref) == k
+    lines = capture()
+    i = next(j for j in range(k, len(lines)) if b'"depthUpdate"' in lines[j][1][:128])
+    local_ns, raw = lines[i]
+    # far from the book, qty 0: removing absent levels is normal (BN-OB step 6)
+    extra = b"".join(b'["%d.00","0"],' % (100_000 + t) for t in range(OUT_EVENTS + 10))
+    big = raw.replace(b'"b":[', b'"b":[' + extra, 1)
+    assert big.count(b'"],["') > OUT_EVENTS
+    direct = int(fast.shm.direct_events[0])
+    for p in (fast, ref):
+        s0 = p.seq
+        p.decoder.on_frame(big, local_ns)
+        assert p.seq - s0 > OUT_EVENTS
+    assert fast.events(s0, fast.seq).tobytes() == ref.events(s0, ref.seq).tobytes()
+    assert int(fast.shm.direct_events[0]) == direct  # not the compiled path
+    for local_ns, raw in lines[i + 1 : i + 500]:  # and the chain goes on from there
+        fast.decoder.on_frame(raw, local_ns)
+        ref.decoder.on_frame(raw, local_ns)
+    assert fast.levels() == ref.levels() and fast.seq == ref.seq
     assert fast.router.told == ref.router.told == []
 
 
@@ -298,3 +325,20 @@ def test_a_symbol_not_served_is_ignored_not_counted(pipelines):
         p.decoder.on_frame(raw.replace(b"ETHUSDT", b"BTCUSDT"), 0)
     assert p.seq == seq
     assert int(p.shm.ctl.instruments["n_bad_messages"][0]) == 0
+
+
+def test_a_replay_shift_publishes_through_the_feed_as_the_checked_path_does(pipelines):
+    fast, ref = pipelines("pf", True), pipelines("pr", False)
+    for p in (fast, ref):
+        p.feed.shift_ns = 1_000_000_007  # the sim's replay: now minus then
+    lines = capture()[:20_000]
+    for local_ns, raw in lines:
+        s0 = fast.seq
+        fast.decoder.on_frame(raw, local_ns)
+        ref.decoder.on_frame(raw, local_ns)
+        assert fast.seq == ref.seq
+        if fast.seq != s0:
+            assert fast.events(s0, fast.seq).tobytes() == ref.events(s0, ref.seq).tobytes()
+    assert fast.decoder.syncs[0].state == "SYNCED"
+    assert fast.seq > 100_000 and int(fast.shm.direct_events[0]) == 0
+    assert fast.levels() == ref.levels()

@@ -323,11 +323,13 @@ def _starts_depth_update(buf):
 @nb.njit(cache=True)
 def _diff(buf, local_ts, tab, shift_ns, out):
     """ingest_frame for a depthUpdate."""
+    if shift_ns != 0:
+        return FALLBACK, -1, 0, 0  # a replay: every diff through BookSync and the Feed
     ok, s_lo, s_hi, t_ms, _first, final, prev, nb_, na_ = scan_depth(buf, out)
     if not ok:
         return FALLBACK, -1, 0, 0
     inst = _inst_of(buf, s_lo, s_hi, tab)
-    if inst < 0 or shift_ns != 0 or tab[inst, B_DIRECT] == 0:
+    if inst < 0 or tab[inst, B_DIRECT] == 0:
         return FALLBACK, -1, 0, 0
     chain = tab[inst, B_CHAIN]
     # [BN-OB] step 5: in SYNCED (chain >= 0) a diff whose pu is the previous u is applied;
