@@ -184,8 +184,11 @@ class ShmServer:
 
     def heartbeat(self, now_ns: int | None = None) -> None:
         store_word(self.ctl.words, CTL_HEARTBEAT, now_ns if now_ns is not None else time.time_ns())
-        n = len(self._n_events)
-        self.ctl.instruments["n_events"][:n] = self.direct_events + self._n_events
+        self.ctl.instruments["n_events"][: self.n_instruments] = self.events_published()
+
+    def events_published(self) -> list[int]:
+        """Events published per instrument, through `publish` and through the ring table."""
+        return [a + int(b) for a, b in zip(self._n_events, self.direct_events)]
 
     def close(self) -> None:
         self.set_state(CONN_STOPPED)

@@ -127,11 +127,12 @@ def test_whole_capture_publishes_what_the_checked_path_publishes(pipelines):
     direct = int(fast.shm.direct_events[0])
     assert direct > 0.95 * fast.seq, (direct, fast.seq)
     assert int(ref.shm.direct_events[0]) == 0
-    # and the counters the heartbeat publishes agree
+    # and the counters the heartbeat, the metrics and the stale-feed alert read agree
     fast.shm.heartbeat()
     ref.shm.heartbeat()
     n_events = [int(p.shm.ctl.instruments["n_events"][0]) for p in (fast, ref)]
     assert n_events == [fast.seq, ref.seq]
+    assert fast.shm.events_published() == [fast.seq]  # what metrics and alerts read
     assert fast.decoder.syncs[0].last_update_id == ref.decoder.syncs[0].last_update_id
     assert fast.router.told == ref.router.told == []
 
