@@ -120,7 +120,7 @@ class Alerts:
     def _observe(self, now: float) -> None:
         """What conditions need over time: down since, last market event, rejections."""
         ins = self.shm.ctl.instruments
-        events = self.shm._n_events
+        events = self.shm.events_published()
         if not self._last_events:
             self._last_events = list(events)
             self._last_event_at = [now] * len(events)

@@ -72,3 +72,9 @@ class ConnectorCore(Core):
 
     def bad_message(self, inst: int = -1) -> None:
         self._shm.count_bad_message(inst)
+
+    def direct_rings(self):
+        table = self._shm.ring_table
+        if table is None:
+            return None
+        return table, (self._recorder.add if self._recorder is not None else None)

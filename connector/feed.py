@@ -8,6 +8,11 @@ replay of a venue's capture.
                    a book change -> the owner's `on_book` (the sim's matching engine)
                    a snapshot needed -> the owner's `on_need_snapshot` (a live venue: REST)
 
+A venue's hot path may skip the Feed: with `direct_rings()` (a live feed with no hook) a
+compiled decoder writes a frame's batch straight into the instrument's ring, under the
+same rules (one atomic batch per frame, counted, the recorder handed it after), and
+comes back here for everything else (a venue's `_ingest` module, where it has one).
+
 A decoder is venue code with no I/O: it turns one frame into changes of the books
 (`RecordingBook.set_bid`/`set_ask`/`apply_levels`/`clear`, which record the events) and
 tells the Feed what happened through the calls below. Timestamps: a live frame's local
@@ -49,9 +54,14 @@ class Feed:
         self.on_book = on_book
         self.on_need_snapshot = on_need_snapshot
         self.shift_ns = 0  # added to every timestamp: a replay's "now minus then"
-        # events a decoder wrote itself, published as they are (no shift, no hook): the
-        # live hot path, one call to the ring
-        self.publish_now = core.publish
+
+    def direct_rings(self):
+        """The core's `direct_rings()` for a decoder's compiled hot path, or None when a hook
+        must see what is published (on_trade, on_book). A decoder using them publishes
+        there only while `shift_ns` is 0, and goes through this Feed otherwise."""
+        if self.on_trade is not None or self.on_book is not None:
+            return None
+        return self.core.direct_rings()
 
     def stamp(self, s: RecordingBook, local_ns: int, exch_ns: int) -> None:
         """The times of the events a frame is about to record (a venue that stamps a

@@ -115,7 +115,7 @@ class Metrics:
             ("hftlive_account_position", "the account's position as the venue reports it",
              "account_position", GaugeMetricFamily),
         )  # fmt: skip
-        n_events = self.shm._n_events  # fresher than the shared memory copy
+        n_events = self.shm.events_published()  # fresher than the shared memory copy
         for metric, doc, fld, fam in per_inst:
             m = fam(metric, doc, labels=["connector", "symbol"])
             for i, s in enumerate(syms):

@@ -42,6 +42,12 @@ Up (the venue calls the core; `Core`, the only object a venue receives)::
     connected(up)              every instrument's `connected` flag: the venue session is
                                usable (after reconciling, for a real venue)
     bad_message(inst=-1)       a malformed venue message was skipped (counted)
+    direct_rings()             optional (None by default): `(table, after)` for a venue's
+                               compiled hot path, which may write a batch straight into the
+                               market rings of the ring table (`hftlive.ipc.md_publish_at`:
+                               the same atomic batch and count as `publish`) and must then
+                               call `after(inst, events, n)` when `after` is not None (the
+                               feed recorder sees every batch)
 
 A new venue's checklist: a section dataclass for its config (`registry.VenueSpec`), a
 `prepare` step if tick/lot sizes come from the venue, a factory `(cfg, core) -> Venue`,
@@ -56,6 +62,7 @@ wire-faithful emulator the end-to-end tests run against.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,6 +142,9 @@ class Core(abc.ABC):
 
     @abc.abstractmethod
     def bad_message(self, inst: int = -1) -> None: ...
+
+    def direct_rings(self) -> tuple[np.ndarray, Callable | None] | None:
+        return None
 
     def lockstep(self):
         """The replay clock shared with the bots (connector.lockstep.Lockstep), made on

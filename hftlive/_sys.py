@@ -224,6 +224,18 @@ def store_at(typingctx, addr, val):
     return sig, codegen
 
 
+@intrinsic
+def void_ptr_at(typingctx, addr):
+    """The int64 `addr` as a void pointer, for `numba.carray` over memory the caller keeps
+    alive (a mapped segment, an array it holds a reference to)."""
+    sig = types.voidptr(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
+
+
 def set_timer_slack_ns(ns: int = 1) -> None:
     """Linux rounds every sleep up by the thread's timer slack (50 us by default); a bot
     that sleeps in 50 us slices wants it small (prctl PR_SET_TIMERSLACK)."""
@@ -267,14 +279,3 @@ def extern(disp):
 
     call.__name__ = call.__qualname__ = f"extern_{disp.__name__}"
     return call
-
-
-@intrinsic
-def void_ptr(typingctx, addr):
-    """An int64 address as a void pointer (for numba.carray)."""
-    sig = types.voidptr(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
-
-    return sig, codegen

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from hftlive._sys import atomic_cas, atomic_load, atomic_store, fence_release
+from hftlive._sys import atomic_cas, atomic_load, atomic_store, fence_release, void_ptr_at
 from hftlive.layout import (
     MD_SNAP_LOCK,
     MD_SNAP_N,
@@ -22,6 +22,7 @@ from hftlive.layout import (
     SPSC_WRITE,
     ctl_header_dtype,
     ctl_layout,
+    event_dtype,
     md_header_dtype,
     md_layout,
     slot_dtype,
@@ -98,6 +99,45 @@ def md_publish(words, ring, events, n):
     for k in range(n):
         ring[(ws + k) & (cap - 1)] = events[k]
     atomic_store(words, MD_WRITE_SEQ, ws + n)
+    return ws + n
+
+
+# A ring table: one int64 row per market segment, so that compiled code publishing for
+# any instrument takes one argument (each array argument costs a numba dispatch ~40-110
+# ns, and a tuple of them as much per element). A row is self-contained (a venue's hot
+# path copies rows into a table of its own): raw addresses, valid while the segments and
+# the counters they point to stay mapped (the ShmServer owns both, for its whole life).
+RT_WORDS = 0  # address of the segment's header words (MdViews.words)
+RT_RING = 1  # address of its ring
+RT_CAP = 2  # ring capacity, events (a power of two)
+RT_COUNT_AT = 3  # address of the int64 counting the events published through the row
+RT_COLS = 4
+_RT_NWORDS = max(MD_WRITE_SEQ, MD_WRITING_END) + 1
+
+
+def ring_table_row(v: MdViews, counter: np.ndarray) -> list[int]:
+    """The table row of one market segment's views; `counter` (an int64 array, kept
+    alive by the caller) counts what is published through it."""
+    return [v.words.ctypes.data, v.ring.ctypes.data, v.ring.shape[0], counter.ctypes.data]
+
+
+@nb.njit(cache=True, inline="always")
+def md_publish_at(table, inst, events, lo, n):
+    """`md_publish` of events[lo:lo + n] to the ring of row `inst` of a ring table (its
+    first RT_COLS columns); counts them in the row's counter. Returns the new write_seq,
+    or -1 (nothing written) when the batch does not fit the ring."""
+    cap = table[inst, RT_CAP]
+    if n > cap:
+        return -1
+    words = nb.carray(void_ptr_at(table[inst, RT_WORDS]), (_RT_NWORDS,), np.int64)
+    ring = nb.carray(void_ptr_at(table[inst, RT_RING]), (cap,), event_dtype)
+    ws = words[MD_WRITE_SEQ]
+    atomic_store(words, MD_WRITING_END, ws + n)
+    fence_release()
+    for k in range(n):
+        ring[(ws + k) & (cap - 1)] = events[lo + k]
+    atomic_store(words, MD_WRITE_SEQ, ws + n)
+    nb.carray(void_ptr_at(table[inst, RT_COUNT_AT]), (1,), np.int64)[0] += n
     return ws + n
 
 

@@ -15,7 +15,7 @@ from numba.experimental import jitclass
 from numba.extending import overload
 
 from hftlive import _jitclass_box
-from hftlive._sys import void_ptr
+from hftlive._sys import void_ptr_at
 from hftlive.constants import CANCELED, EXPIRED, FILLED, NEW, NONE, PARTIALLY_FILLED
 from hftlive.layout import N_USED, order_dtype, state_values_dtype
 
@@ -159,7 +159,7 @@ def row_view(table, i):
     as hftbacktest's Order is over its engine's memory): a slice would increment and
     decrement the table's reference count for every order walked. The table is the bot's
     view segment, alive while the bot is."""
-    return nb.carray(void_ptr(table.ctypes.data + i * _ORDER_SIZE), 1, order_dtype)
+    return nb.carray(void_ptr_at(table.ctypes.data + i * _ORDER_SIZE), 1, order_dtype)
 
 
 _ORDER_SIZE = order_dtype.itemsize

@@ -230,6 +230,8 @@ class RecordingRouter:
 class RecordingShm:
     """In front of a real ConnectorCore in unit tests: the connected flags it set."""
 
+    ring_table = None  # no shared memory: nothing publishes around `publish`
+
     def __init__(self):
         self.connected: list[bool] = []
         self.published: list[tuple[int, int]] = []  # (instrument, events)

@@ -83,6 +83,9 @@ class _Sink:
     def bad_message(self, inst=-1):
         pass
 
+    def direct_rings(self):
+        return None  # everything through `publish`
+
 
 def _pipeline(core, cfg):
     books = [RecordingBook(0, cfg.instruments[0])]

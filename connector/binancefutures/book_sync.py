@@ -46,6 +46,12 @@ WAIT is WAIT_SNAPSHOT. A gap met while replaying the buffer after a snapshot is 
 like a gap in SYNCED: the diffs from the gap on stay buffered for the next snapshot.
 SYNCED ignores u <= prev_u rather than calling it a gap: such a diff is already in the
 book, and nothing is missing.
+
+The chain cell: prev_u lives in a one-element int64 array (`chain`, -1 outside SYNCED or
+for an id that does not fit it) so
+that a compiled hot path can take the one transition that dominates, SYNCED + diff with
+pu == prev_u (step 5), without a Python call: it applies the diff to the book itself and
+stores the diff's u in the cell, exactly as `on_diff` would. Any other diff must come here.
 """
 
 from __future__ import annotations
@@ -129,9 +135,11 @@ class BookSync:
     Args:
         book: a `Book`; one without `apply_levels` is written level by level.
         max_buffer: diffs kept while waiting for a snapshot; the oldest go first.
+        chain: the one-element int64 array holding prev_u (see the module docstring);
+            its own by default.
     """
 
-    def __init__(self, book: Book, max_buffer: int = 10_000):
+    def __init__(self, book: Book, max_buffer: int = 10_000, chain: np.ndarray | None = None):
         if max_buffer < 1:
             raise UsageError(f"max_buffer must be >= 1, got {max_buffer}")
         self.book = book
@@ -143,8 +151,22 @@ class BookSync:
         self._held: DepthSnapshot | None = None
         self._asked = False  # NeedSnapshot emitted and no snapshot since
         self._overflowed = False  # NeedSnapshot emitted for an overflow since the last snapshot
+        self._chain = np.full(1, -1, np.int64) if chain is None else chain
+        self._prev_u_any = -1
         self._prev_u = -1
         self._symbol: str | None = None
+
+    @property
+    def _prev_u(self) -> int:
+        c = int(self._chain[0])
+        return c if c >= 0 else self._prev_u_any
+
+    @_prev_u.setter
+    def _prev_u(self, u: int) -> None:
+        # an id outside [0, 2**63) (only a malformed venue sends one) stays in Python, and
+        # the cell says -1: no compiled step 5 for it, this object decides
+        self._prev_u_any = u
+        self._chain[0] = u if 0 <= u < 1 << 63 else -1
 
     @property
     def last_update_id(self) -> int | None:

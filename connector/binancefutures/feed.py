@@ -9,10 +9,13 @@ are told; a snapshot needed: the owner fetches one). bookTicker becomes DEPTH_BB
 (which, as in hftbacktest's backtester, do not change a bot's depth); MARKET trades
 become trade events.
 
-The hot kinds skip the dataclasses: bookTicker and MARKET trade frames of Binance's exact
-shape go through `scan_ticker` straight to events (any frame it does not take goes
-through the checked `parse_stream`), and a diff's levels are applied to the book and
-recorded in one @njit call (`RecordingBook.apply_levels`). bench/bf_ingest.py measures it.
+The hot path is one compiled call per frame (`_ingest.ingest_frame`): bookTicker, MARKET
+trade and chained depthUpdate frames of Binance's exact shape go from bytes to the book
+and the market ring without a Python object (the core's `direct_rings`; the feed
+recorder is handed each batch after it). Any frame it does not take goes through the
+checked `parse_stream` and `BookSync`, which name what is malformed, buffer diffs while
+waiting for a snapshot and detect gaps; so does every frame of a replay or of a feed
+with hooks, whose events go through the Feed. bench/bf_ingest.py measures it.
 """
 
 from __future__ import annotations
@@ -21,42 +24,88 @@ import logging
 
 import numpy as np
 
+from connector.binancefutures._ingest import (
+    B_AV,
+    B_CAP,
+    B_CHAIN,
+    B_COLS,
+    B_DI,
+    B_DIRECT,
+    B_OUT,
+    B_OUT_CAP,
+    B_SYM,
+    B_SYM_LEN,
+    PUBLISHED,
+    TICKER_EVENTS,
+    TRADE_EVENTS,
+    ingest_frame,
+    symbol_words,
+)
 from connector.binancefutures.book_sync import BookSync, Gap, NeedSnapshot
 from connector.binancefutures.protocol import (
-    BOOK_TICKER,
-    TRADE,
     BookTicker,
     DepthSnapshot,
     DepthUpdate,
     ErrorReply,
     Trade,
     parse_stream,
-    scan_ticker,
 )
 from connector.book import ASK_BBO, BID_BBO, RecordingBook
-from connector.errors import VenueProtocolError
+from connector.errors import UsageError, VenueProtocolError
 from connector.feed import Feed
 from hftlive.constants import BUY, BUY_EVENT, SELL
+from hftlive.ipc import RT_COLS
 from hftlive.layout import event_dtype
 
 log = logging.getLogger(__name__)
+
+OUT_EVENTS = 4096  # a diff with more levels (ETHUSDT's average 65) takes the checked path
 
 
 class BinanceDecoder:
     """Applies Binance market frames to `books` and reports through `feed`."""
 
     def __init__(self, books: list[RecordingBook], feed: Feed):
+        if not books or [b.idx for b in books] != list(range(len(books))):
+            # ingest_frame indexes its table by instrument (row 0 holds the scratch)
+            raise UsageError(f"books must be instruments 0..n-1, got {[b.idx for b in books]}")
         self.books = books
         self.feed = feed
-        self.syncs = [BookSync(b) for b in books]
         self.by_symbol = {b.symbol: b for b in books}
-        self._by_wire = {b.symbol.upper().encode(): b for b in books}  # "s" as Binance sends it
-        self._fast_ev = np.zeros(2, event_dtype)  # scan_ticker's events, published at once
+        # events ingest_frame writes: a frame's, published or handed to the Feed
+        self._out = np.zeros(OUT_EVENTS, event_dtype)
+        # the table of ingest_frame: a row per instrument (see _ingest)
+        tab = np.zeros((len(books), B_COLS), np.int64)
+        tab[:, B_CHAIN] = -1
+        tab[:, B_OUT] = self._out.ctypes.data
+        tab[:, B_OUT_CAP] = len(self._out)
+        direct = feed.direct_rings()
+        if direct is not None:
+            rings, self._after = direct
+            if rings.shape != (len(books), RT_COLS):
+                raise UsageError(f"ring table {rings.shape} for {len(books)} books")
+            tab[:, :RT_COLS] = rings
+        else:
+            self._after = None
+        for b in books:
+            row = tab[b.idx]
+            d = b.book
+            row[B_DI : B_AV + 1] = [a.ctypes.data for a in (d.di, d.df, d.bk, d.bv, d.ak, d.av)]
+            row[B_CAP] = d.bk.shape[0]
+            words = symbol_words(b.symbol.upper().encode())  # "s" as Binance sends it
+            if words is not None:  # else its frames take the checked path
+                row[B_SYM_LEN] = len(b.symbol)
+                row[B_SYM:B_COLS] = words
+            # a book whose levels someone listens to (the sim's matching engine) is
+            # written through RecordingBook, level by level
+            row[B_DIRECT] = direct is not None and type(b).on_level is RecordingBook.on_level
+        self._tab = tab
+        self.syncs = [BookSync(b, chain=tab[b.idx, B_CHAIN : B_CHAIN + 1]) for b in books]
 
     def compile(self) -> None:
         """Loads (or, on a first run, compiles: ~10 s) the @njit functions every frame uses,
         with the argument types frames bring, before any connection is opened."""
-        scan_ticker(b"{}", self._fast_ev, 0)
+        ingest_frame(b"{}", 0, self._tab, 0)
         none = np.empty((0, 2))
         none.flags.writeable = False  # as parsed levels are
         for b in self.books:
@@ -65,20 +114,20 @@ class BinanceDecoder:
 
     def on_frame(self, raw: bytes, local_ns: int) -> None:
         """One frame from any market stream (or one line of a capture)."""
-        ev = self._fast_ev
-        kind, lo, hi, exch_ns = scan_ticker(raw, ev, local_ns)
-        if kind == BOOK_TICKER or kind == TRADE:
-            s = self._by_wire.get(raw[lo:hi])
-            if s is not None:
-                s.local_ts = local_ns
-                s.exch_ts = exch_ns
-                feed = self.feed
-                if feed.shift_ns or feed.on_trade is not None:
-                    self._fast(s, kind)  # a replay: shifted times, trades to the engine
-                else:  # live: the hot path, straight to the ring
-                    feed.publish_now(s.idx, ev, 2 if kind == BOOK_TICKER else 1)
-                return
-        self._checked(raw, local_ns)
+        code, i, n, exch_ns = ingest_frame(raw, local_ns, self._tab, self.feed.shift_ns)
+        if code == PUBLISHED:  # live: the events are in the ring
+            s = self.books[i]
+            s.local_ts = local_ns
+            s.exch_ts = exch_ns
+            if self._after is not None:
+                self._after(i, self._out, n)  # the feed recorder
+        elif code == TICKER_EVENTS or code == TRADE_EVENTS:
+            s = self.books[i]  # a replay (shifted times, trades to the engine) or hooks
+            s.local_ts = local_ns
+            s.exch_ts = exch_ns
+            self._fast(s, code)
+        else:
+            self._checked(raw, local_ns)
 
     def _checked(self, raw: bytes, local_ns: int) -> None:
         """Any frame the scanner did not take: the checked parser, which names what is
@@ -119,9 +168,9 @@ class BinanceDecoder:
         elif isinstance(msg, ErrorReply):
             log.error("market stream: venue error %d: %s", msg.code, msg.msg)
 
-    def _fast(self, s: RecordingBook, kind: int) -> None:
-        ev = self._fast_ev
-        if kind == BOOK_TICKER:
+    def _fast(self, s: RecordingBook, code: int) -> None:
+        ev = self._out
+        if code == TICKER_EVENTS:
             self.feed.publish_events(s, ev, 2)
             return
         self.feed.publish_events(s, ev, 1)
