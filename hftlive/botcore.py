@@ -16,6 +16,8 @@ are applied only by `_wait`.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 from dataclasses import dataclass
 
 import numba as nb
@@ -30,6 +32,7 @@ from hftlive import botfn as f
 from hftlive._inline import jitclass_of, own_type_classes
 from hftlive._sys import extern, load_at, store_at
 from hftlive.constants import (
+    CUSTOM_ERROR,
     END_OF_DATA,
     INSTRUMENT_NOT_FOUND,
     INVALID_ORDER_REQUEST,
@@ -100,6 +103,8 @@ _housekeep = extern(f.housekeep)
 _wait_spin = extern(f.wait_spin)
 
 
+log = logging.getLogger(__name__)
+
 _CB_HANDLERS: dict[int, object] = {}  # bot key -> its Python session (has callbacks)
 _SESSIONS: dict[int, object] = {}  # bot key -> its Python session
 
@@ -115,17 +120,26 @@ def _close_session(key: int) -> None:
         s.close()
 
 
-@nb.njit
-def _dispatch(key):
-    with nb.objmode(rc="int64"):
-        rc = _run_callbacks(key)
-    return rc
+def _guarded_callbacks(key: int) -> int:
+    try:
+        return _run_callbacks(key)
+    except BaseException:  # a ctypes callback cannot raise into njit code: 19, as a handler's
+        log.exception("running bot %d's callbacks failed", key)
+        return CUSTOM_ERROR
 
 
-@nb.njit
-def _close_dispatch(key):
-    with nb.objmode():
+def _guarded_close(key: int) -> None:
+    try:
         _close_session(key)
+    except BaseException:  # a ctypes callback cannot raise into njit code
+        log.exception("closing bot %d's session failed", key)
+
+
+# njit code re-enters the interpreter through ctypes callbacks (they take the GIL, which
+# the strategy's thread holds anyway): calling one compiles to an indirect call, where an
+# objmode block compiled a lifted function on every start (~0.2 s of the first elapse)
+_dispatch = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(_guarded_callbacks)
+_close_dispatch = ctypes.CFUNCTYPE(None, ctypes.c_int64)(_guarded_close)
 
 
 @nb.njit(inline="always")
