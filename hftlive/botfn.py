@@ -326,6 +326,25 @@ EV_TIME = 8  # ... the deadline is reached
 
 
 @nb.njit(cache=True)
+def _news(p_cursor, p_md_ws, p_resp_w, p_resp_r):
+    """EV_NEWS if a market ring or a response ring has something the bot has not read."""
+    for a in range(len(p_md_ws)):
+        if load_at(p_md_ws[a]) != load_at(p_cursor + 8 * a):
+            return EV_NEWS
+    for c in range(len(p_resp_w)):
+        if load_at(p_resp_w[c]) != load_at(p_resp_r[c]):
+            return EV_NEWS
+    return 0
+
+
+@nb.njit(cache=True)
+def _over(p_sig, p_ctrl):
+    """The run is over: a signal, close(), or the connector's end."""
+    return (load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0
+            or load_at(p_ctrl + 8 * C_END) != 0)  # fmt: skip
+
+
+@nb.njit(cache=True)
 def now_ns(p_clock, ts):
     """The bot's clock: the replay's (the word at p_clock, connector.lockstep), or the wall
     clock when p_clock is 0."""
@@ -349,22 +368,12 @@ def _spin_replay(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, deadline,
         if g & 1:
             continue  # a round being written
         clk = load_at(p_clock)
-        ev = 0
-        for a in range(len(p_md_ws)):
-            if load_at(p_md_ws[a]) != load_at(p_cursor + 8 * a):
-                ev = EV_NEWS
-        for c in range(len(p_resp_w)):
-            if load_at(p_resp_w[c]) != load_at(p_resp_r[c]):
-                ev = EV_NEWS
+        ev = _news(p_cursor, p_md_ws, p_resp_w, p_resp_r)
         if load_at(p_gen) != g:
             continue  # a round began while we looked: look again
         if rdtsc() >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
             ev |= EV_HOUSE
-        if (
-            load_at(p_sig) != 0
-            or load_at(p_ctrl + 8 * C_CLOSED) != 0
-            or load_at(p_ctrl + 8 * C_END) != 0
-        ):
+        if _over(p_sig, p_ctrl):
             ev |= EV_END
         if clk >= deadline:
             ev |= EV_TIME
@@ -395,21 +404,11 @@ def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadlin
         return _spin_replay(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, deadline, ls)
     idle = 0
     while True:
-        ev = 0
-        for a in range(len(p_md_ws)):
-            if load_at(p_md_ws[a]) != load_at(p_cursor + 8 * a):
-                ev = EV_NEWS
-        for c in range(len(p_resp_w)):
-            if load_at(p_resp_w[c]) != load_at(p_resp_r[c]):
-                ev = EV_NEWS
+        ev = _news(p_cursor, p_md_ws, p_resp_w, p_resp_r)
         now = rdtsc()
         if now >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
             ev |= EV_HOUSE
-        if (
-            load_at(p_sig) != 0
-            or load_at(p_ctrl + 8 * C_CLOSED) != 0
-            or load_at(p_ctrl + 8 * C_END) != 0
-        ):
+        if _over(p_sig, p_ctrl):
             ev |= EV_END
         if now >= deadline:
             ev |= EV_TIME

@@ -433,24 +433,9 @@ def depth_snapshot_into(di, df, bk, bv, ak, av, out, ts):
     return n
 
 
-@jitclass
-class HashMapMarketDepth:
-    """hftbacktest's depth object as seen from njit (reference §2.1): a view, not a copy."""
-
-    di: nb.int64[:]
-    df: nb.float64[:]
-    bk: nb.int64[:]
-    bv: nb.float64[:]
-    ak: nb.int64[:]
-    av: nb.float64[:]
-
-    def __init__(self, di, df, bk, bv, ak, av):
-        self.di = di
-        self.df = df
-        self.bk = bk
-        self.bv = bv
-        self.ak = ak
-        self.av = av
+class DepthWords:
+    """The members both depth jitclasses read from their words (di: ints, df: floats);
+    jitclass takes them from this base."""
 
     @property
     def best_bid_tick(self):
@@ -471,16 +456,6 @@ class HashMapMarketDepth:
         return np.nan if t == INVALID_MAX else t * self.df[DF_TICK]
 
     @property
-    def best_bid_qty(self):
-        t = self.di[D_BEST_BID]
-        return 0.0 if t == INVALID_MIN else ht_get(self.bk, self.bv, t)
-
-    @property
-    def best_ask_qty(self):
-        t = self.di[D_BEST_ASK]
-        return 0.0 if t == INVALID_MAX else ht_get(self.ak, self.av, t)
-
-    @property
     def tick_size(self):
         return self.df[DF_TICK]
 
@@ -491,6 +466,36 @@ class HashMapMarketDepth:
     @property
     def timestamp(self):
         return self.di[D_TS]
+
+
+@jitclass
+class HashMapMarketDepth(DepthWords):
+    """hftbacktest's depth object as seen from njit (reference §2.1): a view, not a copy."""
+
+    di: nb.int64[:]
+    df: nb.float64[:]
+    bk: nb.int64[:]
+    bv: nb.float64[:]
+    ak: nb.int64[:]
+    av: nb.float64[:]
+
+    def __init__(self, di, df, bk, bv, ak, av):
+        self.di = di
+        self.df = df
+        self.bk = bk
+        self.bv = bv
+        self.ak = ak
+        self.av = av
+
+    @property
+    def best_bid_qty(self):
+        t = self.di[D_BEST_BID]
+        return 0.0 if t == INVALID_MIN else ht_get(self.bk, self.bv, t)
+
+    @property
+    def best_ask_qty(self):
+        t = self.di[D_BEST_ASK]
+        return 0.0 if t == INVALID_MAX else ht_get(self.ak, self.av, t)
 
     def bid_qty_at_tick(self, price_tick):
         return ht_get(self.bk, self.bv, np.int64(price_tick))

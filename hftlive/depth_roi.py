@@ -41,7 +41,13 @@ from hftlive.constants import (
     LOCAL_EVENT,
     SELL_EVENT,
 )
-from hftlive.depth import HashMapMarketDepth, apply_depth_event, depth_clear, round_half_away
+from hftlive.depth import (
+    DepthWords,
+    HashMapMarketDepth,
+    apply_depth_event,
+    depth_clear,
+    round_half_away,
+)
 from hftlive.layout import (
     D_BEST_ASK,
     D_BEST_BID,
@@ -226,7 +232,7 @@ def roi_apply_depth_event(di, df, bids, asks, ev, px, qty, ts):
 
 
 @jitclass
-class ROIVectorMarketDepth:
+class ROIVectorMarketDepth(DepthWords):
     """hftbacktest's ROI-vector depth object as seen from njit (module docstring): a view,
     not a copy; `bid_depth`/`ask_depth` are views of the vectors themselves."""
 
@@ -242,42 +248,12 @@ class ROIVectorMarketDepth:
         self.asks = asks
 
     @property
-    def best_bid_tick(self):
-        return self.di[D_BEST_BID]
-
-    @property
-    def best_ask_tick(self):
-        return self.di[D_BEST_ASK]
-
-    @property
-    def best_bid(self):
-        t = self.di[D_BEST_BID]
-        return np.nan if t == INVALID_MIN else t * self.df[DF_TICK]
-
-    @property
-    def best_ask(self):
-        t = self.di[D_BEST_ASK]
-        return np.nan if t == INVALID_MAX else t * self.df[DF_TICK]
-
-    @property
     def best_bid_qty(self):
         return roi_qty_at(self.di, self.bids, self.di[D_BEST_BID], 0.0)
 
     @property
     def best_ask_qty(self):
         return roi_qty_at(self.di, self.asks, self.di[D_BEST_ASK], np.nan)
-
-    @property
-    def tick_size(self):
-        return self.df[DF_TICK]
-
-    @property
-    def lot_size(self):
-        return self.df[DF_LOT]
-
-    @property
-    def timestamp(self):
-        return self.di[D_TS]
 
     def bid_qty_at_tick(self, price_tick):
         return roi_qty_at(self.di, self.bids, np.int64(price_tick), np.nan)
