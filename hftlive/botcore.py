@@ -30,7 +30,7 @@ from numba.extending import intrinsic, overload_method
 from hftlive import _jitclass_box, signals
 from hftlive import botfn as f
 from hftlive._inline import jitclass_of, own_type_classes
-from hftlive._sys import extern, load_at, store_at
+from hftlive._sys import extern, load_at, rdtsc, store_at
 from hftlive.constants import (
     CUSTOM_ERROR,
     END_OF_DATA,
@@ -51,7 +51,6 @@ from hftlive.layout import (
     C_LAST_ERR_CODE,
     C_LAST_ERR_KIND,
     C_LAST_ERR_REASON,
-    C_LAST_TSC,
     C_RESYNCS,
     DEPTH_HASHMAP,
     DEPTH_ROIVECTOR,
@@ -492,9 +491,9 @@ class _LiveBotBase:
                     if rc != 0:
                         return rc
             if ev & f.EV_HOUSE:
+                # due by the TSC, whatever the bot's clock (a replay's is in its own ns)
                 _housekeep(self.ctrl, self.view_hdr, self.ctl, self.slot, self.conn_pid,
-                           self.conn_epoch, self.bot_id, self.ts, self.tpn,
-                           load_at(p_ctrl + 8 * C_LAST_TSC))  # fmt: skip
+                           self.conn_epoch, self.bot_id, self.ts, self.tpn, rdtsc())  # fmt: skip
             if ev & f.EV_END or load_at(p_ctrl + 8 * C_END) != 0:
                 # what the connector published before it stopped is applied: a final poll
                 self._poll()
