@@ -5,9 +5,13 @@ per-asset objects sit in fixed-size tuples: `hbt.depth(0)` is a tuple lookup, no
 allocation, of a HashMapMarketDepth or, for a bot built with roi_lb/roi_ub, an
 ROIVectorMarketDepth (layout.DEPTH_*; every asset of a bot has the same kind, as
 hftbacktest's bot classes are one per depth kind).
-It is a thin facade over hftlive.botfn's cached functions; only the polling loop in
-`_wait` lives here, so that "nothing new yet" costs a few atomic loads. Semantics follow
-hftbacktest's backtester (DESIGN.md, "LiveBot semantics").
+It is a thin facade over hftlive.botfn's cached functions: `elapse`, `wait_next_feed`
+and `wait_order_response` are overloads inlined into the strategy (the LiveBot has numba
+type classes of its own, hftlive._inline), whose polling (botfn.wait_begin) reads raw
+addresses, so that "nothing new yet" costs a few loads, one clock read and no reference
+count; the slow path is called through hftlive._sys.extern, compiled once and cached.
+Semantics follow hftbacktest's backtester (DESIGN.md, "LiveBot semantics"); the clock is
+the wall clock, or a sim replay's shared with the bot (connector.lockstep).
 
 What a strategy reads (depth, orders, state values, last trades) changes only inside
 `elapse`, `wait_next_feed`, `wait_order_response` and `wait=True` calls, because events
