@@ -150,7 +150,7 @@ def _bot(conn: BfConnector, errors: list | None = None, timeline: list | None = 
     """A bot on `conn`; `errors` gets its LiveErrors; `timeline` gets its errors and its
     order updates ((order_id, status) tuples) in the order the bot received them."""
     b = LiveBot.builder().register(Instrument(conn.name, "ethusdt", 0.01, 0.001))
-    b.connect_timeout(15.0)
+    b.connect_timeout(60.0)
     if errors is not None or timeline is not None:
 
         def on_error(e):

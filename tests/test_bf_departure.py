@@ -72,7 +72,7 @@ CHILD_BOT = """
 import sys, time
 from hftlive import LiveBot, Instrument, GTX, LIMIT
 hbt = (LiveBot.builder().register(Instrument({name!r}, "ethusdt", 0.01, 0.001))
-       .connect_timeout(15.0).build())
+       .connect_timeout(60.0).build())
 while not (hbt.depth(0).best_bid > 0 and hbt.depth(0).best_ask > hbt.depth(0).best_bid):
     hbt.elapse(20_000_000)
 print("READY", hbt.depth(0).best_bid, flush=True)

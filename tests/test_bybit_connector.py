@@ -161,7 +161,7 @@ def emu(tmp_path):
 
 def bot(conn: BybitConnector, emu: Emulator, errors: list | None = None):
     b = LiveBot.builder().register(Instrument(conn.name, SYMBOL, emu.tick, emu.lot))
-    b.connect_timeout(20.0)
+    b.connect_timeout(60.0)
     if errors is not None:
         b.error_handler(errors.append)
     return b.build()

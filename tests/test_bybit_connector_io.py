@@ -395,7 +395,7 @@ def test_the_connector_process_syncs_the_book_and_runs_an_order_life(tmp_path, o
             hbt = None
             try:
                 hbt = (LiveBot.builder().register(Instrument(name, "BTCUSDT", 0.1, 0.001))
-                       .connect_timeout(30.0).error_handler(errors.append).build())  # fmt: skip
+                       .connect_timeout(60.0).error_handler(errors.append).build())  # fmt: skip
                 wait_bot(hbt, lambda: book_synced(hbt), 20, "a synced book")
                 d = hbt.depth(0)
                 assert (d.best_bid_tick, d.best_ask_tick) == (600000, 600001)
@@ -484,7 +484,7 @@ def test_a_refused_key_is_a_clear_config_error_and_the_secret_file_must_be_0600(
         hbt = None
         try:
             hbt = (LiveBot.builder().register(Instrument(base + "2", "BTCUSDT", 0.1, 0.001))
-                   .connect_timeout(30.0).build())  # fmt: skip
+                   .connect_timeout(60.0).build())  # fmt: skip
             wait_session(hbt, base + "2", 20)
         finally:
             if hbt is not None:

@@ -71,7 +71,7 @@ CHILD_BOT = """
 import sys
 from hftlive import LiveBot, Instrument, GTX, LIMIT
 hbt = (LiveBot.builder().register(Instrument({name!r}, {sym!r}, {tick!r}, {lot!r}))
-       .connect_timeout(20.0).build())
+       .connect_timeout(60.0).build())
 while not (hbt.depth(0).best_bid > 0 and hbt.depth(0).best_ask > hbt.depth(0).best_bid):
     hbt.elapse(20_000_000)
 print("READY", flush=True)
