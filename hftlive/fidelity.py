@@ -379,7 +379,43 @@ def _show(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-def compare(bt: Run, rp: Run, lot_size: float = 0.001) -> dict:
+def _fill_steps(run: Run) -> list[tuple[int, float, float]]:
+    """(step, signed qty, average price) of each step that traded."""
+    d = np.diff(run.st[:, 1:7], axis=0, prepend=np.zeros((1, 6)))  # position .. trading_value
+    out = []
+    for k in np.nonzero(d[:, 3])[0]:  # num_trades moved
+        vol = d[k, 4]
+        out.append((int(k), float(d[k, 0]), float(d[k, 5] / vol) if vol else math.nan))
+    return out
+
+
+def match_fills(bt: Run, rp: Run, lot_size: float, tick_size: float, within: int = 10) -> dict:
+    """The steps that traded, matched across the runs: same signed qty and average price,
+    at most `within` steps apart (each matched once, nearest first). Where the step-wise
+    comparison counts every step after a missed fill as different, this says how many
+    fills the two runs share and how late the live side saw them."""
+    a, b = _fill_steps(bt), _fill_steps(rp)
+    used = [False] * len(b)
+    lags: dict[int, int] = {}
+    matched = 0
+    for k, q, px in a:
+        best = None
+        for j, (k2, q2, px2) in enumerate(b):
+            if used[j] or abs(k2 - k) > within:
+                continue
+            if abs(q2 - q) < lot_size / 2 and abs(px2 - px) < tick_size / 2:
+                if best is None or abs(k2 - k) < abs(b[best][0] - k):
+                    best = j
+        if best is not None:
+            used[best] = True
+            matched += 1
+            lag = b[best][0] - k
+            lags[lag] = lags.get(lag, 0) + 1
+    return {"backtest": len(a), "replay": len(b), "matched": matched,
+            "lag_steps": {str(k): v for k, v in sorted(lags.items())}}  # fmt: skip
+
+
+def compare(bt: Run, rp: Run, lot_size: float = 0.001, tick_size: float = 0.01) -> dict:
     """Step by step: the first divergence, the differing steps per field, the agreement."""
     n = min(len(bt), len(rp))
     counts = dict.fromkeys(FIELDS, 0)
@@ -407,6 +443,7 @@ def compare(bt: Run, rp: Run, lot_size: float = 0.001) -> dict:
         "differing_steps": counts,
         "first_divergence": first,
         "first_divergence_by_field": first_by_field,
+        "fill_steps": match_fills(bt, rp, lot_size, tick_size),
         "final": {
             side: {
                 "position": float(r.st[-1, 1]),
@@ -457,7 +494,7 @@ def run(job: Job, workdir: str | None = None) -> dict:
             raise FidelityError(str(e)) from None
         bt = run_backtest(strategy, job.args, data, job.settings, max_steps, job.max_orders)
         rp = run_replay(strategy, job.args, window, rs, max_steps, job.max_orders, tmp)
-    report = compare(bt, rp, job.settings.lot_size)
+    report = compare(bt, rp, job.settings.lot_size, job.settings.tick_size)
     report = {
         "strategy": job.strategy, "args": list(job.args),
         "window": {"capture": job.capture, "start_s": job.start_s,
@@ -483,6 +520,10 @@ def format_report(r: dict) -> str:
         "differing steps per field: "
         + ", ".join(f"{k} {v}" for k, v in r["differing_steps"].items()),  # fmt: skip
     ]
+    fs = r["fill_steps"]
+    out.append(f"steps that traded: backtest {fs['backtest']}, replay {fs['replay']}, "
+               f"matched {fs['matched']} (same qty and price; replay lag in steps: "
+               f"{fs['lag_steps']})")  # fmt: skip
     fd = r["first_divergence"]
     if fd is None:
         out.append("no divergence")
