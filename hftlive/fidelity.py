@@ -415,8 +415,12 @@ def match_fills(bt: Run, rp: Run, lot_size: float, tick_size: float, within: int
             "lag_steps": {str(k): v for k, v in sorted(lags.items())}}  # fmt: skip
 
 
-def compare(bt: Run, rp: Run, lot_size: float = 0.001, tick_size: float = 0.01) -> dict:
-    """Step by step: the first divergence, the differing steps per field, the agreement."""
+def compare(bt: Run, rp: Run, lot_size: float = 0.001, tick_size: float = 0.01,
+            t0_ns: int | None = None) -> dict:  # fmt: skip
+    """Step by step: the first divergence (its `offset_s` from `t0_ns`, the window's
+    start; default: the first step), the differing steps per field, the agreement."""
+    if t0_ns is None:
+        t0_ns = int(bt.ts[0]) if len(bt) else 0
     n = min(len(bt), len(rp))
     counts = dict.fromkeys(FIELDS, 0)
     first_by_field: dict = {}
@@ -433,7 +437,7 @@ def compare(bt: Run, rp: Run, lot_size: float = 0.001, tick_size: float = 0.01) 
             agree += 1
         if diff and first is None:
             first = {"step": k, "timestamp_ns": fa["timestamp"],
-                     "offset_s": (fa["timestamp"] - int(bt.ts[0])) / 1e9,
+                     "offset_s": (fa["timestamp"] - t0_ns) / 1e9,
                      "fields": {f: {"backtest": _show(fa[f]), "replay": _show(fb[f])}
                                 for f in diff}}  # fmt: skip
     return {
@@ -494,7 +498,7 @@ def run(job: Job, workdir: str | None = None) -> dict:
             raise FidelityError(str(e)) from None
         bt = run_backtest(strategy, job.args, data, job.settings, max_steps, job.max_orders)
         rp = run_replay(strategy, job.args, window, rs, max_steps, job.max_orders, tmp)
-    report = compare(bt, rp, job.settings.lot_size, job.settings.tick_size)
+    report = compare(bt, rp, job.settings.lot_size, job.settings.tick_size, window.first_ns)
     report = {
         "strategy": job.strategy, "args": list(job.args),
         "window": {"capture": job.capture, "start_s": job.start_s,
@@ -528,7 +532,7 @@ def format_report(r: dict) -> str:
     if fd is None:
         out.append("no divergence")
     else:
-        out.append(f"first divergence: step {fd['step']} at +{fd['offset_s']:.3f} s "
+        out.append(f"first divergence: step {fd['step']} at +{fd['offset_s']:.3f} s into the window "
                    f"(ts {fd['timestamp_ns']})")  # fmt: skip
         for f, v in fd["fields"].items():
             out.append(f"  {f}: backtest {v['backtest']}  replay {v['replay']}")
