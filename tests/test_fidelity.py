@@ -44,6 +44,14 @@ def quoter(hbt, recorder, away_ticks, every):
 QUOTER = "tests.test_fidelity:quoter"
 
 
+@njit
+def silent(hbt, recorder):
+    """Never records a step."""
+    while hbt.elapse(100_000_000) == 0:
+        pass
+    return True
+
+
 def test_a_quoting_strategy_agrees_step_by_step():
     """With hftbacktest's model in the sim and the same timeline on both sides, the steps
     agree: same clock, same orders sent and cancelled, the same order table."""
@@ -106,8 +114,10 @@ def test_the_grid_sees_a_fill_one_step_later_live():
     (Job(QUOTER, start_s=340.0, duration_s=30.0), "not inside the capture"),
     (Job(QUOTER, start_s=0.1, duration_s=5.0), "before the capture's first depth snapshot"),
     (Job(QUOTER, capture="/nonexistent.gz"), "cannot read the capture"),
+    (Job(QUOTER, (20,), duration_s=1.0), "cannot be called as strategy"),
+    (Job("tests.test_fidelity:silent", duration_s=1.0), "recorded no steps"),
 ], ids=["unknown", "no colon", "not njit", "queue model", "exchange", "past the end",
-        "before the snapshot", "no capture"])  # fmt: skip
+        "before the snapshot", "no capture", "wrong args", "no record"])  # fmt: skip
 def test_bad_input_is_a_clear_error(job, match):
     with pytest.raises(FidelityError, match=match):
         fidelity.run(job)
