@@ -92,6 +92,9 @@ class Settings:
             raise FidelityError("entry_latency_ns and response_latency_ns must be >= 0")
         if not (self.tick_size > 0 and self.lot_size > 0):
             raise FidelityError("tick_size and lot_size must be > 0")
+        if not (abs(self.maker_fee) <= 0.01 and abs(self.taker_fee) <= 0.01):
+            raise FidelityError("maker_fee and taker_fee are fractions of the traded value, "
+                                "within [-0.01, 0.01] (as the sim venue takes them)")  # fmt: skip
         if not (self.queue_power > 0):
             raise FidelityError("queue_power must be > 0")
 
@@ -430,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         if k in ("entry_latency_ns", "response_latency_ns", "queue_model", "exchange"):
             p.add_argument("--replay-" + k.replace("_", "-"), type=type(v), default=None,
                            help=f"the replay's {k}, if it should differ")  # fmt: skip
-    p.add_argument("--max-orders", type=int, default=64)
+    p.add_argument("--max-orders", type=int, default=64, help="open orders a step can hold")
+    p.add_argument("--max-steps", type=int, default=0,
+                   help="steps a run can record (default: one per 10 ms of the window)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="the report as JSON")
     ns = p.parse_args(argv)
     try:
@@ -440,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     s = _settings_from(ns, "", d)
     rs = _settings_from(ns, "replay_", s)
     job = Job(ns.strategy, args, ns.capture, ns.start, ns.duration, s,
-              rs if rs != s else None, max_orders=ns.max_orders)  # fmt: skip
+              rs if rs != s else None, max_steps=ns.max_steps, max_orders=ns.max_orders)  # fmt: skip
     try:
         report = run(job)
     except FidelityError as e:

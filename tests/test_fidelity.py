@@ -111,12 +111,13 @@ def test_the_grid_sees_a_fill_one_step_later_live():
     (Job("tests.test_fidelity:QUOTER"), "not an @njit function"),
     (Job(QUOTER, settings=Settings(queue_model="fifo")), "queue_model must be one of"),
     (Job(QUOTER, settings=Settings(exchange="default")), "exchange must be one of"),
+    (Job(QUOTER, replay_settings=Settings(taker_fee=0.05)), "fractions of the traded value"),
     (Job(QUOTER, start_s=340.0, duration_s=30.0), "not inside the capture"),
     (Job(QUOTER, start_s=0.1, duration_s=5.0), "before the capture's first depth snapshot"),
     (Job(QUOTER, capture="/nonexistent.gz"), "cannot read the capture"),
     (Job(QUOTER, (20,), duration_s=1.0), "cannot be called as strategy"),
     (Job("tests.test_fidelity:silent", duration_s=1.0), "recorded no steps"),
-], ids=["unknown", "no colon", "not njit", "queue model", "exchange", "past the end",
+], ids=["unknown", "no colon", "not njit", "queue model", "exchange", "fee", "past the end",
         "before the snapshot", "no capture", "wrong args", "no record"])  # fmt: skip
 def test_bad_input_is_a_clear_error(job, match):
     with pytest.raises(FidelityError, match=match):
