@@ -134,6 +134,7 @@ def compare(bt: Run, rp: Run, lot_size: float = 0.001, tick_size: float = 0.01,
     if t0_ns is None:
         t0_ns = int(bt.ts[0]) if len(bt) else 0
     n = min(len(bt), len(rp))
+    lag = rp.ts[:n] - bt.ts[:n]
     counts = dict.fromkeys(FIELDS, 0)
     first_by_field: dict = {}
     first = None
@@ -160,6 +161,13 @@ def compare(bt: Run, rp: Run, lot_size: float = 0.001, tick_size: float = 0.01,
         "first_divergence": first,
         "first_divergence_by_field": first_by_field,
         "fill_steps": match_fills(bt, rp, lot_size, tick_size),
+        # the live clock minus the backtest's at each step (a wait that returns later live
+        # moves every later step)
+        "clock_lag_ms": {
+            "last": float(lag[-1]) / 1e6 if n else 0.0,
+            "max": float(lag.max()) / 1e6 if n else 0.0,
+            "min": float(lag.min()) / 1e6 if n else 0.0,
+        },
         "final": {
             side: {
                 "position": float(r.st[-1, 1]),

@@ -388,6 +388,9 @@ def format_report(r: dict) -> str:
     out.append(f"steps that traded: backtest {fs['backtest']}, replay {fs['replay']}, "
                f"matched {fs['matched']} (same qty and price; replay lag in steps: "
                f"{fs['lag_steps']})")  # fmt: skip
+    cl = r["clock_lag_ms"]
+    out.append(f"live clock minus backtest clock: last {cl['last']:.3f} ms, min "
+               f"{cl['min']:.3f}, max {cl['max']:.3f}")  # fmt: skip
     fd = r["first_divergence"]
     if fd is None:
         out.append("no divergence")

@@ -17,25 +17,35 @@ LIMIT = 0
 
 
 @njit
-def quoter(hbt, recorder, away_ticks, every):
+def quoter(hbt, recorder, away_ticks, every, lifecycle):
     """Every `every` steps of 100 ms: cancels its quotes, then quotes one buy and one sell
-    `away_ticks` from the touch (so the market seldom reaches them); records every step."""
+    `away_ticks` from the touch (so the market seldom reaches them); records every step.
+    With `lifecycle` set, every other round moves the quotes with `modify` instead, and
+    each round waits for the buy's response (`wait_order_response`)."""
     oid = 1
     k = 0
     while hbt.elapse(100_000_000) == 0:
         hbt.clear_inactive_orders(0)
         d = hbt.depth(0)
         if k % every == 0 and np.isfinite(d.best_bid) and np.isfinite(d.best_ask):
+            bid = (d.best_bid_tick - away_ticks) * d.tick_size
+            ask = (d.best_ask_tick + away_ticks) * d.tick_size
+            modified = False
             v = hbt.orders(0).values()
             while v.has_next():
                 o = v.get()
                 if o.cancellable:
-                    hbt.cancel(0, o.order_id, False)
-            hbt.submit_buy_order(0, oid, (d.best_bid_tick - away_ticks) * d.tick_size, 0.01,
-                                 GTX, LIMIT, False)  # fmt: skip
-            hbt.submit_sell_order(0, oid + 1, (d.best_ask_tick + away_ticks) * d.tick_size,
-                                  0.01, GTX, LIMIT, False)  # fmt: skip
-            oid += 2
+                    if lifecycle and (k // every) % 2 == 1:
+                        hbt.modify(0, o.order_id, bid if o.side == 1 else ask, o.qty, False)
+                        modified = True
+                    else:
+                        hbt.cancel(0, o.order_id, False)
+            if not modified:
+                hbt.submit_buy_order(0, oid, bid, 0.01, GTX, LIMIT, False)
+                hbt.submit_sell_order(0, oid + 1, ask, 0.01, GTX, LIMIT, False)
+                if lifecycle:
+                    hbt.wait_order_response(0, oid, 1_000_000_000)
+                oid += 2
         recorder.record(hbt)
         k += 1
     return True
@@ -55,10 +65,11 @@ def silent(hbt, recorder):
 def test_a_quoting_strategy_agrees_step_by_step():
     """With hftbacktest's model in the sim and the same timeline on both sides, the steps
     agree: same clock, same orders sent and cancelled, the same order table."""
-    r = fidelity.run(Job(QUOTER, (20, 10), str(CAPTURE), start_s=5.0, duration_s=15.0))
+    r = fidelity.run(Job(QUOTER, (20, 10, 0), str(CAPTURE), start_s=5.0, duration_s=15.0))
     st = r["steps"]
     assert st["compared"] >= 140 and abs(st["backtest"] - st["replay"]) <= 1
     assert r["differing_steps"]["timestamp"] == 0  # one timeline (the converter's shift)
+    assert r["clock_lag_ms"] == {"last": 0.0, "max": 0.0, "min": 0.0}
     assert r["window"]["shift_ns"] > 1_000_000_000  # this capture's venue clock runs ahead
     assert r["agreement"] >= 0.9, fidelity.format_report(r)
     assert r["differing_steps"]["orders_sent"] == 0
@@ -71,7 +82,7 @@ def test_a_slower_live_order_path_is_reported_where_it_first_shows():
     quotes are sent at the same step on both sides, but one step later they are acked in
     the backtest (status NEW) and still in flight live (status NONE, req NEW)."""
     slow = Settings(entry_latency_ns=150_000_000)
-    r = fidelity.run(Job(QUOTER, (20, 10), str(CAPTURE), start_s=5.0, duration_s=4.0,
+    r = fidelity.run(Job(QUOTER, (20, 10, 0), str(CAPTURE), start_s=5.0, duration_s=4.0,
                          replay_settings=slow))  # fmt: skip
     fd = r["first_divergence"]
     assert fd is not None and fd["step"] == 1, fidelity.format_report(r)
@@ -115,7 +126,7 @@ def test_the_grid_sees_a_fill_one_step_later_live():
     (Job(QUOTER, start_s=340.0, duration_s=30.0), "not inside the capture"),
     (Job(QUOTER, start_s=0.1, duration_s=5.0), "before the capture's first depth snapshot"),
     (Job(QUOTER, capture="/nonexistent.gz"), "cannot read the capture"),
-    (Job(QUOTER, (20,), duration_s=1.0), "cannot be called as strategy"),
+    (Job(QUOTER, (20, 10), duration_s=1.0), "cannot be called as strategy"),
     (Job("tests.test_fidelity:silent", duration_s=1.0), "recorded no steps"),
 ], ids=["unknown", "no colon", "not njit", "queue model", "exchange", "fee", "past the end",
         "before the snapshot", "no capture", "wrong args", "no record"])  # fmt: skip
