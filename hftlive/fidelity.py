@@ -27,7 +27,10 @@ one of the fields compared. Per step:
   (an order new to the table or newly with req NEW; req CANCELED; req REPLACED).
 
 The agreement figure is the share of compared steps where position, open_orders,
-orders_sent and fills all agree. The timeline is the same on both sides
+orders_sent and fills all agree. As one missed fill can keep every later step apart, the
+report also matches the steps that traded across the runs (how many fills they share, and
+how many steps later live) and gives the live clock's lag behind the backtest's (a wait
+that returns later live moves every later step). The timeline is the same on both sides
 (hftlive._fidelity_capture: the capture's receive times are shifted as hftbacktest's
 converter would shift them, and the shift is reported).
 """
