@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
+import signal
 
-from connector import logsetup, registry
-from connector.errors import ConfigError
+# First, before any import can start a thread (numba's imports start OpenBLAS's): threads
+# inherit the mask, and a signal for the process goes to any thread that does not block
+# it. connector.app.block_stop_signals says why; run() unblocks them.
+signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from connector import logsetup, registry  # noqa: E402
+from connector.errors import ConfigError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,8 @@ SHUTDOWN_GRACE_S = 0.3
 SETTLE_POLL_S = 0.01
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 class Connector:
     def __init__(self, name: str, venue: str, cfg: Config):
         self.name = name
@@ -140,8 +142,15 @@ class Connector:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for s in (signal.SIGINT, signal.SIGTERM):
+        for s in STOP_SIGNALS:
             loop.add_signal_handler(s, self.stop)
+        # Blocked from the process's start (connector.__main__): a stop while the connector
+        # started (it made its shared memory, then compiled its njit functions: seconds on
+        # an empty numba cache) is delivered now, to the handler above, and takes the
+        # ordinary stop path: exit 0, nothing left in /dev/shm. Their default action killed
+        # it and left its segments; an exception raised from a Python handler inside
+        # numba's compiler breaks the compiler.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         loop.add_reader(self.shm.bell_fd, self._on_bell)
         self.shm.heartbeat()
         metrics_runner = None

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ from hftlive import (
 )
 from hftlive.constants import REJECT_POST_ONLY, REJECT_UNKNOWN_ORDER
 from hftlive.monitor import ConnectorView
+from hftlive.shm import SharedMemoryError
 from tests.conftest import book_synced as _synced
 from tests.conftest import stop_process, wait_session, wait_until
 from tests.conftest import wait_bot as _wait
@@ -108,13 +110,13 @@ class BfConnector:
     """`python -m connector --connector binancefutures` with its key in the environment."""
 
     def __init__(self, tmp_path: Path, emu: Emulator, extra: str = "", order_entry: str = "rest",
-                 connector_extra: str = ""):  # fmt: skip
+                 connector_extra: str = "", env: dict | None = None):  # fmt: skip
         self.name = f"bf{os.getpid()}x{next(_names)}"
         self.cfg = tmp_path / f"{self.name}.toml"
         self.cfg.write_text(config_text(emu.urls, extra, order_entry, connector_extra))
         self.log = tmp_path / f"{self.name}.log"
         self._logf = open(self.log, "ab")
-        env = {**os.environ, "BFT_API_KEY": KEY, "BFT_SECRET": SECRET}
+        env = {**os.environ, "BFT_API_KEY": KEY, "BFT_SECRET": SECRET, **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "connector", "--name", self.name, "--connector",
              "binancefutures", "--config", str(self.cfg), "--log-level", "INFO"],
@@ -697,3 +699,34 @@ def test_a_refused_key_is_a_clear_config_error(tmp_path, emu):
     assert last.startswith("connector: error: ") and str(cfg) in last
     assert "refused our API key: -1022" in last and "$BFT_SECRET" in last
     assert "not-the-secret" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_sigterm_while_the_connector_starts_stops_it_cleanly(tmp_path, emu):
+    """A connector compiles its njit functions while it starts (seconds on an empty numba
+    cache), before its event loop handles signals: a SIGTERM then waits for the loop and
+    stops it the ordinary way, exit 0 and no segment left in /dev/shm (its default action
+    killed it and left them)."""
+    env_cache = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}  # empty: a long start
+    c = BfConnector(tmp_path, emu, env=env_cache)
+    states = []
+
+    def segments_made() -> bool:  # attachable: its header complete (magic written last)
+        try:
+            v = ConnectorView(c.name)
+        except SharedMemoryError:
+            return c.proc.poll() is not None
+        states.append(int(v.ctl.header[0]["state"]))
+        v.close()
+        return True
+
+    wait_until(segments_made, 120, "its segments")
+    assert c.proc.poll() is None, c.text()
+    assert states[-1] != 1, "running already: the start was too quick to test (warm cache?)"
+    c.proc.send_signal(signal.SIGTERM)
+    rc = c.proc.wait(timeout=120)
+    left = list(Path("/dev/shm").glob(f"hftlive.{c.name}.*"))
+    for p in left:  # not to litter /dev/shm when this fails
+        p.unlink(missing_ok=True)
+    assert rc == 0, c.text()
+    assert not left
+    assert f"connector {c.name!r} stopped" in c.text()
