@@ -1,9 +1,9 @@
-"""The demo: a connector on the simulated venue plus the tutorial grid bot, ~50 seconds.
+"""The demo: a connector on the simulated venue plus the tutorial grid bot, ~40 seconds.
 
     python -m hftlive.demo [--seconds 30] [--venue sim|binance|bybit]
 
 It trades for `--seconds` once the bot quotes, after numba has compiled the strategy
-(~15 s; ~40 s the first time, when hftlive's own functions are compiled and cached too).
+(~5 s; ~25 s the first time, when hftlive's own functions are compiled and cached too).
 
 No network, no keys. Three processes, as in production: the connector (python -m
 connector ... --connector sim), the bot (this module with --bot), and this one, which
@@ -90,7 +90,7 @@ BOT_ID = 4242
 # measured on the 2-core machine (busy with other work): numba compiles the grid strategy
 # on every run (~12 s) and, on the first run after an install, hftlive's cached functions
 # too (~38 s); the whole demo takes ~50 s, ~70 s the first time
-COMPILE_NOTE = "numba: ~15 s, ~40 s on the first run"
+COMPILE_NOTE = "numba: ~5 s, ~25 s on the first run"
 LINE_EVERY_S = 5.0  # not a terminal (a file, a pipe): one whole status line this often
 # the sim venue's synthetic market stamps each event 1 ms before it "receives" it, so its
 # feed latency is a constant of the simulation, not a measurement
