@@ -345,6 +345,30 @@ def _over(p_sig, p_ctrl):
 
 
 @nb.njit(cache=True)
+def _events(ev, p_sig, p_ctrl, now_tsc, clock, deadline):
+    """`ev` with EV_HOUSE, EV_END and EV_TIME added where they hold (the bot's clock,
+    the wall's TSC or a replay's ns, against `deadline`; housekeeping by the TSC)."""
+    if now_tsc >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
+        ev |= EV_HOUSE
+    if _over(p_sig, p_ctrl):
+        ev |= EV_END
+    if clock >= deadline:
+        ev |= EV_TIME
+    return ev
+
+
+@nb.njit(cache=True)
+def _idle(p_ctrl, sleep_max_ns):
+    """After IDLE_SPINS empty polls: yield or sleep (at most sleep_max_ns), as the bot's
+    policy says; spin otherwise."""
+    policy = load_at(p_ctrl + 8 * C_POLICY)
+    if policy == WAIT_SLEEP:
+        sleep_ns(np.empty(2, np.int64), sleep_max_ns)
+    elif policy == WAIT_YIELD:
+        yield_cpu()
+
+
+@nb.njit(cache=True)
 def now_ns(p_clock, ts):
     """The bot's clock: the replay's (the word at p_clock, connector.lockstep), or the wall
     clock when p_clock is 0."""
@@ -371,12 +395,7 @@ def _spin_replay(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, deadline,
         ev = _news(p_cursor, p_md_ws, p_resp_w, p_resp_r)
         if load_at(p_gen) != g:
             continue  # a round began while we looked: look again
-        if rdtsc() >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
-            ev |= EV_HOUSE
-        if _over(p_sig, p_ctrl):
-            ev |= EV_END
-        if clk >= deadline:
-            ev |= EV_TIME
+        ev = _events(ev, p_sig, p_ctrl, rdtsc(), clk, deadline)
         if ev != 0:
             store_at(p_ctrl + 8 * C_LAST_TSC, clk)
             return ev
@@ -385,11 +404,7 @@ def _spin_replay(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, deadline,
             store_at(p_parked, g)  # after ls_until: the connector reads them in this order
         idle += 1
         if idle > IDLE_SPINS:
-            policy = load_at(p_ctrl + 8 * C_POLICY)
-            if policy == WAIT_SLEEP:
-                sleep_ns(np.empty(2, np.int64), SLEEP_SLICE_NS)
-            elif policy == WAIT_YIELD:
-                yield_cpu()
+            _idle(p_ctrl, SLEEP_SLICE_NS)
 
 
 @nb.njit(cache=True)
@@ -404,33 +419,24 @@ def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadlin
         return _spin_replay(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, deadline, ls)
     idle = 0
     while True:
-        ev = _news(p_cursor, p_md_ws, p_resp_w, p_resp_r)
         now = rdtsc()
-        if now >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
-            ev |= EV_HOUSE
-        if _over(p_sig, p_ctrl):
-            ev |= EV_END
-        if now >= deadline:
-            ev |= EV_TIME
+        ev = _events(_news(p_cursor, p_md_ws, p_resp_w, p_resp_r), p_sig, p_ctrl, now, now,
+                     deadline)  # fmt: skip
         if ev != 0:
             store_at(p_ctrl + 8 * C_LAST_TSC, now)
             return ev
         idle += 1
         if idle > IDLE_SPINS:
-            policy = load_at(p_ctrl + 8 * C_POLICY)
-            if policy == WAIT_SLEEP:
-                left = np.int64((deadline - now) / tpn)
-                sleep_ns(np.empty(2, np.int64), min(left, SLEEP_SLICE_NS))
-            elif policy == WAIT_YIELD:
-                yield_cpu()
+            _idle(p_ctrl, min(np.int64((deadline - now) / tpn), SLEEP_SLICE_NS))
 
 
 @nb.njit(cache=True)
 def wait_begin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, elapse, duration,
                wait_asset, wait_id, refusal, ls):  # fmt: skip
     """A wait's start and first spin: (EV_* bits, deadline), or (-code, 0) when the run is
-    already over or the call is refused (`refusal`, a return code, non-zero). `elapse` counts `duration` from the last wait's return (C_LAST_TSC), as
-    hftbacktest's clock advances from current_timestamp; other waits from now."""
+    already over or the call is refused (`refusal`, a return code, non-zero). `elapse`
+    counts `duration` from the last wait's return (C_LAST_TSC), as hftbacktest's clock
+    advances from current_timestamp; other waits from now."""
     if refusal != 0:
         return -refusal, 0
     if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0:
