@@ -125,7 +125,7 @@ class SimConnector:
         return self
 
     def _wait_running(self, timeout: float) -> None:
-        from hftlive.monitor import ConnectorView
+        from hftlive.monitor import connector_running
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -133,14 +133,8 @@ class SimConnector:
                 text = self.log.read_text()
                 self.stop()
                 raise RuntimeError(f"connector exited early:\n{text}")
-            try:
-                v = ConnectorView(self.name)
-                state, pid = int(v.ctl.header[0]["state"]), int(v.ctl.header[0]["pid"])
-                v.close()
-                if state == 1 and pid == self.proc.pid:
-                    return
-            except Exception:
-                pass
+            if connector_running(self.name, self.proc.pid):
+                return
             time.sleep(0.05)
         text = self.log.read_text()
         self.stop()

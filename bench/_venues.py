@@ -211,17 +211,9 @@ class BfConnector:
         return self
 
     def _running(self) -> bool:
-        from hftlive.monitor import ConnectorView
+        from hftlive.monitor import connector_running
 
-        try:
-            v = ConnectorView(self.name)
-        except Exception:
-            return False
-        try:
-            h = v.ctl.header[0]
-            return int(h["state"]) == 1 and int(h["pid"]) == self.proc.pid
-        finally:
-            v.close()
+        return connector_running(self.name, self.proc.pid)
 
     def text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""

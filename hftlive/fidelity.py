@@ -268,20 +268,14 @@ taker_fee = {taker_fee!r}
 
 
 def _wait_running(name: str, proc: subprocess.Popen, logf: Path, timeout: float) -> None:
-    from hftlive.monitor import ConnectorView
+    from hftlive.monitor import connector_running
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise FidelityError(f"the sim connector exited:\n{logf.read_text()[-3000:]}")
-        try:
-            v = ConnectorView(name)
-            up = int(v.ctl.header[0]["state"]) == 1 and int(v.ctl.header[0]["pid"]) == proc.pid
-            v.close()
-            if up:
-                return
-        except Exception:
-            pass  # not created yet
+        if connector_running(name, proc.pid):
+            return
         time.sleep(0.05)
     raise FidelityError(f"the sim connector did not start in {timeout} s")
 

@@ -15,6 +15,7 @@ from hftlive.constants import INVALID_MAX, INVALID_MIN, NEW, PARTIALLY_FILLED
 from hftlive.depth import depth_levels
 from hftlive.ipc import CtlViews
 from hftlive.layout import (
+    CONN_RUNNING,
     D_BEST_ASK,
     D_BEST_BID,
     D_ROI_LB,
@@ -30,7 +31,7 @@ from hftlive.layout import (
     ctl_name,
     depth_views,
 )
-from hftlive.shm import Segment, list_segments
+from hftlive.shm import Segment, SharedMemoryError, list_segments
 
 
 @dataclass
@@ -145,3 +146,18 @@ class ConnectorView:
 
     def close(self) -> None:
         self.seg.close()
+
+
+def connector_running(name: str, pid: int) -> bool:
+    """Whether connector `name`, of process `pid`, says it is running: what a launcher
+    polls for after starting one (a segment left by an earlier process of that name, or one
+    still being made, is not it)."""
+    try:
+        v = ConnectorView(name)
+    except (SharedMemoryError, ValueError, OSError):
+        return False  # not made yet, or not complete
+    try:
+        h = v.ctl.header[0]
+        return int(h["state"]) == CONN_RUNNING and int(h["pid"]) == pid
+    finally:
+        v.close()

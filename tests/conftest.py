@@ -136,20 +136,14 @@ class ConnectorProc:
         return self
 
     def wait_running(self, timeout: float = 60.0) -> None:
-        from hftlive.monitor import ConnectorView
+        from hftlive.monitor import connector_running
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"connector exited early:\n{self.log.read_text()}")
-            try:
-                v = ConnectorView(self.name)
-                state, pid = int(v.ctl.header[0]["state"]), int(v.ctl.header[0]["pid"])
-                v.close()
-                if state == 1 and pid == self.proc.pid:  # not a stale segment of a dead one
-                    return
-            except Exception:
-                pass
+            if connector_running(self.name, self.proc.pid):  # not a stale segment
+                return
             time.sleep(0.05)
         raise TimeoutError(f"connector did not start:\n{self.log.read_text()}")
 
