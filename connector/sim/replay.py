@@ -92,27 +92,20 @@ async def run_replay(venue, path: str, speed: float) -> None:
     decoder = registry.spec(venue.sim.data_format).capture(venue.insts, feed)
     t0 = w0 = None
     n = 0
-    with open_capture(path) as f:
-        for line in f:
-            if venue.stopped():
+    for local, raw in _lines(path, feed):
+        if venue.stopped():
+            return
+        n += 1
+        if t0 is None:
+            t0, w0 = local, time.monotonic_ns()
+        if speed > 0:
+            delay = (w0 + (local - t0) / speed - time.monotonic_ns()) / 1e9
+            if delay > 0.0005 and await venue.wait_stopped(delay):
                 return
-            n += 1
-            ts_s, _, raw = line.partition(b" ")
-            try:
-                local = int(ts_s)
-            except ValueError:
-                feed.bad(f"line {n}: no receive time: {ts_s[:40]!r}")
-                continue
-            if t0 is None:
-                t0, w0 = local, time.monotonic_ns()
-            if speed > 0:
-                delay = (w0 + (local - t0) / speed - time.monotonic_ns()) / 1e9
-                if delay > 0.0005 and await venue.wait_stopped(delay):
-                    return
-            elif n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            feed.shift_ns = time.time_ns() - local
-            decoder.on_frame(raw.rstrip(b"\n"), local)
-            venue.maybe_snapshot()
+        elif n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        feed.shift_ns = time.time_ns() - local
+        decoder.on_frame(raw, local)
+        venue.maybe_snapshot()
     venue.maybe_snapshot(force=True)
     log.info("replay of %s finished: %d messages", path, n)
