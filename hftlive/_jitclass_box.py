@@ -109,10 +109,7 @@ def _install() -> bool:
         aliases: dict[str, str] = {}
         for names in _matching(_ALIASES, typ.classname):
             aliases.update(names)
-        for name, target in list(aliases.items()):
-            if target not in typ.methods:  # another library's class of the same name
-                del aliases[name]
-                continue
+        for name, target in aliases.items():
             dct[name] = boxing._generate_method(target, typ.methods[target])
         for param, convert, refused in _guards_of(typ.classname):
             for name, value in refused.items():
