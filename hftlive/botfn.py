@@ -279,10 +279,16 @@ def _apply_resp(r, inst_asset, state, otab, order_n, latency, ctrl, cbq, cbq_pre
         if has_cb:
             cbq_prev[cb_n] = old
         # as hftbacktest: never after a final status, never older than what we hold
-        if not is_final(old.status) and o.exch_timestamp >= old.exch_timestamp:
-            lt = old.local_timestamp
-            tbl[i] = o
-            tbl[i].local_timestamp = lt
+        if o.exch_timestamp >= old.exch_timestamp:
+            if not is_final(old.status):
+                lt = old.local_timestamp
+                tbl[i] = o
+                tbl[i].local_timestamp = lt
+            elif o.req == NONE:
+                # a request the order's end overtook was answered (a cancel refused as
+                # the order had filled): no request in flight, as hftbacktest's local
+                # side clears req on a rejection; the order stays as it ended
+                tbl[i].req = NONE
     if o.exch_timestamp > 0:
         latency[a, L_ORDER_REQ] = tbl[i].local_timestamp
         latency[a, L_ORDER_EXCH] = o.exch_timestamp

@@ -5,26 +5,30 @@ Chosen with `[sim] exchange = "no_partial_fill"` or `"partial_fill"`; `queue_mod
 `order_latency_file`), `maker_fee` and `taker_fee` mean what hftbacktest's
 `BacktestAsset` settings of the same names mean.
 
-Clocks. The sim runs on the wall clock (timestamps of a replay are shifted to now, keeping
-each event's capture latency, connector.feed). The exchange sees every book change and
-trade with its exch_ts, in the order the replay publishes them; a request made at wall
-time t reaches it at t + entry latency, and it handles the request after the market
-events stamped up to that time, as hftbacktest does. As those events are published only
-at their local time (exch_ts + their feed latency), a request waits until an event
-stamped after its arrival is seen, or, in a quiet market, until the wall clock is past
-its arrival by the last seen feed latency. A response is reported when the wall clock
-reaches its local receive time (exch time + response latency), or at once if that is
-already past.
+Clocks. On the replay clock (`[sim] clock = "replay"`, connector.lockstep) the model is
+the backtest's: it reads the capture ahead of the bots and sees each market event at its
+exchange time, in hftbacktest's order (connector.sim.exchange_view); a request reaches it
+at its send time + entry latency, after the market events stamped up to then (an event
+stamped at the arrival itself first, as in hftbacktest), and the response reaches the bot
+at the exchange's time + response latency.
 
-What this cannot make faithful without a replay clock the bot shares (issue 12, item 1):
-the bot acts on wall time, so when it acts relative to the market depends on scheduling
-and on the replay speed (at `speed = 0` the market runs ahead of any latency), and the
-exchange can only see an event when the replay reads it, not feed-latency earlier; so
-orders are handled in the right order relative to the market, but responses may reach the
-bot later than in a backtest. Feed latency is the replay's (each event keeps its capture
-latency, a negative one clamped to 0), where hftbacktest's converter shifts the whole
-capture so its smallest latency is 0. The model itself (matching, queues, latencies, fees) is the
-backtest's, proven against hftbacktest in tests/test_hbt_exchange.py.
+On the wall clock (a synthetic market, or a replay at `speed`), timestamps of a replay are
+shifted to now, keeping each event's capture latency (connector.feed); the exchange sees
+every book change and trade with its exch_ts when the replay publishes it. A request made
+at wall time t reaches it at t + entry latency, and it handles the request after the
+market events stamped up to that time; as those events are published only at their
+local time (exch_ts + their feed latency), a request waits until an event stamped after
+its arrival is seen, or, in a quiet market, until the wall clock is past its arrival by
+the last seen feed latency. A response is reported when the wall clock reaches its local
+receive time (exch time + response latency), or at once if that is already past. So on
+the wall clock the bot acts on wall time (when it acts relative to the market depends on
+scheduling and on the replay speed), and responses may reach it later than in a backtest.
+
+Feed latency is the capture's (a negative one clamped to 0: the exchange never sees an
+event after we received it), where hftbacktest's converter shifts the whole capture so its
+smallest latency is 0 (hftlive.fidelity shifts its window alike). The model itself
+(matching, queues, latencies, fees) is the backtest's, proven against hftbacktest in
+tests/test_hbt_exchange.py.
 """
 
 from __future__ import annotations
@@ -142,7 +146,8 @@ class HbtMarket:
         self.copies: dict[int, HbtOrder] = {}  # the local side's copy of each order
         self.feed_latency_ns = 0  # of the last market event seen
 
-    # market data, stamped with the event's exch_ts and local_ts (wall clock)
+    # market data, stamped with the event's exch_ts and the time the model sees it
+    # (local_ts on the wall clock; exch_ts itself when it reads the capture ahead)
     def depth(self, side: int, px: float, qty: float, exch_ts: int, local_ts: int) -> None:
         self.feed_latency_ns = max(0, local_ts - exch_ts)
         flag = BUY_EVENT if side == BUY else SELL_EVENT

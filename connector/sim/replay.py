@@ -11,7 +11,9 @@ fills the bots' orders.
 Timestamps: a message is published at the wall time of the replay; its exch_ts keeps the
 latency it had in the capture (local receive time minus the venue's transaction time).
 On the replay clock (`clock = "replay"`, run_lockstep) a message keeps its own times and
-is published when the replay's time reaches its receive time (connector.lockstep).
+is published when the replay's time reaches its receive time (connector.lockstep);
+hftbacktest's exchange model, if chosen, reads the capture ahead and sees each event at
+its exchange time (connector.sim.exchange_view).
 """
 
 from __future__ import annotations
@@ -49,14 +51,33 @@ def _lines(path: str, feed):
             yield local, raw.rstrip(b"\n")
 
 
+class _Lines:
+    """The capture's lines for the replay to publish, when nothing reads ahead."""
+
+    def __init__(self, lines):
+        self._lines = lines
+        self._nxt = next(lines, None)
+
+    def peek(self) -> tuple[int, bytes] | None:
+        return self._nxt
+
+    def pop(self) -> None:
+        self._nxt = next(self._lines, None)
+
+
 async def run_lockstep(venue, path: str, ls) -> None:
     """Replays `path` into `venue` on the replay clock `ls` (connector.lockstep): in the
-    capture's own time, each round once every bot waits."""
+    capture's own time, each round once every bot waits. With hftbacktest's exchange
+    model, the exchange reads the capture ahead and sees each event at its exchange time
+    (connector.sim.exchange_view): a round's time is also never past an event the
+    exchange has not yet been shown, nor past a response that event causes."""
     feed = venue.feed
     feed.shift_ns = 0  # the capture's times are the clock
-    decoder = registry.spec(venue.sim.data_format).capture(venue.insts, feed)
-    lines = _lines(path, feed)
-    nxt = next(lines, None)
+    capture = registry.spec(venue.sim.data_format).capture
+    decoder = capture(venue.insts, feed)
+    view = venue.exchange_view(capture, _lines(path, feed))
+    src = view if view is not None else _Lines(_lines(path, feed))
+    nxt = src.peek()
     if nxt is not None:
         ls.set_clock(nxt[0])  # the replay starts at its first message
     n = 0
@@ -68,20 +89,37 @@ async def run_lockstep(venue, path: str, ls) -> None:
         if ls.requests():  # a round of their own: responses are seen before time moves
             ls.end()
             continue
-        wake = venue.next_wake_ns()
-        times = [t for t in (until, wake, None if nxt is None else nxt[0]) if t is not None]
+        nxt = src.peek()
+        t = until if nxt is None else min(until, nxt[0])
+        while True:
+            # the round's time: the next line, deadline, request arrival or response;
+            # the exchange is shown its events up to that time first, as any of them
+            # may bring a response due sooner (and it never runs past a time at which
+            # a bot could still act, so a request meets the market it would in a
+            # backtest: hftbacktest's exchange takes an event stamped at a request's
+            # arrival before the request)
+            wake = venue.next_wake_ns()
+            if wake is not None:
+                t = min(t, wake)
+            t = max(t, ls.now())
+            e = None if view is None else view.next_event_ns(t)
+            if e is None or e > t:
+                break
+            view.hand_over(e)
         if nxt is None and wake is None:
             ls.end()
             break  # the capture is over and no order has anything due
-        t = max(min(times), ls.now())
         ls.set_clock(t)
         while nxt is not None and nxt[0] <= t:
             decoder.on_frame(nxt[1], nxt[0])
             venue.maybe_snapshot()
             n += 1
-            nxt = next(lines, None)
+            src.pop()
+            nxt = src.peek()
         venue.pump_all()
         ls.end()
+    if view is not None:
+        view.finish()
     venue.maybe_snapshot(force=True)
     log.info("replay of %s on the replay clock finished: %d messages, at %d", path, n, ls.now())
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import replace
 
 from connector.book import RecordingBook
 from connector.feed import Feed
@@ -21,23 +22,27 @@ from connector.matching import (
     MESSAGES,
     REASONS,
     REJECT_REDUCE_ONLY,
+    REJECT_UNKNOWN_ORDER,
     MatchingEngine,
     Report,
     SimOrder,
 )
+from connector.sim.exchange_view import ExchangeView
 from connector.sim.hbt import HbtMarket, make_exchange
 from connector.sim.replay import run_lockstep, run_replay
 from connector.sim.synthetic import run_synthetic
 from connector.venue import Core, NewOrder, OrderReport, Venue
-from hftlive.constants import EXPIRED
+from hftlive.constants import CANCELED, EXPIRED, FILLED
 from hftlive.layout import REQ_CANCEL, REQ_MODIFY, REQ_SUBMIT
 
 log = logging.getLogger(__name__)
 
+ENDED = (FILLED, CANCELED, EXPIRED)
+ENDED_KEPT = 100_000  # ended orders whose final state a late refusal reports
+
 
 class SimInstrument(RecordingBook):
-    """One instrument of the sim: its book, its batch, and the matching engine that
-    watches every level change."""
+    """One instrument of the sim: its book, its batch, and its matching engine."""
 
     def __init__(self, idx: int, cfg, fees: tuple[float, float], hbt: HbtMarket | None = None):
         super().__init__(idx, cfg)
@@ -46,6 +51,12 @@ class SimInstrument(RecordingBook):
         self.engine = MatchingEngine(self.book, cfg.lot_size) if hbt is None else None
         self.maker_fee, self.taker_fee = fees
         self.wake = None  # the timer of the hbt engine's next due request or response
+
+
+class WatchedInstrument(SimInstrument):
+    """An instrument whose engine watches every level change of the book the bots see
+    (on the replay clock, hftbacktest's model reads the capture itself, ahead:
+    connector.sim.exchange_view)."""
 
     def on_level(self, side: int, tick: int, qty: float) -> None:
         if self.hbt is not None:
@@ -67,23 +78,32 @@ class SimVenue(Venue):
         self.sim = cfg.section
         self.core = core
         fees = (self.sim.maker_fee, self.sim.taker_fee)
+        # the venue's clock: the wall clock, or the replay's shared with the bots
+        self.lockstep = core.lockstep() if self.sim.clock == "replay" else None
+        self._clock = self.lockstep.now if self.lockstep is not None else time.time_ns
+        # on the replay clock hftbacktest's model sees the market at its exchange time,
+        # from its own reading of the capture (connector.sim.exchange_view), not through
+        # the bots' books
+        self.reads_ahead = self.lockstep is not None and self.sim.exchange != "default"
         self.insts = []
         for i, c in enumerate(cfg.instruments):
             hbt = None
             if self.sim.exchange != "default":
                 ex = make_exchange(self.sim, c.tick_size, c.lot_size, f"{cfg.path}: sim")
                 hbt = HbtMarket(ex)
-            self.insts.append(SimInstrument(i, c, fees, hbt))
+            cls = SimInstrument if self.reads_ahead else WatchedInstrument
+            self.insts.append(cls(i, c, fees, hbt))
         self.by_symbol = {s.symbol.lower(): s for s in self.insts}
         self._stop = asyncio.Event()
-        self._sides: dict[int, int] = {}  # key -> side, for fees and fills
+        self._sides: dict[int, int] = {}  # key -> side of an order not ended, for its fills
+        self._ended: dict[int, Report] = {}  # key -> final report, the last ENDED_KEPT
         self._positions = [0.0] * len(self.insts)  # the simulated account's, from its fills
         self._last_snapshot = 0.0
         self.rng = random.Random(self.sim.seed)
-        self.feed = Feed(core, self.insts, on_trade=self.on_trade, on_book=self.on_book)
-        # the venue's clock: the wall clock, or the replay's shared with the bots
-        self.lockstep = core.lockstep() if self.sim.clock == "replay" else None
-        self._clock = self.lockstep.now if self.lockstep is not None else time.time_ns
+        if self.reads_ahead:
+            self.feed = Feed(core, self.insts)  # the bots' books only: nothing watches them
+        else:
+            self.feed = Feed(core, self.insts, on_trade=self.on_trade, on_book=self.on_book)
 
     # ------------------------------------------------------------------ orders
 
@@ -171,6 +191,14 @@ class SimVenue(Venue):
                  for w in (s.hbt.next_wake_ns(),) if w is not None]  # fmt: skip
         return min(wakes) if wakes else None
 
+    def exchange_view(self, capture, lines) -> ExchangeView | None:
+        """hftbacktest's model's own reading of the capture `lines` (receive ns, raw) on
+        the replay clock, with the venue's `capture` decoder factory; None when the
+        engine watches the bots' books instead."""
+        if not self.reads_ahead:
+            return None
+        return ExchangeView(self.cfg.instruments, [s.hbt for s in self.insts], capture, lines)
+
     def pump_all(self) -> None:
         """Reports what every hbt engine has due by now."""
         for s in self.insts:
@@ -180,11 +208,24 @@ class SimVenue(Venue):
     def _report(self, s: SimInstrument, reports: list[Report], completes: int = 0) -> None:
         out = []
         for i, r in enumerate(reports):
+            last = self._ended.get(r.key)
+            if r.reject_code == REJECT_UNKNOWN_ORDER and last is not None:
+                # a cancel or modify of an order the engine no longer has (it filled, or
+                # was cancelled, before the request arrived): the refusal leaves the order
+                # as it ended, as a real venue's refusal does (connector.lifecycle R3); the
+                # engine's own report knows nothing of it and would read as status NONE
+                r = replace(r, status=last.status, leaves_qty=last.leaves_qty,
+                            cum_qty=last.cum_qty, px_tick=last.px_tick, qty=last.qty)  # fmt: skip
             fee = 0.0
             if r.exec_qty > 0:
                 rate = s.maker_fee if r.maker else s.taker_fee
                 fee = r.exec_qty * r.exec_px_tick * s.tick_size * rate
                 self._positions[s.idx] += self._sides.get(r.key, 0) * r.exec_qty
+            if r.status in ENDED and last is None:
+                self._sides.pop(r.key, None)
+                self._ended[r.key] = r
+                if len(self._ended) > ENDED_KEPT:
+                    del self._ended[next(iter(self._ended))]
             out.append(OrderReport(
                 key=r.key, status=r.status, qty=r.qty, leaves_qty=r.leaves_qty,
                 price_tick=r.px_tick, exch_ts=r.exch_ts, completes=completes if i == 0 else 0,
