@@ -122,6 +122,11 @@ def write_window(capture: str, out_path: str, start_s: float, duration_s: float)
     if not synced:
         raise WindowError(f"the window starts at {start_s} s, before the capture's first "
                           f"depth snapshot: start after it")  # fmt: skip
+    # hftbacktest's converter makes no event of a bookTicker: lines of them at the end
+    # would give the replay data past the backtest's last event, and so a step more
+    while kept and orjson.loads(kept[-1][1]).get("data", {}).get("e") not in ("depthUpdate",
+                                                                               "trade"):  # fmt: skip
+        kept.pop()
     lat = [local - exch * 1_000_000 for local, _, exch in kept if exch is not None]
     shift = max(0, -min(lat)) if lat else 0
     # the snapshot leads the window at its earliest venue time: a backtest starts its

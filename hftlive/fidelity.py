@@ -78,6 +78,10 @@ class Settings:
     queue_power: float = 3.0  # the n of the power_prob queue models
     entry_latency_ns: int = 1_000_000  # constant order latency, request to exchange
     response_latency_ns: int = 1_000_000  # exchange to bot
+    # interpolated order latency instead (hftbacktest's intp_order_latency; the sim's
+    # order_latency = "intp"): an .npz (key "data") or .npy of (req_ts, exch_ts, resp_ts)
+    # rows, as hftlive.recorder.OrderLatencyRecorder writes them; "" = constant
+    order_latency_file: str = ""
     maker_fee: float = -0.00005
     taker_fee: float = 0.0007
     tick_size: float = 0.01
@@ -100,6 +104,26 @@ class Settings:
                                 "within [-0.01, 0.01] (as the sim venue takes them)")  # fmt: skip
         if not (self.queue_power > 0):
             raise FidelityError("queue_power must be > 0")
+        if self.order_latency_file:
+            from connector.errors import ConfigError
+            from connector.sim.hbt import load_order_latency
+
+            try:
+                load_order_latency(self.order_latency_file, "order_latency_file")
+            except ConfigError as e:
+                raise FidelityError(str(e)) from None
+
+    def latency_rows(self) -> np.ndarray:
+        """The interpolated order latency rows (order_latency_file), as hftbacktest takes
+        them."""
+        from connector.sim.hbt import load_order_latency
+        from hftlive.recorder import order_latency_dtype
+
+        rows = load_order_latency(self.order_latency_file, "order_latency_file")
+        out = np.zeros(len(rows), order_latency_dtype)
+        for f in ("req_ts", "exch_ts", "resp_ts"):
+            out[f] = rows[f]
+        return out
 
 
 @jitclass
@@ -212,8 +236,14 @@ def run_backtest(strategy, args, data: np.ndarray, s: Settings, max_steps: int,
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
     a = (BacktestAsset().data(data).linear_asset(1.0).tick_size(s.tick_size)
-         .lot_size(s.lot_size).constant_order_latency(s.entry_latency_ns, s.response_latency_ns)
-         .trading_value_fee_model(s.maker_fee, s.taker_fee))  # fmt: skip
+         .lot_size(s.lot_size).trading_value_fee_model(s.maker_fee, s.taker_fee))  # fmt: skip
+    rows = None
+    if s.order_latency_file:
+        # hftbacktest keeps a pointer to the rows, not a copy: they live until the end
+        rows = s.latency_rows()
+        a = a.intp_order_latency(rows)
+    else:
+        a = a.constant_order_latency(s.entry_latency_ns, s.response_latency_ns)
     n = s.queue_power
     a = {"risk_averse": lambda: a.risk_adverse_queue_model(),
          "power_prob": lambda: a.power_prob_queue_model(n),
@@ -233,6 +263,7 @@ def run_backtest(strategy, args, data: np.ndarray, s: Settings, max_steps: int,
         _call(strategy, hbt, probe, args, "backtest")
     finally:
         hbt.close()
+        del rows
     return _collect(probe, arrays, "backtest", time.monotonic() - t)
 
 
@@ -259,9 +290,7 @@ clock = "replay"
 exchange = "{exchange}"
 queue_model = "{queue_model}"
 queue_power = {queue_power!r}
-order_latency = "constant"
-entry_latency_ns = {entry_latency_ns}
-response_latency_ns = {response_latency_ns}
+{latency}
 maker_fee = {maker_fee!r}
 taker_fee = {taker_fee!r}
 """
@@ -288,8 +317,14 @@ def run_replay(strategy, args, window: Window, s: Settings, max_steps: int, max_
 
     name = f"fid{os.getpid()}x{time.monotonic_ns() % 1_000_000}"
     cfg = Path(workdir) / f"{name}.toml"
+    if s.order_latency_file:
+        path = Path(s.order_latency_file).resolve()
+        latency = f'order_latency = "intp"\norder_latency_file = "{path}"'
+    else:
+        latency = (f'order_latency = "constant"\nentry_latency_ns = {s.entry_latency_ns}\n'
+                   f"response_latency_ns = {s.response_latency_ns}")  # fmt: skip
     cfg.write_text(CONFIG.format(data=window.path, state_dir=Path(workdir) / "state",
-                                 **asdict(s)))  # fmt: skip
+                                 latency=latency, **asdict(s)))  # fmt: skip
     logf = Path(workdir) / f"{name}.log"
     with open(logf, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "connector", "--name", name,
@@ -430,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in asdict(d).items():
         p.add_argument("--" + k.replace("_", "-"), type=type(v), default=None,
                        help=f"hftbacktest's {k} (default {v})")  # fmt: skip
-        if k in ("entry_latency_ns", "response_latency_ns", "queue_model", "exchange"):
+        if k in ("entry_latency_ns", "response_latency_ns", "queue_model", "exchange",
+                 "order_latency_file"):  # fmt: skip
             p.add_argument("--replay-" + k.replace("_", "-"), type=type(v), default=None,
                            help=f"the replay's {k}, if it should differ")  # fmt: skip
     p.add_argument("--max-orders", type=int, default=64, help="open orders a step can hold")

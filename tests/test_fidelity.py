@@ -1,6 +1,7 @@
 """hftlive.fidelity: one strategy on one capture window, in hftbacktest's backtest and on
 the lockstep replay (a real sim connector process, a real LiveBot), compared step by step."""
 
+import gzip
 import json
 
 import numpy as np
@@ -147,3 +148,54 @@ def test_bad_input_is_a_clear_error(job, match):
 def test_cli_reports_bad_input_with_exit_code_2(capsys):
     assert fidelity.main(["no_such_module:f"]) == 2
     assert "unknown strategy" in capsys.readouterr().err
+
+
+def test_interpolated_order_latency_means_the_same_on_both_sides(tmp_path):
+    """`order_latency_file`: hftbacktest's intp_order_latency in the backtest and the
+    sim's order_latency = "intp" in the replay read the same rows alike: the lifecycle
+    quoter, whose clock moves with each ack's arrival, agrees step for step, clock
+    included; with the replay on a constant latency instead, its clock parts at once."""
+    from hftlive._fidelity_capture import write_window
+    from hftlive.recorder import order_latency_dtype
+
+    start, duration = 5.0, 8.0
+    first = write_window(str(CAPTURE), str(tmp_path / "w.gz"), start, duration).first_ns
+    req = first + np.arange(-10, int(duration * 10) + 10) * 100_000_000
+    rows = np.zeros(len(req), order_latency_dtype)
+    rows["req_ts"] = req
+    rows["exch_ts"] = req + 1_000_000 + (np.arange(len(req)) % 7) * 1_300_000  # 1-8.8 ms
+    rows["resp_ts"] = rows["exch_ts"] + 2_000_000 + (np.arange(len(req)) % 3) * 900_000
+    path = tmp_path / "latency.npz"
+    np.savez_compressed(path, data=rows)
+    intp = Settings(order_latency_file=str(path))
+    job = Job(QUOTER, (20, 10, 1), str(CAPTURE), start_s=start, duration_s=duration,
+              settings=intp)  # fmt: skip
+    r = fidelity.run(job)
+    assert r["first_divergence"] is None and r["agreement"] == 1.0, fidelity.format_report(r)
+    assert r["settings"]["order_latency_file"] == str(path)
+    const = fidelity.run(Job(QUOTER, (20, 10, 1), str(CAPTURE), start_s=start,
+                             duration_s=duration, settings=intp,
+                             replay_settings=Settings()))  # fmt: skip
+    assert const["first_divergence"]["step"] == 0
+    assert "timestamp" in const["first_divergence"]["fields"]
+
+
+def test_a_bad_order_latency_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "lat.npy"
+    np.save(path, np.zeros(3, [("req_ts", "i8"), ("exch_ts", "i8")]))
+    with pytest.raises(FidelityError, match="needs fields req_ts, exch_ts, resp_ts"):
+        fidelity.run(Job(QUOTER, (20, 10, 0), settings=Settings(order_latency_file=str(path))))
+
+
+def test_the_window_ends_where_the_backtests_data_ends(tmp_path):
+    """hftbacktest's converter makes no event of a bookTicker line: the window drops the
+    ones after its last depth update or trade, so the replay has no data past the
+    backtest's end (at the whole capture's end it once had, and recorded a step more)."""
+    from hftlive._fidelity_capture import convert, write_window
+
+    w = write_window(str(CAPTURE), str(tmp_path / "w.gz"), 300.0, 44.0)
+    data = convert(w)
+    assert w.last_ns == int(data["local_ts"].max())
+    with gzip.open(w.path) as f:
+        last = f.read().splitlines()[-1]
+    assert b'"e":"depthUpdate"' in last or b'"e":"trade"' in last
