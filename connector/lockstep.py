@@ -18,7 +18,9 @@ hftlive.botfn._spin_replay):
   next: the bots' pending requests first, handled at the current time, in a round of their
   own (their responses are seen before time moves); otherwise time moves to the earliest
   of the next capture message, the earliest parked deadline and the order engine's next
-  due event, and everything up to that time is published.
+  due event, and everything up to that time is published. (hftbacktest's exchange model
+  is shown the market up to that time first, at each event's exchange time, and may
+  bring the time nearer: connector.sim.exchange_view.)
 
 The replay does not start before a bot is parked, and it waits for every registered bot
 (one that never waits again holds it until it leaves). Requests reach the connector only

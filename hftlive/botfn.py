@@ -395,19 +395,24 @@ def _spin_replay(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, deadline,
     idle = 0
     while True:
         g = load_at(p_gen)
-        if g & 1:
-            continue  # a round being written
-        clk = load_at(p_clock)
-        ev = _news(p_cursor, p_md_ws, p_resp_w, p_resp_r)
-        if load_at(p_gen) != g:
-            continue  # a round began while we looked: look again
-        ev = _events(ev, p_sig, p_ctrl, rdtsc(), clk, deadline)
-        if ev != 0:
-            store_at(p_ctrl + 8 * C_LAST_TSC, clk)
-            return ev
-        if load_at(p_parked) != g or load_at(p_parked + 8) != deadline:
-            store_at(p_parked + 8, deadline)
-            store_at(p_parked, g)  # after ls_until: the connector reads them in this order
+        if g & 1 == 0:
+            clk = load_at(p_clock)
+            ev = _news(p_cursor, p_md_ws, p_resp_w, p_resp_r)
+            if load_at(p_gen) == g:  # else a round began while we looked: look again
+                ev = _events(ev, p_sig, p_ctrl, rdtsc(), clk, deadline)
+                if ev != 0:
+                    store_at(p_ctrl + 8 * C_LAST_TSC, clk)
+                    return ev
+                if load_at(p_parked) != g or load_at(p_parked + 8) != deadline:
+                    store_at(p_parked + 8, deadline)
+                    store_at(p_parked, g)  # after ls_until: the connector reads in this order
+        else:
+            # a round being written: nothing of it is read, but housekeeping and the
+            # run's end are still seen (a connector that died in a round never ends it,
+            # and only housekeeping finds it gone)
+            ev = _events(0, p_sig, p_ctrl, rdtsc(), 0, 1) & (EV_HOUSE | EV_END)
+            if ev != 0:
+                return ev
         idle += 1
         if idle > IDLE_SPINS:
             _idle(p_ctrl, SLEEP_SLICE_NS)

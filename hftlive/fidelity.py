@@ -3,7 +3,8 @@
 `python -m hftlive.fidelity strategies.grid:gridtrading --args 0.01,0.1,10,10,20` runs the
 `@njit` strategy on a window of a Binance USD-M capture
 
-* in an hftbacktest backtest (`HashMapMarketDepthBacktest`) over what hftbacktest's own
+* in an hftbacktest backtest (`HashMapMarketDepthBacktest`, or
+  `ROIVectorMarketDepthBacktest` with `--roi-lb`/`--roi-ub`) over what hftbacktest's own
   converter makes of the window, and
 * live: on a LiveBot against a sim connector process replaying the same window on the
   replay clock (`[sim] clock = "replay"`, connector.lockstep), with hftbacktest's
@@ -82,6 +83,11 @@ class Settings:
     # order_latency = "intp"): an .npz (key "data") or .npy of (req_ts, exch_ts, resp_ts)
     # rows, as hftlive.recorder.OrderLatencyRecorder writes them; "" = constant
     order_latency_file: str = ""
+    # ROI-vector depth on both sides (hftbacktest's ROIVectorMarketDepthBacktest with
+    # roi_lb/roi_ub; a LiveBot whose instrument sets them): the range of interest, prices;
+    # 0, 0 = the hash-map depth
+    roi_lb: float = 0.0
+    roi_ub: float = 0.0
     maker_fee: float = -0.00005
     taker_fee: float = 0.0007
     tick_size: float = 0.01
@@ -104,6 +110,10 @@ class Settings:
                                 "within [-0.01, 0.01] (as the sim venue takes them)")  # fmt: skip
         if not (self.queue_power > 0):
             raise FidelityError("queue_power must be > 0")
+        if (self.roi_lb, self.roi_ub) != (0.0, 0.0) and not 0 < self.roi_lb < self.roi_ub:
+            raise FidelityError(f"roi_lb and roi_ub are prices with 0 < roi_lb < roi_ub (or "
+                                f"both 0: the hash-map depth), got {self.roi_lb}, "
+                                f"{self.roi_ub}")  # fmt: skip
         if self.order_latency_file:
             from connector.errors import ConfigError
             from connector.sim.hbt import load_order_latency
@@ -112,6 +122,10 @@ class Settings:
                 load_order_latency(self.order_latency_file, "order_latency_file")
             except ConfigError as e:
                 raise FidelityError(str(e)) from None
+
+    @property
+    def roi(self) -> bool:
+        return (self.roi_lb, self.roi_ub) != (0.0, 0.0)
 
     def latency_rows(self) -> np.ndarray:
         """The interpolated order latency rows (order_latency_file), as hftbacktest takes
@@ -233,7 +247,11 @@ def load_strategy(spec: str):
 def run_backtest(strategy, args, data: np.ndarray, s: Settings, max_steps: int,
                  max_orders: int) -> Run:  # fmt: skip
     """The strategy in hftbacktest's backtest over `data` (converted events)."""
-    from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
+    from hftbacktest import (
+        BacktestAsset,
+        HashMapMarketDepthBacktest,
+        ROIVectorMarketDepthBacktest,
+    )
 
     a = (BacktestAsset().data(data).linear_asset(1.0).tick_size(s.tick_size)
          .lot_size(s.lot_size).trading_value_fee_model(s.maker_fee, s.taker_fee))  # fmt: skip
@@ -256,7 +274,10 @@ def run_backtest(strategy, args, data: np.ndarray, s: Settings, max_steps: int,
         if s.exchange == "no_partial_fill"
         else a.partial_fill_exchange()
     )
-    hbt = HashMapMarketDepthBacktest([a])
+    if s.roi:
+        hbt = ROIVectorMarketDepthBacktest([a.roi_lb(s.roi_lb).roi_ub(s.roi_ub)])
+    else:
+        hbt = HashMapMarketDepthBacktest([a])
     probe, arrays = _probe(max_steps, max_orders)
     t = time.monotonic()
     try:
@@ -332,8 +353,9 @@ def run_replay(strategy, args, window: Window, s: Settings, max_steps: int, max_
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         _wait_running(name, proc, logf, 60.0)
-        hbt = (LiveBot.builder().register(Instrument(name, s.symbol, s.tick_size, s.lot_size))
-               .build())  # fmt: skip
+        roi = {"roi_lb": s.roi_lb, "roi_ub": s.roi_ub} if s.roi else {}
+        hbt = (LiveBot.builder().register(Instrument(name, s.symbol, s.tick_size, s.lot_size,
+                                                     **roi)).build())  # fmt: skip
         probe, arrays = _probe(max_steps, max_orders)
         t = time.monotonic()
         try:

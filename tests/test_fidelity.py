@@ -199,3 +199,15 @@ def test_the_window_ends_where_the_backtests_data_ends(tmp_path):
     with gzip.open(w.path) as f:
         last = f.read().splitlines()[-1]
     assert b'"e":"depthUpdate"' in last or b'"e":"trade"' in last
+
+
+def test_roi_vector_depth_agrees_too():
+    """With roi_lb/roi_ub on both sides (hftbacktest's ROIVectorMarketDepthBacktest, a
+    LiveBot whose instrument sets them), the market maker agrees step for step."""
+    roi = Settings(roi_lb=2600.0, roi_ub=2750.0)
+    r = fidelity.run(Job("strategies.market_maker:market_maker", (0.01, 0.1, 5, 2, 3),
+                         str(CAPTURE), start_s=1.0, duration_s=10.0, settings=roi))  # fmt: skip
+    assert r["first_divergence"] is None and r["agreement"] == 1.0, fidelity.format_report(r)
+    assert r["fill_steps"]["matched"] == r["fill_steps"]["backtest"] > 0
+    with pytest.raises(FidelityError, match="0 < roi_lb < roi_ub"):
+        fidelity.run(Job(QUOTER, (20, 10, 0), settings=Settings(roi_lb=2750.0, roi_ub=2600.0)))

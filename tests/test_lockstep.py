@@ -217,3 +217,60 @@ def test_a_cancel_that_arrives_after_the_fill_leaves_the_order_filled(make_conne
     assert set(ended[:, 0]) <= {2, 3, 4}
     # some filled while their cancel was in flight (req CANCELED when seen FILLED)
     assert ((ended[:, 0] == 3) & (ended[:, 1] == 4)).sum() >= 1, ended
+
+
+_PARKED_BOT = """
+import sys
+from hftlive import Instrument, LiveBot
+hbt = LiveBot.builder().register(Instrument(sys.argv[1], "ethusdt", 0.01, 0.001)).build()
+rc = 0
+while rc == 0:
+    rc = hbt.elapse(60_000_000_000)  # a minute of replay time a step: parked between rounds
+print("rc", rc, flush=True)
+hbt.close()
+"""
+
+
+def test_a_connector_that_dies_in_a_round_ends_the_bots_wait(make_connector):
+    """The connector is killed while it writes a round (the round counter left odd, as
+    it leaves it): the waiting bot reads nothing of that round, but its housekeeping
+    still runs and finds the connector gone, so the wait ends with CONNECTOR_LOST. (It
+    once spun on the odd counter for ever.)"""
+    import glob
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hftlive.constants import CONNECTOR_LOST
+    from hftlive.ipc import CtlViews, store_word
+    from hftlive.layout import CTL_LS_GEN, S_LS_PARKED, ctl_name
+    from hftlive.shm import Segment, path_of
+
+    from .conftest import ROOT
+
+    c = make_connector(config=REPLAY.format(extra="")).start()
+    bot = subprocess.Popen([sys.executable, "-c", _PARKED_BOT, c.name], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    seg = Segment.attach(ctl_name(c.name))
+    try:
+        ctl = CtlViews(seg.buf)
+        deadline = time.monotonic() + 60
+        while not (ctl.words[CTL_LS_GEN] > 4 and ctl.slot_words[:, S_LS_PARKED].max() > 0):
+            assert time.monotonic() < deadline and bot.poll() is None, "the bot never parked"
+            time.sleep(0.01)  # polling for the state the test needs, bounded
+        os.kill(c.proc.pid, signal.SIGKILL)
+        c.proc.wait()
+        gen = int(ctl.words[CTL_LS_GEN])
+        if gen % 2 == 0:
+            store_word(ctl.words, CTL_LS_GEN, gen + 1)  # killed between rounds: as in one
+        out, _ = bot.communicate(timeout=60)
+        assert f"rc {CONNECTOR_LOST}" in out, out
+    finally:
+        if bot.poll() is None:
+            bot.kill()
+            bot.wait()
+        del ctl
+        seg.close()
+        for p in glob.glob(path_of(f"hftlive.{c.name}.*")):  # what the killed one left
+            os.unlink(p)
