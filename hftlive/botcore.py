@@ -31,7 +31,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload_method
 
-from hftlive import _jitclass_box, signals
+from hftlive import _jitclass_box, _jitclass_new, signals
 from hftlive import botfn as f
 from hftlive._inline import jitclass_of, own_type_classes
 from hftlive._sys import extern, load_at, rdtsc, store_at
@@ -254,7 +254,7 @@ def _order_wait_refusal(a, n_assets, id_ok):
 
 # The LiveBot's numba types, of its own type classes (hftlive._inline): the waits below
 # are overloads for it alone.
-LiveBotInstanceType, LiveBotClassType = own_type_classes("LiveBot")
+LiveBotInstanceType, LiveBotClassType = own_type_classes("LiveBot", __name__)
 
 # The waits a strategy calls in its loop are overloads inlined into it, not jitclass
 # methods: calling a jitclass method increments and decrements the bot's reference count
@@ -585,14 +585,13 @@ class LiveBotParts:
 
 
 # One line per field: (name, numba type [of each item if per ASSET or CONN], per, how it
-# is made from a LiveBotParts p [and the asset or connector number]). The jitclass spec,
-# its __init__ and the values hftlive.bot passes are all derived from this table.
+# is made from a LiveBotParts p [and the asset or connector number]; for a jitclass, the
+# arguments of its constructor). The jitclass spec, its __init__ and the values
+# hftlive.bot passes are all derived from this table.
 FIELDS = (
-    ("depths", DEPTH, ASSET,
-        lambda p, a: DEPTHS[p.depth_kind](*depth_views(p.view, a, p.depth_kind))),
-    ("order_dicts", _odict_nb, ASSET,
-        lambda p, a: OrderDict(p.view["orders"][a], p.view["order_n"][a])),
-    ("states", _svals_nb, ASSET, lambda p, a: StateValues(p.view["state"][a : a + 1])),
+    ("depths", DEPTH, ASSET, lambda p, a: depth_views(p.view, a, p.depth_kind)),
+    ("order_dicts", _odict_nb, ASSET, lambda p, a: (p.view["orders"][a], p.view["order_n"][a])),
+    ("states", _svals_nb, ASSET, lambda p, a: (p.view["state"][a : a + 1],)),
     ("otab", order_nb[:, :], None, lambda p: p.view["orders"]),
     ("order_n", i8[:, :], None, lambda p: p.view["order_n"]),
     ("state", state_nb[:], None, lambda p: p.view["state"]),
@@ -690,13 +689,34 @@ def make_livebot_class(n_assets: int, n_conns: int, depth_kind: int = DEPTH_HASH
     suffix = "_roi" if depth_kind == DEPTH_ROIVECTOR else ""
     jc = jitclass_of(type(f"LiveBot_{n_assets}x{n_conns}{suffix}", (), body), spec,
                      LiveBotClassType)  # fmt: skip
+    jc.class_type.stable_args = key  # how the cache refers to it (_jitclass_new)
+    jc.class_type.stable_depends = _SLOW_PATH_MODULES
     _CLASSES[key] = jc
     return jc
+
+
+# The modules whose njit code the cached constructor and slow path link (botfn and what
+# it imports): an edit to one of them makes numba's cache miss those entries.
+_SLOW_PATH_MODULES = ("hftlive.botfn", "hftlive._sys", "hftlive.constants", "hftlive.depth",
+                      "hftlive.depth_roi", "hftlive.layout", "hftlive.orders")  # fmt: skip
+
+
+def _livebot_class_type(n_assets: int, n_conns: int, depth_kind: int):
+    return make_livebot_class(n_assets, n_conns, depth_kind).class_type
+
+
+# the constructor is cached code (_jitclass_new), whose cache names the class by its key
+_jitclass_new.stable_reduce(LiveBotClassType, _livebot_class_type)
 
 
 def new_livebot(p: LiveBotParts):
     """A LiveBot over the parts: each field made as FIELDS says."""
     count = {ASSET: p.n, CONN: p.nc}
-    args = [make(p) if per is None else tuple(make(p, i) for i in range(count[per]))
-            for _, _, per, make in FIELDS]  # fmt: skip
-    return make_livebot_class(p.n, p.nc, p.depth_kind)(*args)
+    values = tuple(make(p) if per is None else tuple(make(p, i) for i in range(count[per]))
+                   for _, _, per, make in FIELDS)  # fmt: skip
+    cls = make_livebot_class(p.n, p.nc, p.depth_kind)
+    if _jitclass_new.AVAILABLE:
+        return _jitclass_new.new_instance(cls, values)
+    made = {"depths": DEPTHS[p.depth_kind], "order_dicts": OrderDict, "states": StateValues}
+    return cls(*(tuple(made[name](*a) for a in v) if name in made else v
+                 for (name, *_), v in zip(FIELDS, values)))  # fmt: skip
