@@ -193,6 +193,11 @@ def _box_at(inst_type, meminfo: int, data: int):
     return box
 
 
+def data_address(box) -> int:
+    """The address of a boxed jitclass instance's data (its fields)."""
+    return ctypes.c_void_p.from_address(id(box) + _DATA_OFFSET).value
+
+
 def new_instance(jitclass, values: tuple):
     """`jitclass`'s instance from one value per field (see `_construct`), built by cached
     code. The class's type class must pickle stably (`stable_reduce`)."""
