@@ -12,9 +12,13 @@ Two things stand in the way of caching such a function, and how they are met:
 * Its signature names the class (a TypeRef argument). numba pickles the type into the
   cache index, and a jitclass type's name holds the `id()` of its class type, different in
   every process: the class type must pickle to a reference to the same class in the new
-  process (`stable_reduce`). That reference carries a fingerprint of the instance's layout
-  (`fingerprint`: every field's type, the held jitclasses' fields and `__init__` code), so
-  that a class whose layout changed in another module no longer matches a stale entry.
+  process (`stable_reduce`; its type classes, too, must be module-level names:
+  hftlive._inline.own_type_classes). That reference carries a digest (`_digest`) of the
+  instance's layout (every field's type, the held jitclasses' fields and `__init__` code)
+  and of the source stamps of the modules the class names in `stable_depends`, so that a
+  class whose layout or linked code changed in another module (numba's cache only sees the
+  function's own file) no longer matches a stale entry. Only the outer class is named in
+  the signature: the held jitclasses' types need no such care.
 * Returning a jitclass instance to Python boxes it with the address of a Python class
   baked in (numba refuses to cache that). `_new` returns the new reference's meminfo and
   data addresses; Python sets them in the box (`_box_at`), as numba's box code does.
