@@ -29,15 +29,20 @@ from numba.experimental.jitclass.base import (
 )
 
 
-def own_type_classes(name: str):
-    """(instance type class, class type class) for one jitclass, registered with numba."""
-    inst = type(f"{name}InstanceType", (types.ClassInstanceType,), {})
+def own_type_classes(name: str, module: str):
+    """(instance type class, class type class) for one jitclass, registered with numba.
+
+    `module` must bind them as `<name>InstanceType` and `<name>ClassType`: that is how a
+    pickle (numba's cache) refers to them, rather than by copying them.
+    """
+    inst = type(f"{name}InstanceType", (types.ClassInstanceType,), {"__module__": module})
 
     def instance_type(self):
         return inst(self)
 
     cls = type(f"{name}ClassType", (types.ClassType,),
-               {"instance_type_class": inst, "instance_type": property(instance_type)})  # fmt: skip
+               {"instance_type_class": inst, "instance_type": property(instance_type),
+                "__module__": module})  # fmt: skip
     default_manager.register(inst, InstanceModel)
     default_manager.register(cls, models.OpaqueModel)
     # the constructor's lowering is looked up by the exact type class

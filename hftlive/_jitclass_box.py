@@ -28,6 +28,8 @@ _OUR_CLASSES: set[str] = set()
 _GUARDS: dict[str, list[tuple[str, Callable[[Any], Any], dict[str, Any]]]] = {}
 # class name (prefix as above) -> {Python-side name: the method it calls}
 _ALIASES: dict[str, dict[str, str]] = {}
+# class name (prefix as above) -> {method name: a Python function of (box, *args)}
+_PYTHON: dict[str, dict[str, Callable]] = {}
 
 
 def register(*classnames: str) -> None:
@@ -47,6 +49,14 @@ def alias(classname: str, names: dict[str, str]) -> None:
     that njit code reaches as an overload (inlined) rather than a jitclass method."""
     _OUR_CLASSES.add(classname)
     _ALIASES.setdefault(classname, {}).update(names)
+
+
+def python_method(classname: str, name: str, fn: Callable) -> None:
+    """Python calls method `name` of `classname`'s instances as `fn(box, *args)`, which
+    must do what the method does; njit code still calls the method. For a method whose
+    Python wrapper would compile on every start for nothing but a Python call."""
+    _OUR_CLASSES.add(classname)
+    _PYTHON.setdefault(classname, {})[name] = fn
 
 
 def _matching(table: dict, classname: str):
@@ -115,6 +125,8 @@ def _install() -> bool:
             for name, value in refused.items():
                 func = typ.methods[aliases.get(name, name)]
                 dct[name] = _guarded(dct[name], func, param, convert, value)
+        for fns in _matching(_PYTHON, typ.classname):
+            dct.update(fns)
         for name, func in typ.static_methods.items():
             dct[name] = boxing._generate_method(name, func)
         subcls = type(typ.classname, (_box.Box,), dct)

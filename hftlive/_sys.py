@@ -225,6 +225,20 @@ def store_at(typingctx, addr, val):
 
 
 @intrinsic
+def call_i64(typingctx, fn_addr, arg):
+    """Call the C function `int64_t f(int64_t)` at address `fn_addr` (a ctypes callback's,
+    say: a function that calls a ctypes function object cannot be cached)."""
+    sig = types.int64(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64)])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        return builder.call(fn, [context.cast(builder, args[1], signature.args[1], types.int64)])
+
+    return sig, codegen
+
+
+@intrinsic
 def void_ptr_at(typingctx, addr):
     """The int64 `addr` as a void pointer, for `numba.carray` over memory the caller keeps
     alive (a mapped segment, an array it holds a reference to)."""

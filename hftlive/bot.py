@@ -32,6 +32,7 @@ import random
 import time
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from hftlive import constants, signals
@@ -638,20 +639,38 @@ def _startup(p: LiveBotParts, timeout: float) -> bool:
     v = p.view
     scratch = np.zeros(max(len(m.snapshot) for m in p.mds), event_dtype)
     for a, m in enumerate(p.mds):
-        md_resync(m.words, m.snapshot, p.cursor, a, depth_views(v, a, p.depth_kind), scratch,
-                  p.ctrl, p.cbq, False)  # fmt: skip
+        args = (m.words, m.snapshot, p.cursor, a, depth_views(v, a, p.depth_kind), scratch,
+                p.ctrl, p.cbq, False)  # fmt: skip
+        _any_layout_overload(md_resync, args)(*args)
     deadline = time.monotonic() + timeout
     ts = np.zeros(2, np.int64)
+    consume = None
     while int(p.ctrl[C_READY]) < p.nc:
         for c, ctl in enumerate(p.ctls):
             k = p.slot_idx[c]
-            resp_consume(ctl.resp_hdr[k], ctl.resp[k], p.inst_asset[c], v["state"], v["orders"],
-                         v["order_n"], v["latency"], p.ctrl, p.cbq, p.cbq_prev, ts,
-                         p.lockstep[0])  # fmt: skip
+            args = (ctl.resp_hdr[k], ctl.resp[k], p.inst_asset[c], v["state"], v["orders"],
+                    v["order_n"], v["latency"], p.ctrl, p.cbq, p.cbq_prev, ts, p.lockstep[0])  # fmt: skip
+            consume = consume or _any_layout_overload(resp_consume, args)
+            consume(*args)
         if time.monotonic() > deadline:
             return False
         time.sleep(0.0005)
     return True
+
+
+def _any_layout(t):
+    if isinstance(t, nb.types.Array):
+        return t.copy(layout="A")
+    if isinstance(t, nb.types.BaseTuple):
+        return nb.types.BaseTuple.from_types([_any_layout(x) for x in t])
+    return t
+
+
+def _any_layout_overload(disp, args):
+    """`disp`'s specialisation for `args` with arrays of any layout: the one the bot's slow
+    path compiles (its arrays are jitclass fields, of layout 'A'), so that a first start
+    compiles md_resync and resp_consume once, not once more for C arrays (~6 s)."""
+    return disp.compile(tuple(_any_layout(nb.typeof(x)) for x in args))
 
 
 def _check_id_free(ctl: CtlViews, name: str, bot_id: int, pid: int) -> None:

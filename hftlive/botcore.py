@@ -9,7 +9,9 @@ It is a thin facade over hftlive.botfn's cached functions: `elapse`, `wait_next_
 and `wait_order_response` are overloads inlined into the strategy (the LiveBot has numba
 type classes of its own, hftlive._inline), whose polling (botfn.wait_begin) reads raw
 addresses, so that "nothing new yet" costs a few loads, one clock read and no reference
-count; the slow path is called through hftlive._sys.extern, compiled once and cached.
+count; the slow path (`_wait_more_cached`, and the order requests through
+hftlive._sys.extern) is compiled once and cached, as is the constructor
+(hftlive._jitclass_new).
 Semantics follow hftbacktest's backtester (DESIGN.md, "LiveBot semantics"); the clock is
 the wall clock, or a sim replay's shared with the bot (connector.lockstep).
 
@@ -31,10 +33,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload_method
 
-from hftlive import _jitclass_box, signals
+from hftlive import _jitclass_box, _jitclass_new, signals
 from hftlive import botfn as f
 from hftlive._inline import jitclass_of, own_type_classes
-from hftlive._sys import extern, load_at, rdtsc, store_at
+from hftlive._sys import call_i64, extern, load_at, rdtsc, store_at
 from hftlive.constants import (
     CUSTOM_ERROR,
     END_OF_DATA,
@@ -100,10 +102,6 @@ _submit_impl = extern(f.submit_impl)
 _cancel_impl = extern(f.cancel_impl)
 _modify_impl = extern(f.modify_impl)
 _clear_inactive = extern(f.clear_inactive)
-_resp_consume = extern(f.resp_consume)
-_md_consume = extern(f.md_consume)
-_housekeep = extern(f.housekeep)
-_wait_spin = extern(f.wait_spin)
 
 
 log = logging.getLogger(__name__)
@@ -143,6 +141,9 @@ def _guarded_close(key: int) -> None:
 # objmode block compiled a lifted function on every start (~0.2 s of the first elapse)
 _dispatch = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(_guarded_callbacks)
 _close_dispatch = ctypes.CFUNCTYPE(None, ctypes.c_int64)(_guarded_close)
+# cached code reaches _dispatch through its address, a field of the bot: numba refuses to
+# cache a function that calls a ctypes function object (its address is baked in)
+_DISPATCH_ADDR = ctypes.cast(_dispatch, ctypes.c_void_p).value
 
 
 @nb.njit(inline="always")
@@ -179,7 +180,20 @@ def _wait_end(kind, me, mode, include_resp, deadline, ev):
         return 0  # the common case: nothing new, the time is up
     if ev < 0:
         return -ev  # the run is over, or the call was refused
-    return _instance_at(kind, me)._wait_more(mode, include_resp, deadline, ev)
+    return _wait_more_ext(kind, me, np.int64(mode), np.int64(include_resp), np.int64(deadline),
+                          np.int64(ev))  # fmt: skip
+
+
+@nb.njit(cache=True)
+def _wait_more_cached(kind, me, mode, include_resp, deadline, ev):
+    """The slow path of every wait (`_wait_more` and what it calls), compiled once per
+    LiveBot class and loaded from numba's cache: the class's type pickles as a reference
+    (hftlive._jitclass_new). Cached code must link what it calls (an `extern` symbol's name
+    changes with each compile), so botfn's functions are called directly in it."""
+    return _instance_at(kind, me)._wait_more(mode, include_resp != 0, deadline, ev)
+
+
+_wait_more_ext = extern(_wait_more_cached)
 
 
 @intrinsic
@@ -254,7 +268,7 @@ def _order_wait_refusal(a, n_assets, id_ok):
 
 # The LiveBot's numba types, of its own type classes (hftlive._inline): the waits below
 # are overloads for it alone.
-LiveBotInstanceType, LiveBotClassType = own_type_classes("LiveBot")
+LiveBotInstanceType, LiveBotClassType = own_type_classes("LiveBot", __name__)
 
 # The waits a strategy calls in its loop are overloads inlined into it, not jitclass
 # methods: calling a jitclass method increments and decrements the bot's reference count
@@ -496,8 +510,8 @@ class _LiveBotBase:
                         return rc
             if ev & f.EV_HOUSE:
                 # due by the TSC, whatever the bot's clock (a replay's is in its own ns)
-                _housekeep(self.ctrl, self.view_hdr, self.ctl, self.slot, self.conn_pid,
-                           self.conn_epoch, self.bot_id, self.ts, self.tpn, rdtsc())  # fmt: skip
+                f.housekeep(self.ctrl, self.view_hdr, self.ctl, self.slot, self.conn_pid,
+                            self.conn_epoch, self.bot_id, self.ts, self.tpn, rdtsc())  # fmt: skip
             if ev & f.EV_END or load_at(p_ctrl + 8 * C_END) != 0:
                 # what the connector published before it stopped is applied: a final poll
                 self._poll()
@@ -514,8 +528,8 @@ class _LiveBotBase:
                 return 0
             if ev & f.EV_TIME:
                 return 0
-            ev = _wait_spin(p_sig, p_ctrl, self.p_cursor, self.p_md_ws, self.p_resp_w,
-                            self.p_resp_r, self.tpn, deadline, self.ls)  # fmt: skip
+            ev = f.wait_spin(p_sig, p_ctrl, self.p_cursor, self.p_md_ws, self.p_resp_w,
+                             self.p_resp_r, self.tpn, deadline, self.ls)  # fmt: skip
 
     def _callbacks(self):
         """Run the Python handlers on what the last poll queued; non-zero: stop with it."""
@@ -525,23 +539,23 @@ class _LiveBotBase:
         if load_at(p_ctrl + 8 * C_HAS_CB) == 0:
             store_at(p_ctrl + 8 * C_CB_N, 0)
             return 0
-        return _dispatch(self.key)
+        return call_i64(self.p_dispatch, self.key)
 
     def _poll(self):
         """Apply what every market ring and response ring holds; the F_* flags of what came."""
         flags = 0
         for a in range(self.n_assets):
             if load_at(self.p_md_ws[a]) != load_at(self.p_cursor + 8 * a):
-                flags |= _md_consume(self.md_hdr[a], self.md_ring[a], self.md_snap[a], self.cursor,
-                                     a, depth_arrays(self.depths[a]), self.trades[a],
-                                     self.trade_n[a], self.latency[a], self.scratch,
-                                     self.snap_scratch, self.ctrl, self.cbq)  # fmt: skip
+                flags |= f.md_consume(self.md_hdr[a], self.md_ring[a], self.md_snap[a],
+                                      self.cursor, a, depth_arrays(self.depths[a]),
+                                      self.trades[a], self.trade_n[a], self.latency[a],
+                                      self.scratch, self.snap_scratch, self.ctrl, self.cbq)  # fmt: skip
         for c in range(self.n_conns):
             if load_at(self.p_resp_w[c]) != load_at(self.p_resp_r[c]):
-                flags |= _resp_consume(self.resp_hdr[c], self.resp[c], self.inst_asset[c],
-                                       self.state, self.otab, self.order_n, self.latency,
-                                       self.ctrl, self.cbq, self.cbq_prev, self.ts,
-                                       self.ls[0])  # fmt: skip
+                flags |= f.resp_consume(self.resp_hdr[c], self.resp[c], self.inst_asset[c],
+                                        self.state, self.otab, self.order_n, self.latency,
+                                        self.ctrl, self.cbq, self.cbq_prev, self.ts,
+                                        self.ls[0])  # fmt: skip
         return flags
 
 
@@ -585,14 +599,13 @@ class LiveBotParts:
 
 
 # One line per field: (name, numba type [of each item if per ASSET or CONN], per, how it
-# is made from a LiveBotParts p [and the asset or connector number]). The jitclass spec,
-# its __init__ and the values hftlive.bot passes are all derived from this table.
+# is made from a LiveBotParts p [and the asset or connector number]; for a jitclass, the
+# arguments of its constructor). The jitclass spec, its __init__ and the values
+# hftlive.bot passes are all derived from this table.
 FIELDS = (
-    ("depths", DEPTH, ASSET,
-        lambda p, a: DEPTHS[p.depth_kind](*depth_views(p.view, a, p.depth_kind))),
-    ("order_dicts", _odict_nb, ASSET,
-        lambda p, a: OrderDict(p.view["orders"][a], p.view["order_n"][a])),
-    ("states", _svals_nb, ASSET, lambda p, a: StateValues(p.view["state"][a : a + 1])),
+    ("depths", DEPTH, ASSET, lambda p, a: depth_views(p.view, a, p.depth_kind)),
+    ("order_dicts", _odict_nb, ASSET, lambda p, a: (p.view["orders"][a], p.view["order_n"][a])),
+    ("states", _svals_nb, ASSET, lambda p, a: (p.view["state"][a : a + 1],)),
     ("otab", order_nb[:, :], None, lambda p: p.view["orders"]),
     ("order_n", i8[:, :], None, lambda p: p.view["order_n"]),
     ("state", state_nb[:], None, lambda p: p.view["state"]),
@@ -626,6 +639,7 @@ FIELDS = (
     ("view_hdr", i8[:], None, lambda p: p.view_hdr),
     ("bot_id", nb.uint64, None, lambda p: np.uint64(p.bot_id)),
     ("key", i8, None, lambda p: p.key),
+    ("p_dispatch", i8, None, lambda p: _DISPATCH_ADDR),  # runs the Python callbacks
     # The polling loop reads through raw addresses (ints): reading an array field of a
     # jitclass costs an atomic reference-count increment and decrement each time. The
     # arrays stay alive: they are fields too (the signal flag is a module global).
@@ -671,6 +685,8 @@ _jitclass_box.register("HashMapMarketDepth", "ROIVectorMarketDepth", "OrderDict"
 _ORDER_ID_METHODS = ("submit_buy_order", "submit_sell_order", "cancel", "modify",
                      "wait_order_response")  # fmt: skip
 _jitclass_box.alias("LiveBot_", {name: f"_py_{name}" for name in _WAITS})
+if _jitclass_new.AVAILABLE:
+    _jitclass_box.python_method("LiveBot_", "close", lambda hbt: _py_close(hbt))
 _jitclass_box.guard("LiveBot_", "order_id", python_order_id,
                     dict.fromkeys(_ORDER_ID_METHODS, INVALID_ORDER_REQUEST))  # fmt: skip
 
@@ -690,13 +706,51 @@ def make_livebot_class(n_assets: int, n_conns: int, depth_kind: int = DEPTH_HASH
     suffix = "_roi" if depth_kind == DEPTH_ROIVECTOR else ""
     jc = jitclass_of(type(f"LiveBot_{n_assets}x{n_conns}{suffix}", (), body), spec,
                      LiveBotClassType)  # fmt: skip
+    jc.class_type.stable_args = key  # how the cache refers to it (_jitclass_new)
+    jc.class_type.stable_depends = _SLOW_PATH_MODULES
     _CLASSES[key] = jc
     return jc
+
+
+# The modules whose njit code the cached constructor and slow path link (botfn and what
+# it imports): an edit to one of them makes numba's cache miss those entries.
+_SLOW_PATH_MODULES = ("hftlive.botfn", "hftlive._sys", "hftlive.constants", "hftlive.depth",
+                      "hftlive.depth_roi", "hftlive.layout", "hftlive.orders")  # fmt: skip
+
+
+def _livebot_class_type(n_assets: int, n_conns: int, depth_kind: int):
+    return make_livebot_class(n_assets, n_conns, depth_kind).class_type
+
+
+# the constructor is cached code (_jitclass_new), whose cache names the class by its key
+_jitclass_new.stable_reduce(LiveBotClassType, _livebot_class_type)
+
+
+# a live bot's data address -> (its key, its ctrl words), for close() from Python; an
+# address is overwritten by the next bot built there, so a live bot's entry is its own
+_BY_DATA: dict[int, tuple[int, np.ndarray]] = {}
+
+
+def _py_close(hbt):
+    """`hbt.close()` called from Python: what the method does (njit code calls the method),
+    without compiling its Python wrapper on every start (~0.13 s)."""
+    key, ctrl = _BY_DATA[_jitclass_new.data_address(hbt)]
+    if ctrl[C_CLOSED] == 0:
+        ctrl[C_CLOSED] = 1
+        _guarded_close(key)  # frees the bot's slots and its view segment
+    return 0
 
 
 def new_livebot(p: LiveBotParts):
     """A LiveBot over the parts: each field made as FIELDS says."""
     count = {ASSET: p.n, CONN: p.nc}
-    args = [make(p) if per is None else tuple(make(p, i) for i in range(count[per]))
-            for _, _, per, make in FIELDS]  # fmt: skip
-    return make_livebot_class(p.n, p.nc, p.depth_kind)(*args)
+    values = tuple(make(p) if per is None else tuple(make(p, i) for i in range(count[per]))
+                   for _, _, per, make in FIELDS)  # fmt: skip
+    cls = make_livebot_class(p.n, p.nc, p.depth_kind)
+    if _jitclass_new.AVAILABLE:
+        hbt = _jitclass_new.new_instance(cls, values)
+        _BY_DATA[_jitclass_new.data_address(hbt)] = (p.key, p.ctrl)
+        return hbt
+    made = {"depths": DEPTHS[p.depth_kind], "order_dicts": OrderDict, "states": StateValues}
+    return cls(*(tuple(made[name](*a) for a in v) if name in made else v
+                 for (name, *_), v in zip(FIELDS, values)))  # fmt: skip

@@ -165,7 +165,8 @@ def md_consume(hdr, ring, snap, cursor, a, dep, trades, trade_n, latency, scratc
         if lapped:
             if resynced:  # the snapshot is older than the ring: wait for a fresher one
                 return F_FEED
-            md_resync(hdr, snap, cursor, a, dep, snap_scratch, ctrl, cbq, True)
+            # a bool, not the literal True: the specialisation hftlive.bot's start-up uses
+            md_resync(hdr, snap, cursor, a, dep, snap_scratch, ctrl, cbq, np.bool_(True))
             resynced = True
             cur = cursor[a]
             ws = atomic_load(hdr, MD_WRITE_SEQ)
