@@ -95,6 +95,21 @@ def _decimal(buf, i, n):
     return m, frac, j
 
 
+@nb.njit(cache=True, inline="always")
+def level_pair(buf, i, n, p10):
+    """buf[i:] starts with one level, ["px","qty"] (no whitespace): (px, qty, index of
+    what follows its ']'), or (0.0, 0.0, -1) if not that exact shape. The rule both
+    level scanners share (_scan_levels; binancefutures._ingest)."""
+    m, f, j = _decimal(buf, i + 2, n)
+    if f < 0 or j + 2 >= n or buf[j + 1] != 44 or buf[j + 2] != 34:  # ","
+        return 0.0, 0.0, -1
+    px = m / p10[f]
+    m, f, j = _decimal(buf, j + 3, n)
+    if f < 0 or j + 2 >= n or buf[j + 1] != 93:  # ]
+        return 0.0, 0.0, -1
+    return px, m / p10[f], j + 2
+
+
 @nb.njit(cache=True)
 def _scan_levels(buf, i, n, out, row, p10):
     """buf[i] == '['; parses [["px","qty"],...] (no whitespace) into out[row:].
@@ -106,20 +121,17 @@ def _scan_levels(buf, i, n, out, row, p10):
     if i < n and buf[i] == 93:
         return 0, i + 1
     while i + 2 < n and buf[i] == 91 and buf[i + 1] == 34:  # ["
-        m, f, j = _decimal(buf, i + 2, n)
-        if f < 0 or j + 2 >= n or buf[j + 1] != 44 or buf[j + 2] != 34:  # ","
+        px, qty, j = level_pair(buf, i, n, p10)
+        if j < 0:
             return -1, -1
-        out[k, 0] = m / p10[f]
-        m, f, j = _decimal(buf, j + 3, n)
-        if f < 0 or j + 2 >= n or buf[j + 1] != 93:  # ]
-            return -1, -1
-        out[k, 1] = m / p10[f]
+        out[k, 0] = px
+        out[k, 1] = qty
         k += 1
-        if buf[j + 2] == 93:
-            return k - row, j + 3
-        if buf[j + 2] != 44:
+        if buf[j] == 93:
+            return k - row, j + 1
+        if buf[j] != 44:
             return -1, -1
-        i = j + 3
+        i = j + 1
     return -1, -1
 
 

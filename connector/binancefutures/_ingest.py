@@ -52,7 +52,7 @@ from connector.binancefutures._ticker import (
     _string_end,
     scan_ticker,
 )
-from connector.levels import _P10, _decimal
+from connector.levels import _P10, level_pair
 from hftlive._sys import void_ptr_at
 from hftlive.constants import BUY_EVENT, DEPTH_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT
 from hftlive.depth import update_ask, update_bid
@@ -136,21 +136,17 @@ def _level_rows(buf, i, n, out, row):
     while i + 2 < n and buf[i] == 91 and buf[i + 1] == 34:  # ["
         if k >= cap:
             return -1, -1
-        m, f, j = _decimal(buf, i + 2, n)
-        if f < 0 or j + 2 >= n or buf[j + 1] != 44 or buf[j + 2] != 34:  # ","
-            return -1, -1
-        px = m / _P10[f]
-        m, f, j = _decimal(buf, j + 3, n)
-        if f < 0 or j + 2 >= n or buf[j + 1] != 93:  # ]
+        px, qty, j = level_pair(buf, i, n, _P10)
+        if j < 0:
             return -1, -1
         out[k].px = px
-        out[k].qty = m / _P10[f]
+        out[k].qty = qty
         k += 1
-        if buf[j + 2] == 93:
-            return k - row, j + 3
-        if buf[j + 2] != 44:
+        if buf[j] == 93:
+            return k - row, j + 1
+        if buf[j] != 44:
             return -1, -1
-        i = j + 3
+        i = j + 1
     return -1, -1
 
 
