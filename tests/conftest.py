@@ -70,6 +70,17 @@ def wait_bot(hbt, cond, timeout: float = 10.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def wait_lapped(hbt, capacity: int, timeout: float = 30.0) -> None:
+    """Waits, without reading the bot's rings, until the connector has written more than
+    twice `capacity` market events past the bot's cursor (the ring lapped under it)."""
+    from hftlive.layout import MD_WRITE_SEQ
+
+    deadline = time.monotonic() + timeout
+    while int(hbt.md_hdr[0][MD_WRITE_SEQ]) - int(hbt.cursor[0]) <= 2 * capacity:
+        assert time.monotonic() < deadline, "the connector never lapped the ring"
+        time.sleep(0.01)  # polling the state this waits for, bounded
+
+
 def book_synced(hbt, inst: int = 0) -> bool:
     """The bot's book of `inst` has both sides and is not crossed."""
     import numpy as np

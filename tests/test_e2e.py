@@ -25,10 +25,10 @@ from hftlive.constants import (
     REJECT_POST_ONLY,
     REJECT_RISK_LIMIT,
 )
-from hftlive.layout import MD_WRITE_SEQ, SPSC_WRITE
+from hftlive.layout import SPSC_WRITE
 from hftlive.monitor import BotView, ConnectorView
 
-from .conftest import ROOT, WAIT_BOOK_SRC, run_py, wait_book
+from .conftest import ROOT, WAIT_BOOK_SRC, run_py, wait_book, wait_lapped
 
 
 def _bot(name, symbol="btcusdt", **kw):
@@ -278,10 +278,7 @@ def test_slow_reader_resyncs_from_the_snapshot(make_connector):
         wait_book(hbt)
         # the strategy is busy (it does not call elapse) until the connector has lapped the
         # 256-event ring under its cursor, twice over
-        deadline = time.monotonic() + 30
-        while int(hbt.md_hdr[0][MD_WRITE_SEQ]) - int(hbt.cursor[0]) <= 2 * 256:
-            assert time.monotonic() < deadline, "the connector never lapped the ring"
-            time.sleep(0.01)
+        wait_lapped(hbt, 256)
         hbt.elapse(200_000_000)
         assert hbt.resync_count >= 1
         assert any(e.kind == ERR_BOOK_RESYNC for e in errors)

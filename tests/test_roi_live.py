@@ -19,7 +19,7 @@ from hftlive.layout import MD_SNAP_LOCK, MD_SNAP_N, MD_SNAP_SEQ, MD_WRITE_SEQ, m
 from hftlive.monitor import BotView
 from hftlive.shm import Segment
 
-from .conftest import wait_book
+from .conftest import wait_book, wait_lapped
 
 TICK, LOT = 0.01, 0.001
 ROI = (2499.80, 2500.20)  # the sim's ethusdt sits at 2500 with 30 levels a side: ~20 inside
@@ -205,10 +205,7 @@ def test_a_lapped_roi_bot_resyncs_from_the_snapshot(make_connector):
     )
     try:
         wait_book(hbt)
-        deadline = time.monotonic() + 30
-        while int(hbt.md_hdr[0][MD_WRITE_SEQ]) - int(hbt.cursor[0]) <= 2 * 256:
-            assert time.monotonic() < deadline, "the connector never lapped the ring"
-            time.sleep(0.01)
+        wait_lapped(hbt, 256)
         hbt.elapse(200_000_000)
         assert hbt.resync_count >= 1
         d = hbt.depth(0)
