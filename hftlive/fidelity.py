@@ -110,7 +110,7 @@ class Settings:
                                 "within [-0.01, 0.01] (as the sim venue takes them)")  # fmt: skip
         if not (self.queue_power > 0):
             raise FidelityError("queue_power must be > 0")
-        if (self.roi_lb, self.roi_ub) != (0.0, 0.0) and not 0 < self.roi_lb < self.roi_ub:
+        if self.roi and not 0 < self.roi_lb < self.roi_ub:
             raise FidelityError(f"roi_lb and roi_ub are prices with 0 < roi_lb < roi_ub (or "
                                 f"both 0: the hash-map depth), got {self.roi_lb}, "
                                 f"{self.roi_ub}")  # fmt: skip
