@@ -98,8 +98,8 @@ def _decimal(buf, i, n):
 @nb.njit(cache=True, inline="always")
 def level_pair(buf, i, n, p10):
     """buf[i:] starts with one level, ["px","qty"] (no whitespace): (px, qty, index of
-    what follows its ']'), or (0.0, 0.0, -1) if not that exact shape. The rule both
-    level scanners share (_scan_levels; binancefutures._ingest)."""
+    what follows its ']'), or (0.0, 0.0, -1) if not that exact shape. The one rule for a
+    level: _scan_levels here and a venue's own compiled ingest both call it."""
     m, f, j = _decimal(buf, i + 2, n)
     if f < 0 or j + 2 >= n or buf[j + 1] != 44 or buf[j + 2] != 34:  # ","
         return 0.0, 0.0, -1
