@@ -56,6 +56,7 @@ from hftlive.layout import (
     C_LAST_TSC,
     C_POLICY,
     C_READY,
+    C_SEEN_TSC,
     C_WORDS,
     CLOCK_REPLAY,
     CONN_RUNNING,
@@ -499,7 +500,7 @@ def _build(b: LiveBotBuilder):
         view, v = _create_view(b, conn_names[0], bot_id, pid, kind, rois)
         ctrl = np.zeros(C_WORDS, np.int64)
         ctrl[C_POLICY] = b._policy
-        ctrl[C_LAST_TSC] = tsc_now()  # the first elapse counts from the build
+        ctrl[C_LAST_TSC] = ctrl[C_SEEN_TSC] = tsc_now()  # the first elapse counts from here
         has_cb = b._error_handler is not None or b._order_recv_hook is not None
         ctrl[C_HAS_CB] = 1 if has_cb else 0
         resp_cap = max(int(c.header[0]["resp_capacity"]) for c in ctls)

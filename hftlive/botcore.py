@@ -159,9 +159,10 @@ def _wait(self, mode, duration, include_resp, wait_asset, wait_id, refusal=0):
     count increment and decrement of it, atomics that were most of `elapse(1)`.
 
     Polling (botfn.wait_begin, wait_spin) reads raw addresses and is compiled once and
-    cached; `_wait_more` applies what it finds. `elapse` counts its duration from the
-    last wait's return: a step costs one clock read, and a loop of elapse(d) steps every
-    d whatever the strategy's own time between calls (up to d). A non-zero `refusal` is
+    cached; `_wait_more` applies what it finds and spins. `elapse` counts its duration
+    from the bot's time at the last wait's return (botfn.wait_begin, CADENCE_NS): a loop
+    of elapse(d) steps every d whatever the strategy's own time between calls (up to d),
+    and a step costs at most one clock read. A non-zero `refusal` is
     returned without waiting. Straight-line code only: numba's SSA pass warns about a
     variable assigned in branches of an inlined function.
     """
@@ -170,7 +171,7 @@ def _wait(self, mode, duration, include_resp, wait_asset, wait_id, refusal=0):
     ev, deadline = f.wait_begin(self.p_sig, self.p_ctrl, self.p_cursor, self.p_md_ws,
                                 self.p_resp_w, self.p_resp_r, self.tpn, mode == MODE_ELAPSE,
                                 np.int64(duration), np.int64(wait_asset), np.int64(wait_id),
-                                np.int64(refusal), self.ls)  # fmt: skip
+                                np.int64(refusal), self.ls[0])  # fmt: skip
     return _wait_end(kind, me, mode, include_resp, deadline, ev)
 
 
@@ -180,6 +181,7 @@ def _wait_end(kind, me, mode, include_resp, deadline, ev):
         return 0  # the common case: nothing new, the time is up
     if ev < 0:
         return -ev  # the run is over, or the call was refused
+    # what came, or (ev 0) nothing yet: the slow path applies it and spins
     return _wait_more_ext(kind, me, np.int64(mode), np.int64(include_resp), np.int64(deadline),
                           np.int64(ev))  # fmt: skip
 
@@ -497,7 +499,8 @@ class _LiveBotBase:
         return self._ctrl(C_END)
 
     def _wait_more(self, mode, include_resp, deadline, ev):
-        """The rest of a wait once the spin found something: apply it, decide, go on."""
+        """The rest of a wait once its first poll found something (EV_* bits in `ev`: apply
+        it, decide, spin on) or nothing yet (`ev` 0, or a replay's clock: spin first)."""
         p_sig = self.p_sig
         p_ctrl = self.p_ctrl
         while True:

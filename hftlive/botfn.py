@@ -66,6 +66,8 @@ from hftlive.layout import (
     C_POLICY,
     C_READY,
     C_RESYNCS,
+    C_SEEN_TSC,
+    C_SKIPS,
     C_WAIT_ASSET,
     C_WAIT_ID,
     CONN_STOPPING,
@@ -330,6 +332,13 @@ EV_NEWS = 1  # wait_spin's answer: a market or response ring has something new
 EV_HOUSE = 2  # ... housekeeping is due
 EV_END = 4  # ... the run is over (signal, close(), the connector's end)
 EV_TIME = 8  # ... the deadline is reached
+# A wait that returns for its time at most CADENCE_NS late gives the bot the deadline as its
+# time (C_LAST_TSC, where the next elapse counts from): a loop of elapse(d) steps every d, as
+# the backtest's clock does; later than that, the reading (no burst of steps to catch up).
+CADENCE_NS = 100_000
+# An elapse whose deadline the last clock reading already passed returns without reading the
+# clock again, at most MAX_SKIPS times in a row (housekeeping is seen at the next reading).
+MAX_SKIPS = 8
 
 
 @nb.njit(cache=True)
@@ -435,7 +444,7 @@ def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadlin
         ev = _events(_news(p_cursor, p_md_ws, p_resp_w, p_resp_r), p_sig, p_ctrl, now, now,
                      deadline)  # fmt: skip
         if ev != 0:
-            store_at(p_ctrl + 8 * C_LAST_TSC, now)
+            _returned(p_ctrl, ev, now, deadline, tpn)
             return ev
         idle += 1
         if idle > IDLE_SPINS:
@@ -443,32 +452,80 @@ def wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadlin
 
 
 @nb.njit(cache=True)
+def _returned(p_ctrl, ev, now, deadline, tpn):
+    """A wait returns on its clock reading `now`: keep it (C_SEEN_TSC), and set the bot's
+    time (C_LAST_TSC): the deadline when the wait returns for its time at most CADENCE_NS
+    after it, else the reading."""
+    late = now - deadline
+    last = deadline if (ev & EV_TIME) != 0 and late <= np.int64(CADENCE_NS * tpn) else now
+    store_at(p_ctrl + 8 * C_LAST_TSC, last)
+    store_at(p_ctrl + 8 * C_SEEN_TSC, now)
+    store_at(p_ctrl + 8 * C_SKIPS, 0)
+
+
+@nb.njit(cache=True)
 def wait_begin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, elapse, duration,
-               wait_asset, wait_id, refusal, ls):  # fmt: skip
-    """A wait's start and first spin: (EV_* bits, deadline), or (-code, 0) when the run is
-    already over or the call is refused (`refusal`, a return code, non-zero). `elapse`
-    counts `duration` from the last wait's return (C_LAST_TSC), as hftbacktest's clock
-    advances from current_timestamp; other waits from now."""
+               wait_asset, wait_id, refusal, p_clock):  # fmt: skip
+    """A wait's start and first poll: (EV_* bits, deadline), or (-code, 0) when the run is
+    already over or the call is refused (`refusal`, a return code, non-zero). EV bits 0:
+    nothing yet, or a replay's clock (`p_clock` non-zero, connector.lockstep: the deadline
+    is in its ns), where the slow path's wait_spin waits.
+
+    `elapse` counts `duration` from the bot's time at the last wait's return (C_LAST_TSC;
+    see CADENCE_NS), as hftbacktest's clock advances from current_timestamp; other waits
+    count from now. An elapse whose deadline the last clock reading (C_SEEN_TSC) has
+    already passed is up without reading the clock again (at most MAX_SKIPS in a row).
+
+    Small, without a loop, so that LLVM inlines it into the strategy (wait_spin, with its
+    loop, is not): a wait that finds its time up and nothing new (`elapse(1)`) is then a
+    few loads and compares in the strategy's own code, and at most one clock read."""
     if refusal != 0:
         return -refusal, 0
-    if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0:
-        return -END_OF_DATA, 0
-    end = load_at(p_ctrl + 8 * C_END)
-    if end != 0:
+    # the run is over: one test of the three words (a signal, close(), the connector's end)
+    if (load_at(p_sig) | load_at(p_ctrl + 8 * C_CLOSED) | load_at(p_ctrl + 8 * C_END)) != 0:
+        end = load_at(p_ctrl + 8 * C_END)
+        if load_at(p_sig) != 0 or load_at(p_ctrl + 8 * C_CLOSED) != 0 or end == 0:
+            return -END_OF_DATA, 0
         return -end, 0
     duration = max(0, min(duration, MAX_WAIT_NS))
-    if ls[0] != 0:  # the replay's clock, in ns
-        t0 = load_at(p_ctrl + 8 * C_LAST_TSC) if elapse else load_at(ls[0])
-        deadline = t0 + duration
-    else:
-        t0 = load_at(p_ctrl + 8 * C_LAST_TSC) if elapse else rdtsc()
-        deadline = t0 + np.int64(duration * tpn)
     if not elapse:
         store_at(p_ctrl + 8 * C_WAIT_ASSET, wait_asset)
         store_at(p_ctrl + 8 * C_WAIT_ID, wait_id)
         store_at(p_ctrl + 8 * C_FOUND, 0)
-    return (wait_spin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, deadline, ls),
-            deadline)
+    if p_clock != 0:
+        t0 = load_at(p_ctrl + 8 * C_LAST_TSC) if elapse else load_at(p_clock)
+        return 0, t0 + duration
+    if elapse:
+        deadline = load_at(p_ctrl + 8 * C_LAST_TSC) + np.int64(duration * tpn)
+        seen = load_at(p_ctrl + 8 * C_SEEN_TSC)
+        skips = load_at(p_ctrl + 8 * C_SKIPS)
+        if deadline <= seen and skips < MAX_SKIPS:
+            # the last reading is past the deadline: the time is up, no need to read again
+            store_at(p_ctrl + 8 * C_SKIPS, skips + 1)
+            store_at(p_ctrl + 8 * C_LAST_TSC, deadline)
+            return _poll_once(p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, seen,
+                              deadline), deadline  # fmt: skip
+        now = rdtsc()
+    else:
+        now = rdtsc()
+        deadline = now + np.int64(duration * tpn)
+    ev = _poll_once(p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, now, deadline)
+    if ev != 0:
+        _returned(p_ctrl, ev, now, deadline, tpn)
+    return ev, deadline
+
+
+@nb.njit(cache=True)
+def _poll_once(p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, now, deadline):
+    """wait_spin's poll without a branch per ring, at clock reading `now` (the run's end is
+    checked by the caller): EV_NEWS, EV_HOUSE, EV_TIME bits."""
+    news = 0
+    for a in range(len(p_md_ws)):
+        news |= load_at(p_md_ws[a]) ^ load_at(p_cursor + 8 * a)
+    for c in range(len(p_resp_w)):
+        news |= load_at(p_resp_w[c]) ^ load_at(p_resp_r[c])
+    return (EV_NEWS * (news != 0) | EV_HOUSE * (now >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC))
+            | EV_TIME * (now >= deadline))  # fmt: skip
 
 
 HOUSEKEEP_NS = 50_000_000  # how often a waiting bot beats its heartbeat and checks its connectors

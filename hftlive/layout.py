@@ -372,7 +372,9 @@ ctrl_dtype = _words(
         "wait_id",
         "resyncs",  # book resyncs so far
         "housekeep_tsc",  # the TSC reading at which the next housekeeping is due
-        "last_tsc",  # the TSC reading at which the last wait returned (elapse counts from it)
+        "last_tsc",  # the bot's time (TSC) at the last wait's return: elapse counts from it
+        "seen_tsc",  # the last TSC reading a wait made (>= last_tsc)
+        "skips",  # elapses returned since then without reading the clock
     ]
 )
 C_CLOSED = word(ctrl_dtype, "closed")
@@ -391,6 +393,8 @@ C_WAIT_ASSET = word(ctrl_dtype, "wait_asset")
 C_WAIT_ID = word(ctrl_dtype, "wait_id")
 C_RESYNCS = word(ctrl_dtype, "resyncs")
 C_HOUSEKEEP_TSC = word(ctrl_dtype, "housekeep_tsc")
+C_SEEN_TSC = word(ctrl_dtype, "seen_tsc")
+C_SKIPS = word(ctrl_dtype, "skips")
 C_WORDS = n_words(ctrl_dtype)
 
 

@@ -12,7 +12,8 @@ from numba import njit
 
 import hftlive
 from connector.matching import REJECT_GTX_WOULD_CROSS
-from hftlive import GTX, LIMIT, BotError, Instrument, LiveBot
+from hftlive import GTX, LIMIT, WAIT_SPIN, BotError, Instrument, LiveBot, botfn
+from hftlive._sys import rdtsc
 from hftlive.constants import (
     CONNECTOR_LOST,
     ERR_BOOK_RESYNC,
@@ -25,7 +26,7 @@ from hftlive.constants import (
     REJECT_POST_ONLY,
     REJECT_RISK_LIMIT,
 )
-from hftlive.layout import SPSC_WRITE
+from hftlive.layout import BOT_HEARTBEAT, C_LAST_TSC, C_SEEN_TSC, C_SKIPS, SPSC_WRITE
 from hftlive.monitor import BotView, ConnectorView
 
 from .conftest import ROOT, WAIT_BOOK_SRC, run_py, wait_book, wait_lapped
@@ -319,5 +320,59 @@ def test_elapse_counts_its_duration_from_the_last_wait_return(connector):
         assert out[0] == 0 and out[2] == 0
         assert out[1] >= d - 500_000_000  # a full step: d from the previous return, read just after it
         assert out[3] < d // 2  # the second found its d already passed: one poll, no 2 s wait
+    finally:
+        hbt.close()
+
+
+@njit
+def _elapse_steps(hbt, d, n, slack_ticks, out):
+    """n calls of elapse(d), each checked against the rule of the bot's time (botfn.
+    wait_begin, CADENCE_NS, MAX_SKIPS), from the bot's control words and the TSC read just
+    after the call. out: [rc != 0, returned early, broke the rule, calls that read no clock,
+    longest run of those, housekeeping passes (heartbeat changes)]."""
+    ctrl = hbt.ctrl
+    dt = np.int64(d * hbt.tpn)
+    beat = hbt.view_hdr[BOT_HEARTBEAT]
+    for _ in range(n):
+        last, seen, skips = ctrl[C_LAST_TSC], ctrl[C_SEEN_TSC], ctrl[C_SKIPS]
+        rc = hbt.elapse(d)
+        now = rdtsc()
+        out[0] += rc != 0
+        due = last + dt
+        out[1] += now < due  # elapse(d) must not return before d has passed
+        if ctrl[C_SKIPS] == skips + 1:  # no clock read: only when the last one proved it
+            out[3] += 1
+            out[2] += ctrl[C_SEEN_TSC] != seen or due > seen or ctrl[C_LAST_TSC] != due
+        elif ctrl[C_SKIPS] == 0:  # a reading: the deadline if at most the slack late, else it
+            s = ctrl[C_SEEN_TSC]
+            expect = due if s - due <= slack_ticks else s
+            out[2] += ctrl[C_LAST_TSC] != expect or s < due
+        else:
+            out[2] += 1
+        out[4] = max(out[4], ctrl[C_SKIPS])
+        if hbt.view_hdr[BOT_HEARTBEAT] != beat:
+            beat = hbt.view_hdr[BOT_HEARTBEAT]
+            out[5] += 1
+
+
+@pytest.mark.parametrize("d, n", [(1, 20_000_000), (3_000, 100_000), (20_000_000, 12)])
+def test_elapse_keeps_cadence_and_reads_the_clock_only_when_it_must(connector, d, n):
+    """The bot's time after elapse(d) is its deadline (previous time + d) when the call
+    returned at most CADENCE_NS late, else the clock's reading: a loop of elapse(d) steps
+    every d, as the backtest's clock does, without a burst to catch up after a late step.
+    An elapse whose deadline the last reading already passed returns without reading the
+    clock (at most MAX_SKIPS in a row). Checked on every call: none returns before d has
+    passed, and a tight loop of elapse(1) still housekeeps (every 50 ms)."""
+    hbt = _bot(connector.name, wait_policy=WAIT_SPIN)
+    try:
+        wait_book(hbt)
+        out = np.zeros(6, np.int64)
+        slack = int(botfn.CADENCE_NS * hbt.tpn)
+        _elapse_steps(hbt, d, n, slack, out)
+        assert out[0] == 0 and out[1] == 0 and out[2] == 0, out
+        assert out[4] <= botfn.MAX_SKIPS
+        if d == 1:  # each call takes far more than 1 ns: most need no reading
+            assert out[3] > n // 2 and out[4] == botfn.MAX_SKIPS, out
+            assert out[5] >= 1, out  # 20 M calls take well over 50 ms
     finally:
         hbt.close()
