@@ -135,7 +135,12 @@ class CacheLock:
                 break
             except OSError as e:
                 if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
+                    # e.g. ENOLCK on a network file system: never fail numba's cache I/O
+                    log.warning("numba cache lock: cannot lock %s (%s); going on without it: "
+                                "processes compiling into the same cache at once can "
+                                "corrupt it", self.path, e)  # fmt: skip
+                    self.degraded = True
+                    return False
             now = time.monotonic()
             if now >= deadline:
                 self.waited_s += now - t0
@@ -193,11 +198,12 @@ class CacheLock:
         path = os.environ.get(TRACE_ENV)
         if path:
             line = f"{os.getpid()} {event} {time.monotonic_ns()} {what}\n".encode()
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, line)  # one write of a short line: whole, under O_APPEND
-            finally:
-                os.close(fd)
+            with contextlib.suppress(OSError):  # a test hook: never fail numba's cache I/O
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    os.write(fd, line)  # one write of a short line: whole, under O_APPEND
+                finally:
+                    os.close(fd)
 
     def _after_fork(self) -> None:
         """In a forked child: the inherited fd shares the parent's open file, hence its
