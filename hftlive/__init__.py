@@ -5,6 +5,9 @@ unchanged against a `LiveBot`, which a connector process (``python -m connector`
 through shared memory.
 """
 
+# first, before anything loads or saves a numba cache entry: it puts numba's cache file I/O
+# under a cross-process lock (hftlive._cachelock says why)
+from hftlive import _cachelock  # noqa: F401  (installs on import)
 from hftlive.bot import (
     BotError,
     HashMapMarketDepthLiveBot,
