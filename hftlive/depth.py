@@ -193,6 +193,36 @@ def depth_above(keys, vals, start, end):
 
 
 @nb.njit(cache=True)
+def argsort_i64(a):
+    """The indexes that sort `a` ascending (ties in no set order): a heapsort, written here
+    because numba's np.argsort instantiates its quicksort machinery, which took ~1.4 s of
+    every cold start (the bot's and the connector's) for the two sorts below."""
+    n = a.shape[0]
+    idx = np.arange(n)
+    for start in range(n // 2 - 1, -1, -1):
+        _sift(a, idx, start, n)
+    for end in range(n - 1, 0, -1):
+        idx[0], idx[end] = idx[end], idx[0]
+        _sift(a, idx, 0, end)
+    return idx
+
+
+@nb.njit(cache=True)
+def _sift(a, idx, root, end):
+    """Sift idx[root] down the max-heap idx[:end] (by a[idx[i]])."""
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and a[idx[child + 1]] > a[idx[child]]:
+            child += 1
+        if a[idx[child]] <= a[idx[root]]:
+            return
+        idx[root], idx[child] = idx[child], idx[root]
+        root = child
+
+
+@nb.njit(cache=True)
 def _prune(di, keys, vals, n_word, best, is_bid):
     """Drop the levels farthest from `best` until the side is half full."""
     cap = keys.shape[0]
@@ -203,22 +233,29 @@ def _prune(di, keys, vals, n_word, best, is_bid):
         if keys[i] != EMPTY:
             live[m] = keys[i]
             m += 1
-    live = live[:m]
+    if m == 0:
+        di[n_word] = 0
+        return
     if best == INVALID_MIN or best == INVALID_MAX:
         best = live[0]
-    dist = np.abs(live - best)
-    order = np.argsort(dist)
+    dist = np.empty(m, np.int64)
+    for i in range(m):
+        dist[i] = abs(live[i] - best)
+    order = argsort_i64(dist)  # plain loops here: each numpy call compiles on a cold start
     keep = cap // 2
     for r in range(keep, m):
         ht_del(keys, vals, live[order[r]])
-    di[n_word] = min(m, keep)
-    di[D_DROPPED] += max(m - keep, 0)
-    kept = live[order[: min(m, keep)]]
-    if kept.shape[0] > 0:
-        if is_bid:
-            di[D_LOW_BID] = kept.min()
-        else:
-            di[D_HIGH_ASK] = kept.max()
+    n_kept = min(m, keep)
+    di[n_word] = n_kept
+    di[D_DROPPED] += m - n_kept
+    lo, hi = live[order[0]], live[order[0]]
+    for r in range(1, n_kept):
+        lo = min(lo, live[order[r]])
+        hi = max(hi, live[order[r]])
+    if is_bid:
+        di[D_LOW_BID] = lo
+    else:
+        di[D_HIGH_ASK] = hi
 
 
 @nb.njit(cache=True)
@@ -375,7 +412,7 @@ def depth_levels(keys, vals, descending, max_levels):
             ticks[m] = keys[i]
             qtys[m] = vals[i]
             m += 1
-    order = np.argsort(ticks)
+    order = argsort_i64(ticks)
     if descending:
         order = order[::-1]
     k = min(n, max_levels)

@@ -16,7 +16,7 @@ from hftlive.constants import (
     LOCAL_EVENT,
 )
 from hftlive.depth import EMPTY, DepthBook, apply_depth_event, ht_del, ht_find, ht_get, ht_put
-from hftlive.layout import D_DROPPED
+from hftlive.layout import D_DROPPED, D_HIGH_ASK, D_LOW_BID, D_N_ASK, D_N_BID
 
 from .conftest import CAPTURE
 
@@ -119,6 +119,18 @@ def test_full_side_drops_the_farthest_levels_first():
     assert kept[0] == 1099 and len(kept) <= 48 and kept == sorted(kept, reverse=True)
     assert kept[-1] >= 1099 - 48  # the near book is exact
     assert book.di[D_DROPPED] > 0
+    # every prune kept the 32 levels nearest the best, so what is left is one run from it
+    assert kept == list(range(1099, 1099 - len(kept), -1))
+    assert book.di[D_N_BID] == len(kept) == int((book.bk != EMPTY).sum())
+    assert book.di[D_LOW_BID] == kept[-1]
+    assert book.di[D_DROPPED] == 100 - len(kept)
+    for t in range(2100, 2000, -1):  # the asks, from far to near
+        book.set_ask(float(t), 1.0)
+    kept = [t for t, _ in book.ask_levels(200)]
+    assert kept == list(range(2001, 2001 + len(kept))) and len(kept) <= 48
+    assert book.di[D_N_ASK] == len(kept) == int((book.ak != EMPTY).sum())
+    assert book.di[D_HIGH_ASK] == kept[-1]
+    assert book.di[D_DROPPED] == 200 - len(kept) - book.di[D_N_BID]
 
 
 @njit
