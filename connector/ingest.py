@@ -92,7 +92,9 @@ def key_words(wire: bytes, max_bytes: int) -> list[int] | None:
     if len(wire) > max_bytes:
         return None
     padded = wire.ljust(max_bytes, b"\0")
-    return [int.from_bytes(padded[k : k + 8], "little", signed=True) for k in range(0, max_bytes, 8)]
+    return [
+        int.from_bytes(padded[k : k + 8], "little", signed=True) for k in range(0, max_bytes, 8)
+    ]
 
 
 # --------------------------------------------------------- byte primitives (compiled)

@@ -130,9 +130,9 @@ def _lockstep(fast: Pipeline, ref: Pipeline, frames) -> None:
         ref.decoder.on_frame(raw, local_ns)
         assert fast.seq == ref.seq, raw[:160]
         if fast.seq != s0:
-            assert fast.events(s0, fast.seq).tobytes() == ref.events(s0, ref.seq).tobytes(), (
-                raw[:160]
-            )
+            assert fast.events(s0, fast.seq).tobytes() == ref.events(s0, ref.seq).tobytes(), raw[
+                :160
+            ]
         assert fast.state() == ref.state(), raw[:160]
     assert fast.batches.seen == ref.batches.seen
 
@@ -284,3 +284,48 @@ def test_a_replay_shift_publishes_through_the_feed(pipelines):
         p.feed.shift_ns = 1_000_000_007  # the sim's replay: now minus then
     _lockstep(fast, ref, bybit_stream.build(n_diffs=300).frames)
     assert fast.seq > 1000 and int(fast.shm.direct_events[0]) == 0
+
+
+_D = (b'{"topic":"orderbook.50.ETHUSDT","type":"delta","ts":6,"data":{"s":"ETHUSDT",'
+      b'"b":[["2681.61","5"]],"a":[],"u":102,"seq":1001},"cts":5}')  # fmt: skip
+_T = (b'{"topic":"publicTrade.ETHUSDT","type":"snapshot","ts":9,"data":[{"T":7,"s":"ETHUSDT",'
+      b'"S":"Buy","v":"0.01","p":"2681.63"}]}')  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _D.replace(b'"seq":1001', b'"seq":1001,"u":103'),  # a repeated key: orjson keeps the last
+        _D.replace(b'"b":[["2681.61","5"]],"a":[]', b'"a":[],"b":[["2681.61","5"]]'),
+        _D.replace(b'"ts":6,', b'"ts":6, '),
+        _D.replace(b'"delta"', b'"other"'),
+        _D.replace(b'"ts":6,', b'"ts":6,"x":{"y":1},'),
+        _D.replace(b'"u":102', b'"u":102.0'),
+        _D.replace(b'"u":102', b'"u":-102'),
+        _D.replace(b'"cts":5', b'"cts":9000000000001'),
+        _D.replace(b'"s":"ETHUSDT"', b'"s":"BTCUSDT"'),
+        _D.replace(b'"5"]]', b'"1e3"]]'),
+        _D.replace(b'"orderbook.50.', b'"orderbook.200.'),  # not subscribed
+        _D.replace(b'"type"', b'"typ\\u0065"'),
+        _D.replace(
+            b'{"topic":"orderbook.50.ETHUSDT","type":"delta",',
+            b'{"type":"delta","topic":"orderbook.50.ETHUSDT",',
+        ),  # fmt: skip
+        _T.replace(b'[{"T"', b"[]}").split(b"]}")[0] + b"]}",  # no trade
+        _T.replace(b'"v":"0.01"', b'"v":"0"'),
+        _T.replace(b'"Buy"', b'"buy"'),
+        _T.replace(b'"p":"2681.63"', b'"p":"2681.63","p":"1"'),
+        _T.replace(b'"T":7', b'"T":"7"'),
+        _T.replace(b'"v":"0.01"', b'"v":0.01'),
+        _T.replace(b"publicTrade.ETHUSDT", b"publicTrade.ethusdt"),
+    ],
+)
+def test_what_the_compiled_path_leaves_to_the_checked_one(pipelines, raw):
+    fast, ref = pipelines("nf", True), pipelines("nr", False)
+    _lockstep(fast, ref, [(1, _book_frame("snapshot", 100, 1000, *SNAP))])
+    direct = int(fast.shm.direct_events[0])
+    _lockstep(fast, ref, [(2, raw)])
+    assert int(fast.shm.direct_events[0]) == direct, raw
+    # and the frames it is cut from are the compiled path's
+    _lockstep(fast, ref, [(3, _D), (4, _T)])
+    assert int(fast.shm.direct_events[0]) > direct
