@@ -13,7 +13,10 @@ process's CPU time is printed beside it: below 100%, the reader waited for the s
 for a core shared with other work, and msgs per CPU-second is the receiver's own cost). Baseline in the same run: orjson.loads of the
 same frames. Afterwards the connector's book must equal the stream's final book.
 
-    python -m bench.bybit_ingest [--diffs N]
+    python -m bench.bybit_ingest [--diffs N] [--in-process]
+
+--in-process also times the connector's decoder alone (as MarketData builds it, over a
+real ShmServer, no sockets), each frame once in order, and prints the mean per kind.
 """
 
 from __future__ import annotations
@@ -74,6 +77,55 @@ def _parse_only(frames: list[bytes], repeat: int = 3) -> float:
     return best
 
 
+def in_process(frames: list[bytes]) -> dict[str, tuple[int, float]]:
+    """The decoder alone, no sockets: a real ShmServer, the decoder and Feed as MarketData
+    builds them, every frame once in order (the first is the snapshot), each timed.
+    Returns {kind: (frames, mean ns)} for snapshot, delta and trade, plus "all"."""
+    import gc
+    from collections import Counter
+
+    from connector.bybit.feed import BybitDecoder
+    from connector.bybit.marketdata import BybitInstrument
+    from connector.config import ConnectorSection, InstrumentConfig
+    from connector.core import ConnectorCore
+    from connector.feed import Feed
+    from connector.shmserver import ShmServer
+    from tests.bybit_stream import SYMBOL
+
+    def kind(raw: bytes) -> str:
+        if raw.startswith(b'{"topic":"publicTrade.'):
+            return "trade"
+        return "snapshot" if b'"type":"snapshot"' in raw[:80] else "delta"
+
+    cfg = InstrumentConfig(SYMBOL, 0.01, 0.001)
+    shm = ShmServer(f"byin{os.getpid()}", "bybit", [cfg],
+                    ConnectorSection(md_capacity=1 << 16, snapshot_capacity=8192))  # fmt: skip
+    try:
+        inst = BybitInstrument(0, cfg)
+        feed = Feed(ConnectorCore(shm, None, [cfg]), [inst], on_need_snapshot=lambda s: None)
+        dec = BybitDecoder([inst], feed, depth=50)
+        dec.compile()
+        on_frame, clock, now = dec.on_frame, time.perf_counter_ns, time.time_ns
+        kinds = [kind(f) for f in frames]
+        spent: Counter = Counter()
+        gc.disable()
+        try:
+            for f, k in zip(frames, kinds):
+                t0 = clock()
+                on_frame(f, now())
+                spent[k] += clock() - t0
+        finally:
+            gc.enable()
+        if dec.gaps:
+            raise RuntimeError("in process: the stream gapped")
+    finally:
+        shm.close()
+    count = Counter(kinds)
+    out = {k: (count[k], spent[k] / count[k]) for k in ("snapshot", "delta", "trade")}
+    out["all"] = (len(frames), sum(spent.values()) / len(frames))
+    return out
+
+
 async def _receive(port: int, frames: list[bytes], final) -> dict:
     from connector.bybit.marketdata import BybitInstrument, MarketData
     from connector.config import ConnectorSection, InstrumentConfig
@@ -125,6 +177,8 @@ async def _receive(port: int, frames: list[bytes], final) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--diffs", type=int, default=6000, help="capture diffs to build frames from")
+    ap.add_argument("--in-process", action="store_true",
+                    help="also time the decoder alone per frame kind (no sockets)")  # fmt: skip
     args = ap.parse_args(argv)
     from tests import bybit_stream
 
@@ -153,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio to the baseline: {rate / baseline:.2f}; every frame received: "
           f"{r['frames'] >= r['want']}; book equals the stream's final book: {r['book_ok']}; "
           f"gaps: {r['gaps']}")  # fmt: skip
+    if args.in_process:
+        per = in_process(frames)
+        print("decoder alone, in process (real ShmServer, no sockets), per frame: "
+              + ", ".join(f"{k} {c} x {ns / 1e3:.2f} us" for k, (c, ns) in per.items())
+              + f" = {1e9 / per['all'][1]:,.0f} msgs/s")  # fmt: skip
     ok = r["book_ok"] and r["frames"] >= r["want"] and r["gaps"] == 0
     why = "" if ok else "frames lost, a gap, or the book differs from the stream's"
     n = r["frames"] - 1

@@ -27,12 +27,11 @@ integers (<= 18 digits; T * 1e6 fits int64), "s" a plain string, "b" then "a" ar
 `["px","qty"]` plain decimals (`levels._decimal`: bit-equal to float(str)); other keys
 with a string, integer, true, false or null value are skipped; a repeated key falls back.
 
-The book table (`B_*` columns, one row per instrument, built by the decoder): whether the
-row may publish here (live: no hook wants to see each event), the chain cell, the
-addresses of the DepthBook's arrays and the symbol as Binance sends it. Its first
-columns are the instrument's row of `hftlive.ipc`'s ring table. It holds raw addresses:
-valid while their owners (the decoder's books and scratch, the ShmServer's segments and
-counters) live, which is the connector's life.
+The table is connector.ingest's (one row per instrument, built by the decoder with
+`ingest.ingest_table`: its ring row, whether it may publish here, its book's arrays, the
+scratch) with Binance's columns after it (`B_*`): the chain cell and the symbol as Binance
+sends it. The level scan, the book update and the ring write are the shared core's
+(`ingest.level_rows`, `apply_levels_at`, `hftlive.ipc.md_publish_at`).
 """
 
 from __future__ import annotations
@@ -45,19 +44,33 @@ from connector.binancefutures._ticker import (
     _STR,
     BOOK_TICKER,
     TRADE,
+    scan_ticker,
+)
+from connector.ingest import (
+    I_AK,
+    I_AV,
+    I_BK,
+    I_BV,
+    I_CAP,
+    I_COLS,
+    I_DF,
+    I_DI,
+    I_DIRECT,
+    I_OUT,
+    I_OUT_CAP,
     _at,
     _int,
     _int_end,
     _is,
     _string_end,
-    scan_ticker,
+    apply_levels_at,
+    key_words,
+    level_rows,
+    row_of_key,
+    scratch,
 )
-from connector.levels import _P10, level_pair
-from hftlive._sys import void_ptr_at
-from hftlive.constants import BUY_EVENT, DEPTH_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT
-from hftlive.depth import update_ask, update_bid
-from hftlive.ipc import RT_CAP, RT_COLS, md_publish_at
-from hftlive.layout import D_WORDS, DF_WORDS, event_dtype
+from connector.ingest import MAX_T_MS as _MAX_T_MS
+from hftlive.ipc import RT_CAP, md_publish_at
 
 # what ingest_frame returns as its code
 FALLBACK = 0  # take the checked path
@@ -65,22 +78,15 @@ PUBLISHED = 1  # events out[:n] are in the ring (and the book applied, for a dif
 TICKER_EVENTS = 2  # bookTicker events in out[:2], not published (a replay, a hook)
 TRADE_EVENTS = 3  # a trade event in out[:1], not published
 
-# the decoder's table: a row per instrument, its ring table row (hftlive.ipc's RT_*
-# columns) followed by these
-B_DIRECT = RT_COLS  # 1: this instrument's frames may be published here
-B_CHAIN = RT_COLS + 1  # the BookSync's chain cell: the last applied u while SYNCED, else -1
-B_DI, B_DF, B_BK, B_BV, B_AK, B_AV = range(RT_COLS + 2, RT_COLS + 8)  # DepthBook arrays
-B_CAP = RT_COLS + 8  # their hash capacity (len of bk, bv, ak, av)
-B_OUT = RT_COLS + 9  # the decoder's event scratch (the same in every row) and its length
-B_OUT_CAP = RT_COLS + 10
-B_SYM_LEN = RT_COLS + 11
-B_SYM = RT_COLS + 12  # the symbol's bytes, 8 a word, little-endian
+# the decoder's table (connector.ingest): a row per instrument, the shared columns (its
+# ring row, I_DIRECT, its book's arrays, the scratch), then these
+B_DIRECT, B_CAP, B_OUT, B_OUT_CAP = I_DIRECT, I_CAP, I_OUT, I_OUT_CAP
+B_DI, B_DF, B_BK, B_BV, B_AK, B_AV = I_DI, I_DF, I_BK, I_BV, I_AK, I_AV
+B_CHAIN = I_COLS  # the BookSync's chain cell: the last applied u while SYNCED, else -1
+B_SYM_LEN = I_COLS + 1
+B_SYM = I_COLS + 2  # the symbol's bytes, 8 a word, little-endian (ingest.key_words)
 SYM_MAX = 24
 B_COLS = B_SYM + SYM_MAX // 8
-
-_BID_DEPTH = EXCH_EVENT | LOCAL_EVENT | BUY_EVENT | DEPTH_EVENT
-_ASK_DEPTH = EXCH_EVENT | LOCAL_EVENT | SELL_EVENT | DEPTH_EVENT
-_MAX_T_MS = 9_000_000_000_000  # T * 1e6 must fit int64
 
 # the depthUpdate header's keys, in slot order
 _DK = ("e", "E", "T", "s", "U", "u", "pu", "b", "a")
@@ -99,55 +105,7 @@ _NO_DIFF = (False, 0, 0, 0, 0, 0, 0, 0, 0)
 
 def symbol_words(wire: bytes) -> list[int] | None:
     """The B_SYM words of a symbol as sent, or None if longer than SYM_MAX bytes."""
-    if len(wire) > SYM_MAX:
-        return None
-    padded = wire.ljust(SYM_MAX, b"\0")
-    return [int.from_bytes(padded[k : k + 8], "little", signed=True) for k in range(0, SYM_MAX, 8)]
-
-
-@nb.njit(cache=True, inline="always")
-def _inst_of(buf, lo, hi, tab):
-    """The row of `tab` whose symbol is buf[lo:hi], or -1."""
-    m = hi - lo
-    for r in range(tab.shape[0]):
-        if tab[r, B_SYM_LEN] != m:
-            continue
-        same = True
-        for k in range(m):
-            if (tab[r, B_SYM + k // 8] >> (8 * (k % 8))) & 0xFF != buf[lo + k]:
-                same = False
-                break
-        if same:
-            return r
-    return -1
-
-
-@nb.njit(cache=True, inline="always")
-def _level_rows(buf, i, n, out, row):
-    """buf[i] == '['; [["px","qty"],...] (no whitespace) into out[row:]'s px and qty.
-
-    Returns (levels, index after the closing ']'), or (-1, -1) if not that exact shape
-    or out has no room."""
-    k = row
-    i += 1
-    if i < n and buf[i] == 93:
-        return 0, i + 1
-    cap = out.shape[0]
-    while i + 2 < n and buf[i] == 91 and buf[i + 1] == 34:  # ["
-        if k >= cap:
-            return -1, -1
-        px, qty, j = level_pair(buf, i, n, _P10)
-        if j < 0:
-            return -1, -1
-        out[k].px = px
-        out[k].qty = qty
-        k += 1
-        if buf[j] == 93:
-            return k - row, j + 1
-        if buf[j] != 44:
-            return -1, -1
-        i = j + 1
-    return -1, -1
+    return key_words(wire, SYM_MAX)
 
 
 @nb.njit(cache=True)
@@ -219,7 +177,7 @@ def scan_depth(buf, out):
                 return _NO_DIFF
             if slot == _D_A and not seen & (1 << _D_B):
                 return _NO_DIFF  # Binance sends b first: bids are recorded first
-            got, nxt = _level_rows(buf, v, end, out, nb_)
+            got, nxt = level_rows(buf, v, end, out, nb_)
             if got < 0:
                 return _NO_DIFF
             if slot == _D_B:
@@ -287,12 +245,12 @@ def ingest_frame(buf, local_ts, tab, shift_ns):
         TRADE_EVENTS; n events in the scratch (B_OUT)[:n]; exch_ts the frame's T in ns.
     """
     # one argument: a record array costs ~110 ns of dispatch, its address nothing
-    out = nb.carray(void_ptr_at(tab[0, B_OUT]), (tab[0, B_OUT_CAP],), event_dtype)
+    out = scratch(tab)
     if _starts_depth_update(buf):  # Binance sends "e" first; a diff placed otherwise falls back
         return _diff(buf, local_ts, tab, shift_ns, out)
     kind, lo, hi, exch_ts = scan_ticker(buf, out, local_ts)
     if kind == BOOK_TICKER or kind == TRADE:
-        inst = _inst_of(buf, lo, hi, tab)
+        inst = row_of_key(buf, lo, hi, tab, B_SYM_LEN, B_SYM)
         if inst < 0:
             return FALLBACK, -1, 0, 0  # the checked path: a symbol this connector does not serve
         n = 2 if kind == BOOK_TICKER else 1
@@ -324,7 +282,7 @@ def _diff(buf, local_ts, tab, shift_ns, out):
     ok, s_lo, s_hi, t_ms, _first, final, prev, nb_, na_ = scan_depth(buf, out)
     if not ok:
         return FALLBACK, -1, 0, 0
-    inst = _inst_of(buf, s_lo, s_hi, tab)
+    inst = row_of_key(buf, s_lo, s_hi, tab, B_SYM_LEN, B_SYM)
     if inst < 0 or tab[inst, B_DIRECT] == 0:
         return FALLBACK, -1, 0, 0
     chain = tab[inst, B_CHAIN]
@@ -336,27 +294,8 @@ def _diff(buf, local_ts, tab, shift_ns, out):
     if n > tab[inst, RT_CAP]:
         return FALLBACK, -1, 0, 0  # `publish` raises for a batch the ring cannot hold
     exch_ts = t_ms * 1_000_000
-    cap = tab[inst, B_CAP]
-    di = nb.carray(void_ptr_at(tab[inst, B_DI]), (D_WORDS,), np.int64)
-    df = nb.carray(void_ptr_at(tab[inst, B_DF]), (DF_WORDS,), np.float64)
-    bk = nb.carray(void_ptr_at(tab[inst, B_BK]), (cap,), np.int64)
-    bv = nb.carray(void_ptr_at(tab[inst, B_BV]), (cap,), np.float64)
-    ak = nb.carray(void_ptr_at(tab[inst, B_AK]), (cap,), np.int64)
-    av = nb.carray(void_ptr_at(tab[inst, B_AV]), (cap,), np.float64)
     # [BN-OB] step 6: absolute quantities, 0 removes (update_* does both); bids, then asks
-    for k in range(n):
-        e = out[k]
-        if k < nb_:
-            update_bid(di, df, bk, bv, ak, av, e.px, e.qty, exch_ts)
-            e.ev = _BID_DEPTH
-        else:
-            update_ask(di, df, bk, bv, ak, av, e.px, e.qty, exch_ts)
-            e.ev = _ASK_DEPTH
-        e.exch_ts = exch_ts
-        e.local_ts = local_ts
-        e.order_id = 0
-        e.ival = 0
-        e.fval = 0.0
+    apply_levels_at(tab, inst, out, 0, nb_, na_, exch_ts, local_ts)
     tab[inst, B_CHAIN] = final
     md_publish_at(tab, inst, out, 0, n)
     return PUBLISHED, inst, n, exch_ts

@@ -26,7 +26,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from connector.binancefutures._levels import _P10, _decimal
+from connector.ingest import MAX_T_MS as _MAX_T_MS
+from connector.ingest import _at, _dec, _int, _int_end, _is, _string_end
 from hftlive.constants import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
@@ -59,70 +60,8 @@ _V_MARKET = np.frombuffer(b"MARKET", np.uint8)
 _V_TRUE = np.frombuffer(b"true", np.uint8)
 _V_FALSE = np.frombuffer(b"false", np.uint8)
 _V_NULL = np.frombuffer(b"null", np.uint8)
-_MAX_T_MS = 9_000_000_000_000  # T * 1e6 must fit int64
 
 _NO = (FALLBACK, 0, 0, 0)
-
-
-@nb.njit(cache=True, inline="always")
-def _at(buf, i, n, lit):
-    """buf[i:] starts with the bytes of `lit`."""
-    m = lit.shape[0]
-    if i + m > n:
-        return False
-    for t in range(m):
-        if buf[i + t] != lit[t]:
-            return False
-    return True
-
-
-@nb.njit(cache=True, inline="always")
-def _string_end(buf, i, n):
-    """buf[i - 1] is an opening quote: index of the closing one, or -1 unless every byte
-    between is printable ASCII other than a quote or a backslash."""
-    while i < n:
-        c = buf[i]
-        if c == 34:
-            return i
-        if c < 32 or c > 126 or c == 92:
-            return -1
-        i += 1
-    return -1
-
-
-@nb.njit(cache=True, inline="always")
-def _int_end(buf, i, n):
-    """End of a JSON integer at buf[i] (-? digits, no leading zero, <= 18 digits), or -1."""
-    if i < n and buf[i] == 45:  # '-'
-        i += 1
-    s = i
-    while i < n and 48 <= buf[i] <= 57:
-        i += 1
-    if i == s or i - s > 18 or (buf[s] == 48 and i - s > 1):
-        return -1
-    return i
-
-
-@nb.njit(cache=True, inline="always")
-def _int(buf, lo, hi):
-    v = 0
-    for i in range(lo, hi):
-        v = v * 10 + (int(buf[i]) - 48)  # int(): no uint8 wrap when run unjitted
-    return v
-
-
-@nb.njit(cache=True, inline="always")
-def _dec(buf, lo, hi):
-    """The decimal string buf[lo:hi] (hi: its closing quote) as float64, or -1.0."""
-    m, f, j = _decimal(buf, lo, hi + 1)
-    if f < 0 or j != hi:
-        return -1.0
-    return m / _P10[f]
-
-
-@nb.njit(cache=True, inline="always")
-def _is(buf, lo, hi, lit):
-    return hi - lo == lit.shape[0] and _at(buf, lo, hi, lit)
 
 
 @nb.njit(cache=True)

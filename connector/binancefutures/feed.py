@@ -25,14 +25,8 @@ import logging
 import numpy as np
 
 from connector.binancefutures._ingest import (
-    B_AV,
-    B_CAP,
     B_CHAIN,
     B_COLS,
-    B_DI,
-    B_DIRECT,
-    B_OUT,
-    B_OUT_CAP,
     B_SYM,
     B_SYM_LEN,
     PUBLISHED,
@@ -51,10 +45,10 @@ from connector.binancefutures.protocol import (
     parse_stream,
 )
 from connector.book import ASK_BBO, BID_BBO, RecordingBook
-from connector.errors import UsageError, VenueProtocolError
+from connector.errors import VenueProtocolError
 from connector.feed import Feed
+from connector.ingest import I_COLS, ingest_table
 from hftlive.constants import BUY, BUY_EVENT, SELL
-from hftlive.ipc import RT_COLS
 from hftlive.layout import event_dtype
 
 log = logging.getLogger(__name__)
@@ -66,39 +60,19 @@ class BinanceDecoder:
     """Applies Binance market frames to `books` and reports through `feed`."""
 
     def __init__(self, books: list[RecordingBook], feed: Feed):
-        if not books or [b.idx for b in books] != list(range(len(books))):
-            # ingest_frame indexes its table by instrument (row 0 holds the scratch)
-            raise UsageError(f"books must be instruments 0..n-1, got {[b.idx for b in books]}")
         self.books = books
         self.feed = feed
         self.by_symbol = {b.symbol: b for b in books}
         # events ingest_frame writes: a frame's, published or handed to the Feed
         self._out = np.zeros(OUT_EVENTS, event_dtype)
         # the table of ingest_frame: a row per instrument (see _ingest)
-        tab = np.zeros((len(books), B_COLS), np.int64)
+        tab, self._after, _ = ingest_table(books, feed, self._out, B_COLS - I_COLS)
         tab[:, B_CHAIN] = -1
-        tab[:, B_OUT] = self._out.ctypes.data
-        tab[:, B_OUT_CAP] = len(self._out)
-        direct = feed.direct_rings()
-        if direct is not None:
-            rings, self._after = direct
-            if rings.shape != (len(books), RT_COLS):
-                raise UsageError(f"ring table {rings.shape} for {len(books)} books")
-            tab[:, :RT_COLS] = rings
-        else:
-            self._after = None
         for b in books:
-            row = tab[b.idx]
-            d = b.book
-            row[B_DI : B_AV + 1] = [a.ctypes.data for a in (d.di, d.df, d.bk, d.bv, d.ak, d.av)]
-            row[B_CAP] = d.bk.shape[0]
             words = symbol_words(b.symbol.upper().encode())  # "s" as Binance sends it
             if words is not None:  # else its frames take the checked path
-                row[B_SYM_LEN] = len(b.symbol)
-                row[B_SYM:B_COLS] = words
-            # a book whose levels someone listens to (the sim's matching engine) is
-            # written through RecordingBook, level by level
-            row[B_DIRECT] = direct is not None and type(b).on_level is RecordingBook.on_level
+                tab[b.idx, B_SYM_LEN] = len(b.symbol)
+                tab[b.idx, B_SYM:B_COLS] = words
         self._tab = tab
         self.syncs = [BookSync(b, chain=tab[b.idx, B_CHAIN : B_CHAIN + 1]) for b in books]
 

@@ -299,66 +299,95 @@ DROPPED = 3  # a delta while waiting for the snapshot asked for
 GAP = 4  # the book was cleared; a fresh snapshot is needed (resubscribe); see `why`
 
 
+def reset_why(u: int) -> str:
+    """What a RESET was: a service restart (u == 1) or a snapshot."""
+    return "service restart (u = 1)" if u == 1 else "snapshot"
+
+
 class BookSync:
     """Keeps `book` equal to the venue's book of one orderbook topic; see the module table.
 
     `book` has `clear()` and `apply_levels(bids, asks)` (connector.book.RecordingBook).
     `why` says what the last GAP or RESET was.
+
+    The sync cell: while SYNCED with last_u and last_seq in [0, 2**63), the state lives in
+    a three-element int64 array `cell` = [1, last_u, last_seq] ([0, 0, 0] otherwise), so
+    that a compiled hot path (connector/bybit/_ingest.py) can take the transitions that
+    need no Python (APPLIED, RESET, UNCHANGED) exactly as `on_frame` would, reading and
+    advancing the same cell; every other frame comes here. `asked` is False while SYNCED.
     """
 
-    __slots__ = ("book", "state", "asked", "last_u", "last_seq", "why")
+    __slots__ = ("book", "why", "_cell", "_state", "_asked", "_last_u", "_last_seq")
 
-    def __init__(self, book):
+    def __init__(self, book, cell: np.ndarray | None = None):
         self.book = book
-        self.state = WAIT
-        self.asked = False  # a GAP asked for a snapshot that has not come yet
-        self.last_u = 0
-        self.last_seq = 0
+        self._cell = np.zeros(3, np.int64) if cell is None else cell
+        self._set(WAIT, False, 0, 0)
         self.why = ""
+
+    # the state: the cell while it holds it (see the class docstring), else these fields
+    @property
+    def state(self) -> str:
+        return SYNCED if self._cell[0] else self._state
+
+    @property
+    def asked(self) -> bool:
+        """A GAP asked for a snapshot that has not come yet."""
+        return False if self._cell[0] else self._asked
+
+    @property
+    def last_u(self) -> int:
+        return int(self._cell[1]) if self._cell[0] else self._last_u
+
+    @property
+    def last_seq(self) -> int:
+        return int(self._cell[2]) if self._cell[0] else self._last_seq
+
+    def _set(self, state: str, asked: bool, u: int, seq: int) -> None:
+        self._state, self._asked, self._last_u, self._last_seq = state, asked, u, seq
+        c = self._cell
+        if state == SYNCED and 0 <= u < 1 << 63 and 0 <= seq < 1 << 63:
+            c[1], c[2], c[0] = u, seq, 1
+        else:
+            c[0], c[1], c[2] = 0, 0, 0  # ids only a malformed venue sends stay here
 
     def on_frame(self, f: BookFrame) -> int:
         """Applies one parsed orderbook frame; returns APPLIED, RESET, UNCHANGED, DROPPED or GAP."""
         u = f.update_id
+        state = self.state
         if f.snapshot or u == 1:  # [BY] any snapshot resets; u == 1: the service restarted
-            if self.state == SYNCED and f.depth == 1 and f.snapshot and u == self.last_u:
+            if state == SYNCED and f.depth == 1 and f.snapshot and u == self.last_u:
                 return UNCHANGED  # [BY] level 1 resends an unchanged snapshot, same u
-            self.why = "service restart (u = 1)" if u == 1 else "snapshot"
+            self.why = reset_why(u)
             self._load(f)
             return RESET
-        if self.state == WAIT:
+        if state == WAIT:
             if self.asked:
                 return DROPPED  # the old subscription's tail; the snapshot is on its way
             return self._gap("delta before any snapshot")
-        if u <= self.last_u:
-            return self._gap(f"delta u {u} does not follow u {self.last_u}")
-        if f.seq < self.last_seq:
-            return self._gap(f"delta seq {f.seq} went back from seq {self.last_seq}")
+        last_u, last_seq = self.last_u, self.last_seq
+        if u <= last_u:
+            return self._gap(f"delta u {u} does not follow u {last_u}")
+        if f.seq < last_seq:
+            return self._gap(f"delta seq {f.seq} went back from seq {last_seq}")
         # [BY] size "0" deletes, an unknown price inserts, a known price updates
         self.book.apply_levels(f.bids, f.asks)
-        self.last_u = u
-        self.last_seq = f.seq
+        self._set(SYNCED, False, u, f.seq)
         return APPLIED
 
     def reset(self, why: str) -> None:
         """Forgets the book (the stream was lost): the next frame must be a snapshot."""
         self.book.clear()
-        self.state = WAIT
-        self.asked = False
-        self.last_u = self.last_seq = 0
+        self._set(WAIT, False, 0, 0)
         self.why = why
 
     def _load(self, f: BookFrame) -> None:
         self.book.clear()
         self.book.apply_levels(f.bids, f.asks)
-        self.state = SYNCED
-        self.asked = False
-        self.last_u = f.update_id
-        self.last_seq = f.seq
+        self._set(SYNCED, False, f.update_id, f.seq)
 
     def _gap(self, why: str) -> int:
         self.book.clear()
-        self.state = WAIT
-        self.asked = True
-        self.last_u = self.last_seq = 0
+        self._set(WAIT, True, 0, 0)
         self.why = why
         return GAP
