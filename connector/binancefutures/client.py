@@ -188,7 +188,9 @@ async def check_account(cfg: Config) -> None:
             r = await rest.request("GET", "/fapi/v1/positionSide/dual", {}, signed=True,
                                    weight=POSITION_MODE_WEIGHT)  # fmt: skip
         except RequestFailed as e:
-            raise ConfigError(f"{cfg.path}: cannot check the account at {c.rest_url}: {e}") from None
+            raise ConfigError(
+                f"{cfg.path}: cannot check the account at {c.rest_url}: {e}"
+            ) from None
     if r.status != 200:
         raise _refused(cfg, "GET /fapi/v1/positionSide/dual", r.status, r.raw)
     try:
@@ -309,7 +311,6 @@ class BinanceFuturesVenue(EntryVenue):
             await self._stop.wait()
             # keep serving (shutdown cancels) until the connector cancels this task
             await asyncio.Event().wait()
-
 
     async def _housekeeping(self) -> None:
         next_sync = time.monotonic() + 300.0

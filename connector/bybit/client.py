@@ -214,7 +214,9 @@ async def check_account(cfg: Config) -> None:
                 except VenueProtocolError as e:
                     raise VenueProtocolError(f"GET /v5/position/list {inst.symbol}: {e}") from None
         except RequestFailed as e:
-            raise ConfigError(f"{cfg.path}: cannot check the account at {c.rest_url}: {e}") from None
+            raise ConfigError(
+                f"{cfg.path}: cannot check the account at {c.rest_url}: {e}"
+            ) from None
     if hedged:
         raise HedgeModeError("Bybit linear", "GET /v5/position/list shows hedge-mode legs, "
                              f"positionIdx 1 and 2, for {', '.join(hedged)}",
