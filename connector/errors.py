@@ -4,6 +4,8 @@ Hierarchy::
 
     ConnectorError
     ├── ConfigError          a config file is missing, malformed, or has a bad/unknown/missing key
+    │   └── HedgeModeError   the venue account is in hedge (two-sided) position mode, which
+    │                        hftlive does not trade: refused at start, nothing sent
     ├── VenueRejected        the venue refused a request; carries the venue's code and message
     ├── VenueProtocolError   the venue broke its contract (malformed or unexpected message)
     ├── RequestFailed        no reply came back; `sent` tells whether the venue may have
@@ -54,3 +56,36 @@ class RequestFailed(ConnectorError):
     def __init__(self, what: str, sent: bool):
         super().__init__(what)
         self.sent = sent
+
+
+class HedgeModeError(ConfigError):
+    """The venue account is set to hedge mode (two-sided positions: a long and a short leg
+    per symbol), and the connector refuses to start on it.
+
+    hftlive trades one signed position per instrument, as hftbacktest models it. On a
+    hedge-mode account every order the bot sends would be refused by the venue, one by
+    one (Binance -4061, Bybit 10001), after the connector said it was ready; so a venue
+    checks the mode before the connector starts and raises this instead. The connector
+    never switches the mode itself: it is the user's account setting, and venues refuse
+    the switch while positions or orders are open anyway.
+
+    It is a ConfigError (the account's configuration, not ours): `python -m connector`
+    prints it as one line and exits 2.
+
+    Args:
+        venue: the venue as users know it ("Binance USD-M futures").
+        evidence: what the venue said, e.g. "GET /fapi/v1/positionSide/dual:
+            dualSidePosition=true".
+        how_to_switch: the venue's way to switch to one-way mode (its web UI and API).
+    """
+
+    def __init__(self, venue: str, evidence: str, how_to_switch: str):
+        super().__init__(
+            f"the {venue} account is in hedge mode ({evidence}). hftlive trades one-way "
+            f"positions (one signed position per instrument), as hftbacktest does, and "
+            f"every order would be refused on a hedge-mode account. Switch the account to "
+            f"one-way mode ({how_to_switch}) and start the connector again; it does not "
+            f"change the mode itself, and it sent no order and no cancel."
+        )
+        self.venue = venue
+        self.evidence = evidence

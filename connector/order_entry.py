@@ -274,8 +274,9 @@ class EntryVenue(Venue):
                 self._serving = False
 
     async def _prepare(self) -> None:
-        """Before serving: the venue clock measured and the API key checked (a refused key
-        is a config error, before anything else)."""
+        """Before serving: the venue clock measured. (The API key and the account's
+        position mode are checked earlier, by the venue's `prepare`, before the connector
+        creates shared memory: a refused key or a hedge-mode account never starts it.)"""
 
     async def _serve(self) -> None:
         raise NotImplementedError

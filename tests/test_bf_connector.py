@@ -701,6 +701,29 @@ def test_a_refused_key_is_a_clear_config_error(tmp_path, emu):
     assert "not-the-secret" not in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_hedge_mode_account_is_refused_before_the_connector_starts(tmp_path, emu):
+    """An account in hedge mode (dualSidePosition true) would refuse every order with
+    -4061: the connector reads GET /fapi/v1/positionSide/dual before it creates shared
+    memory, exits 2 with one line saying what to switch and how, and the venue never sees
+    an order, a cancel or anything else that changes the account."""
+    emu.faults(hedge_mode=True)
+    c = BfConnector(tmp_path, emu)
+    rc = c.proc.wait(60)
+    text = c.text()
+    c.stop()
+    assert rc == 2, text[-2000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("connector: error: the Binance USD-M futures account is in hedge mode")
+    assert "dualSidePosition=true" in last and "one-way" in last
+    assert "POST /fapi/v1/positionSide/dual with dualSidePosition=false" in last
+    assert "Traceback" not in text and "serving" not in text  # it never said it runs
+    assert not list(Path("/dev/shm").glob(f"hftlive.{c.name}.*"))
+    seen = emu.control("/_emulator/requests")
+    assert seen["requests"].get("GET /fapi/v1/positionSide/dual") == 1
+    changes = [k for k in seen["requests"] if not k.startswith("GET ")]
+    assert changes == [] and seen["ws_api"] == {}, seen  # no order, cancel, countdown
+
+
 def test_a_sigterm_while_the_connector_starts_stops_it_cleanly(tmp_path, emu):
     """A connector compiles its njit functions while it starts (seconds on an empty numba
     cache), before its event loop handles signals: a SIGTERM then waits for the loop and

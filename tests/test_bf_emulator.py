@@ -36,6 +36,8 @@ from connector.binancefutures.protocol import (
     parse_depth_snapshot,
     parse_error,
     parse_order_response,
+    parse_position_mode,
+    parse_position_risk,
     parse_stream,
 )
 from connector.binancefutures.signing import Credentials, sign_params, sign_ws_params
@@ -733,6 +735,55 @@ def test_ws_api_place_status_cancel():
                 assert (r["status"], parse_error(r).code) == (400, -2011)
                 r = await call(10, "order.place", order, creds=Credentials(KEY, "wrong"))
                 assert (r["status"], r["error"]["code"]) == (400, -1022)
+
+    run(main())
+
+
+def test_hedge_mode_account_position_mode_legs_and_4061():
+    """[BN "Get Current Position Mode"]: GET /fapi/v1/positionSide/dual (signed, weight 30)
+    tells the mode; in hedge mode positionRisk lists LONG and SHORT legs and an order
+    without positionSide LONG/SHORT gets -4061 over REST and the WS-API alike, as one
+    with a positionSide other than BOTH does in one-way mode."""
+
+    async def main():
+        async with replay(start_paused=True) as emu, aiohttp.ClientSession() as s:
+            c = Client(emu, s)
+            bid, _ = await c.book_top()
+
+            async def mode() -> tuple[bool, int]:
+                status, hdrs, body = await c.signed("GET", "/fapi/v1/positionSide/dual", {})
+                assert status == 200, body
+                return parse_position_mode(body), int(hdrs["X-MBX-USED-WEIGHT-1M"])
+
+            async def sides() -> list[str]:
+                _, _, body = await c.signed("GET", "/fapi/v2/positionRisk", {})
+                return [p.position_side for p in parse_position_risk(body)]
+
+            await wait_window_room(60.0, 5.0)
+            hedge, w0 = await mode()
+            assert hedge is False and await sides() == ["BOTH"]
+            status, _, body = await c.place("BUY", ticks(bid, -50), positionSide="LONG")
+            assert (status, parse_error(body).code) == (400, -4061)
+            # unsigned: refused before the mode is told
+            status, _, body = await c.call("GET", "/fapi/v1/positionSide/dual")
+            assert status != 200 and parse_error(body).code in (-1102, -2014, -1022)
+
+            emu.set_faults(hedge_mode=True)
+            hedge, w1 = await mode()
+            assert hedge is True and w1 - w0 >= 30  # its weight, 30 (plus the calls between)
+            assert sorted(await sides()) == ["LONG", "SHORT"]
+            for extra in ({}, {"positionSide": "BOTH"}):
+                status, _, body = await c.place("BUY", ticks(bid, -50), **extra)
+                assert (status, parse_error(body).code) == (400, -4061), extra
+            async with s.ws_connect(emu.urls["ws_api"]) as ws:
+                order = {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                         "price": ticks(bid, -50), "quantity": "0.010"}  # fmt: skip
+                signed = sign_ws_params(order, Credentials(KEY, SECRET), emu.now_ms())
+                await ws.send_str(orjson.dumps({"id": 1, "method": "order.place",
+                                                "params": signed}).decode())  # fmt: skip
+                r = orjson.loads((await ws.receive(timeout=DEADLINE_S)).data)
+                assert (r["status"], parse_error(r).code) == (400, -4061)
+            assert emu.account.open_ids["ethusdt"] == {}  # nothing was placed
 
     run(main())
 

@@ -636,3 +636,27 @@ def test_side_tif_type_mapping():
     assert P.ORDER_TYPE_NAMES[P.MARKET] == "MARKET"
     with pytest.raises(VenueProtocolError):
         P.side_code("BOTH")
+
+
+# ----------------------------------------------------------------------------- position mode
+def test_position_mode_true_is_hedge_false_is_one_way():
+    """[BN "Get Current Position Mode"]: `{"dualSidePosition": true}` is hedge mode."""
+    assert P.parse_position_mode(b'{"dualSidePosition":true}') is True
+    assert P.parse_position_mode(b'{"dualSidePosition":false}') is False
+    assert P.parse_position_mode({"dualSidePosition": False}) is False  # a parsed body
+
+
+@pytest.mark.parametrize(
+    "raw, names",
+    [
+        (b"{}", "missing field 'dualSidePosition'"),
+        (b'{"dualSidePosition":"true"}', "must be boolean"),  # a string is not the mode
+        (b'{"dualSidePosition":1}', "must be boolean"),
+        (b'{"dualSidePosition":null}', "dualSidePosition"),
+        (b"[true]", "expected a JSON object"),
+        (b'{"dualSidePosition":tru', "malformed JSON"),
+    ],
+)
+def test_position_mode_malformed_raises_naming_the_field(raw, names):
+    with pytest.raises(VenueProtocolError, match=names):
+        P.parse_position_mode(raw)

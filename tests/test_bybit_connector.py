@@ -421,6 +421,28 @@ def test_a_refused_key_is_a_clear_config_error(tmp_path, emu):
     conn.stop()
 
 
+def test_a_hedge_mode_account_is_refused_before_the_connector_starts(tmp_path, emu):
+    """A hedge-mode symbol (position list legs positionIdx 1 and 2) would refuse every
+    order with 10001: the connector reads the position list before it creates shared
+    memory, exits 2 with one line saying what to switch and how, and the venue never sees
+    an order, a cancel, a stream or anything that changes the account."""
+    emu.faults(hedge_mode=True)
+    conn = BybitConnector(tmp_path, emu)
+    rc = conn.proc.wait(60)
+    text = conn.text()
+    conn.stop()
+    assert rc == 2, text[-2000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("connector: error: the Bybit linear account is in hedge mode")
+    assert "positionIdx 1 and 2, for BTCUSDT" in last and "one-way" in last
+    assert "POST /v5/position/switch-mode" in last and "mode=0" in last
+    assert "Traceback" not in text and "serving" not in text  # it never said it runs
+    assert not list(Path("/dev/shm").glob(f"hftlive.{conn.name}.*"))
+    seen = emu.control("/_emulator/requests")
+    assert seen.get("GET /v5/position/list") == 1
+    assert [k for k in seen if not k.startswith("GET ")] == [], seen  # no POST, no WS op
+
+
 def test_secret_from_a_file_that_only_its_owner_can_read(tmp_path, emu):
     secret = tmp_path / "bybit.secret"
     secret.write_text(SECRET + "\n")

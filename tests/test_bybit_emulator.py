@@ -220,6 +220,43 @@ def test_trade_ws_create_cancel_duplicate_reqid_window_and_ping():
     run(body)
 
 
+def test_hedge_mode_lists_two_legs_and_refuses_orders_without_them_10001():
+    """A hedge-mode ("both sides") symbol: GET /v5/position/list shows positionIdx 1 and 2
+    (read by the connector's parse_position_mode), and an order without positionIdx 1/2
+    gets 10001 "position idx not match position mode" over REST and the trade WS alike,
+    as one with positionIdx 1 does in one-way mode."""
+    from connector.bybit.protocol import parse_position_mode
+
+    async def body(c: Client):
+        q = "category=linear&symbol=BTCUSDT"
+        _, _, r = await c.get("/v5/position/list", q)
+        assert [i["positionIdx"] for i in r["result"]["list"]] == [0]
+        assert parse_position_mode(r["result"]) is False
+        bid, _ = await c.touch()
+        p = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
+             "qty": "0.010", "price": f"{bid - 500:.2f}"}  # fmt: skip
+        _, r = await c.post("/v5/order/create", {**p, "positionIdx": 1})
+        assert (r["retCode"], r["retMsg"]) == (10001, "position idx not match position mode")
+
+        c.emu.set_faults(hedge_mode=True)
+        _, _, r = await c.get("/v5/position/list", q)
+        legs = r["result"]["list"]
+        assert [(i["positionIdx"], i["size"]) for i in legs] == [(1, "0"), (2, "0")]
+        assert parse_position_mode(r["result"]) is True
+        for extra in ({}, {"positionIdx": 0}):
+            _, r = await c.post("/v5/order/create", {**p, **extra})
+            assert (r["retCode"], r["retMsg"]) == (10001, "position idx not match position mode")
+        t = await c.ws("ws_trade", auth=True)
+        hdr = {"X-BAPI-TIMESTAMP": str(now_ms()), "X-BAPI-RECV-WINDOW": "5000"}
+        await t.send_str(json.dumps({"reqId": "h1", "header": hdr, "op": "order.create",
+                                     "args": [p]}))  # fmt: skip
+        r = await recv(t)
+        assert (r["reqId"], r["retCode"]) == ("h1", 10001)
+        assert c.emu.account.open["BTCUSDT"] == {}  # nothing was placed
+
+    run(body, start_paused=True)
+
+
 def test_bench_orders_stamps_each_order_request_over_rest_and_trade_ws():
     async def body(c: Client):
         bid, _ = await c.touch()

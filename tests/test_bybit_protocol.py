@@ -23,6 +23,7 @@ from connector.bybit.protocol import (
     parse_instruments,
     parse_order_list,
     parse_position_list,
+    parse_position_mode,
     parse_private,
     parse_trade,
 )
@@ -350,3 +351,32 @@ def test_positions_are_signed_by_side_and_hedge_legs_net():
     assert orders.positions[0] == pytest.approx(-0.01 + 0.03 - 0.01)
     orders.on_position(Position("ETHUSDT", "Buy", 1.0, 0, 0))  # not ours: ignored
     assert list(orders.positions) == [0]
+
+
+# ----------------------------------------------------------------------------- position mode
+def _hedge_result() -> dict:
+    """The recorded one-way list entry as hedge mode shows a symbol: a buy leg
+    (positionIdx 1) holding the position and a flat sell leg (positionIdx 2)."""
+    (item,) = parse_envelope(raw("rest_position_list")).result["list"]
+    flat = {**item, "positionIdx": 2, "side": "", "size": "0"}
+    return {"category": "linear", "list": [{**item, "positionIdx": 1}, flat]}
+
+
+def test_position_mode_one_way_is_false_hedge_legs_are_true():
+    assert parse_position_mode(parse_envelope(raw("rest_position_list")).result) is False
+    assert parse_position_mode(_hedge_result()) is True
+    assert parse_position_mode({"list": []}) is False  # nothing says hedge
+
+
+@pytest.mark.parametrize("idx", [3, -1, "1", None, 1.0, True])
+def test_position_mode_malformed_position_idx_raises(idx):
+    r = _hedge_result()
+    r["list"][0]["positionIdx"] = idx
+    with pytest.raises(VenueProtocolError, match="positionIdx"):
+        parse_position_mode(r)
+
+
+@pytest.mark.parametrize("result", [None, [], {"list": "x"}, {"list": [1]}, {"nolist": []}])
+def test_position_mode_malformed_result_raises(result):
+    with pytest.raises(VenueProtocolError):
+        parse_position_mode(result)

@@ -6,8 +6,9 @@ connector's books and shared memory; the user data stream), `orders` (order entr
 either transport, reconciliation, and the mapping of replies and ORDER_TRADE_UPDATE to
 OrderReports). The sockets themselves are venue-neutral (`connector.transport`: `md`,
 `wsrpc`, `http`), and every connection is kept up by `connector.reconnect`.
-This module holds the `[binancefutures]` config, `prepare` (exchangeInfo before shared
-memory exists) and `BinanceFuturesVenue`, which owns every task in one TaskGroup.
+This module holds the `[binancefutures]` config, `prepare` (exchangeInfo, and the account
+check: the key accepted and the account in one-way position mode, all before shared memory
+exists) and `BinanceFuturesVenue`, which owns every task in one TaskGroup.
 
 Config (`[binancefutures]` in the connector TOML)::
 
@@ -38,13 +39,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from connector.binancefutures.orders import BinanceOrders, WsOrders
-from connector.binancefutures.protocol import parse_error
+from connector.binancefutures.protocol import (
+    POSITION_MODE_WEIGHT,
+    SWITCH_TO_ONE_WAY,
+    parse_error,
+    parse_position_mode,
+)
 from connector.binancefutures.rest import RequestFailed, RestClient
 from connector.binancefutures.signing import Credentials
 from connector.binancefutures.streams import MarketData, MdInstrument, UserStream
 from connector.binancefutures.wsapi import WsApiClient
 from connector.config import Config, path_field, rng
-from connector.errors import ConfigError, VenueProtocolError
+from connector.errors import ConfigError, HedgeModeError, VenueProtocolError
 from connector.order_entry import EntryVenue
 from connector.secrets import read_key_and_secret
 from connector.venue import Core
@@ -124,6 +130,8 @@ async def prepare(cfg: Config) -> Config:
 
     Runs before the connector creates shared memory, which carries tick and lot sizes.
     A configured tick/lot that disagrees with the venue's is an error (a stale config).
+    Then `check_account`: a refused key is a ConfigError, a hedge-mode account a
+    HedgeModeError, and the connector never starts.
     """
     c: BinanceFuturesConfig = cfg.section
     async with RestClient(c.rest_url, None, c.recv_window_ms, c.request_timeout_s) as rest:
@@ -162,7 +170,54 @@ async def prepare(cfg: Config) -> Config:
                                          min_notional=min_notional))  # fmt: skip
         log.info("%s: tick_size %g, lot_size %g, min_qty %g, min_notional %g (exchangeInfo)",
                  inst.symbol, tick, lot, min_qty, min_notional)  # fmt: skip
+    await check_account(cfg)
     return dataclasses.replace(cfg, instruments=tuple(insts))
+
+
+async def check_account(cfg: Config) -> None:
+    """One signed read before shared memory exists, so that the connector never says it
+    runs on an account it cannot trade: GET /fapi/v1/positionSide/dual. A refusal means
+    our key, secret or clock is wrong (ConfigError naming them); `dualSidePosition` true
+    means hedge mode, where every order without positionSide LONG/SHORT is refused with
+    -4061 (HedgeModeError). Reads only: nothing is ordered or cancelled before this."""
+    c: BinanceFuturesConfig = cfg.section
+    creds = credentials(c, cfg.path)
+    async with RestClient(c.rest_url, creds, c.recv_window_ms, c.request_timeout_s) as rest:
+        try:
+            await rest.sync_time()
+            r = await rest.request("GET", "/fapi/v1/positionSide/dual", {}, signed=True,
+                                   weight=POSITION_MODE_WEIGHT)  # fmt: skip
+        except RequestFailed as e:
+            raise ConfigError(
+                f"{cfg.path}: cannot check the account at {c.rest_url}: {e}"
+            ) from None
+    if r.status != 200:
+        raise _refused(cfg, "GET /fapi/v1/positionSide/dual", r.status, r.raw)
+    try:
+        hedge = parse_position_mode(r.body if isinstance(r.body, dict) else r.raw)
+    except VenueProtocolError as e:
+        raise VenueProtocolError(f"GET /fapi/v1/positionSide/dual: {e}") from None
+    if hedge:
+        raise HedgeModeError("Binance USD-M futures",
+                             "GET /fapi/v1/positionSide/dual says dualSidePosition=true",
+                             SWITCH_TO_ONE_WAY)  # fmt: skip
+    log.info("position mode: one-way (GET /fapi/v1/positionSide/dual)")
+
+
+def _refused(cfg: Config, what: str, status: int, raw: bytes) -> Exception:
+    """A signed read the venue refused: a ConfigError naming the key and secret, or a
+    VenueProtocolError when the reply is not Binance's error body."""
+    c: BinanceFuturesConfig = cfg.section
+    try:
+        err = parse_error(raw)
+    except VenueProtocolError:
+        return VenueProtocolError(f"{what}: HTTP {status} {raw[:200]!r}")
+    secret = f"${c.secret_env}" if c.secret_env else c.secret_file
+    return ConfigError(
+        f"{cfg.path}: {c.rest_url} refused our API key: {err.code} {err.msg} "
+        f"(check ${c.api_key_env} and {secret}, and that the key may trade "
+        f"futures from this IP)"
+    )
 
 
 class BinanceFuturesVenue(EntryVenue):
@@ -230,9 +285,10 @@ class BinanceFuturesVenue(EntryVenue):
             await self._disarm_auto_cancel()
 
     async def _prepare(self) -> None:
+        # the key and the position mode were checked by `prepare` (check_account), before
+        # shared memory existed
         offset = await self.rest.sync_time()
         log.info("venue clock offset %+d ms", offset)
-        await self._check_key()
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -255,22 +311,6 @@ class BinanceFuturesVenue(EntryVenue):
             await self._stop.wait()
             # keep serving (shutdown cancels) until the connector cancels this task
             await asyncio.Event().wait()
-
-    async def _check_key(self) -> None:
-        """One signed read (positionRisk): the venue accepts our key, secret and clock."""
-        r = await self.rest.request("GET", "/fapi/v2/positionRisk", {}, signed=True, weight=5)
-        if r.status == 200:
-            return
-        try:
-            err = parse_error(r.raw)
-        except VenueProtocolError:
-            raise VenueProtocolError(f"GET positionRisk: HTTP {r.status} {r.raw[:200]!r}") from None
-        secret = f"${self.bf.secret_env}" if self.bf.secret_env else self.bf.secret_file
-        raise ConfigError(
-            f"{self.cfg.path}: {self.bf.rest_url} refused our API key: {err.code} {err.msg} "
-            f"(check ${self.bf.api_key_env} and {secret}, and that the key may trade "
-            f"futures from this IP)"
-        )
 
     async def _housekeeping(self) -> None:
         next_sync = time.monotonic() + 300.0

@@ -20,7 +20,10 @@
 * Rate limits (`ratelimit.RateLimits`): during a 429/418 Retry-After nothing is sent
   (PAUSED); new orders are refused locally (THROTTLED) before the order counts reach the
   venue's limits, counted the moment they are admitted.
-* Positions come from positionRisk and ACCOUNT_UPDATE (hedge-mode legs net).
+* Positions come from positionRisk and ACCOUNT_UPDATE, one-way (positionSide BOTH): a
+  hedge-mode account is refused before the connector starts (client.check_account), and a
+  reconcile that finds LONG/SHORT legs (the mode was switched since) stops the connector
+  with the same HedgeModeError rather than trade on it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from connector.binancefutures.mapping import reject_reason
 from connector.binancefutures.protocol import (
     ORDER_TYPE_NAMES,
     SIDE_NAMES,
+    SWITCH_TO_ONE_WAY,
     TIF_NAMES,
     AccountTrade,
     AccountUpdate,
@@ -46,7 +50,7 @@ from connector.binancefutures.protocol import (
     parse_user_trades,
 )
 from connector.binancefutures.rest import Reply, RequestFailed, RestClient
-from connector.errors import VenueProtocolError
+from connector.errors import HedgeModeError, VenueProtocolError
 from connector.lifecycle import Fill, Order, Refusal, VenueState
 from connector.order_entry import OrderEntry, base36, client_id_prefix
 from hftlive.constants import LIMIT
@@ -299,7 +303,8 @@ class BinanceOrders:
 
     def _set_leg(self, inst: int, side: str, amt: float) -> None:
         self._legs[(inst, side)] = amt
-        # hedge mode: LONG and SHORT legs (SHORT's amount is negative) net to the position
+        # one-way: the BOTH leg is the position (hedge mode is refused, so a LONG/SHORT
+        # leg could only come from a switch since the last reconcile: summed until then)
         self.positions[inst] = sum(v for (i, _), v in self._legs.items() if i == inst)
 
     async def fetch_positions(self) -> None:
@@ -307,10 +312,17 @@ class BinanceOrders:
         r = await self.rest.request("GET", "/fapi/v2/positionRisk", {}, signed=True, weight=5)
         if r.status != 200:
             raise VenueProtocolError(f"GET positionRisk: HTTP {r.status} {r.raw[:200]!r}")
-        for p in parse_position_risk(r.raw):
-            s = self.by_symbol.get(p.symbol)
-            if s is not None:
-                self._set_leg(s.idx, p.position_side, p.position_amt)
+        risks = [p for p in parse_position_risk(r.raw) if p.symbol in self.by_symbol]
+        # in hedge mode positionRisk lists a LONG and a SHORT entry per symbol, one-way
+        # mode one BOTH entry (§1.6); the mode was checked at start, but may have been
+        # switched since (possible with nothing open): every order would now get -4061
+        hedged = sorted({p.symbol for p in risks if p.position_side != "BOTH"})
+        if hedged:
+            raise HedgeModeError("Binance USD-M futures", "GET /fapi/v2/positionRisk lists "
+                                 f"LONG/SHORT legs for {', '.join(hedged)}",
+                                 SWITCH_TO_ONE_WAY)  # fmt: skip
+        for p in risks:
+            self._set_leg(self.by_symbol[p.symbol].idx, p.position_side, p.position_amt)
         for s in self.insts:
             log.info("%s: account position %g (positionRisk)", s.symbol,
                      self.positions.get(s.idx, 0.0))  # fmt: skip

@@ -14,6 +14,7 @@ Entry points:
   here (ACCOUNT_CONFIG_UPDATE, ALGO_UPDATE, MARGIN_CALL, ...: the venue adds events over
   time, §1.5) returns `Unknown(event_type)` rather than raising: it is not a contract break.
 * `parse_depth_snapshot`, `parse_order_response`, `parse_error`: REST (and WS-API) bodies.
+* `parse_position_mode`: `GET /fapi/v1/positionSide/dual`, the account's position mode.
 * `scan_ticker(raw, out, local_ns)` (from `_ticker`): a bookTicker or MARKET trade frame
   straight to hftbacktest events, ~0.6 us instead of ~4.5 us; it never raises and takes
   only the plain shape Binance sends, anything else is left to `parse_stream`.
@@ -116,6 +117,9 @@ __all__ = [
     "parse_depth_snapshot",
     "parse_error",
     "parse_order_response",
+    "parse_position_mode",
+    "POSITION_MODE_WEIGHT",
+    "SWITCH_TO_ONE_WAY",
     "parse_position_risk",
     "parse_stream",
     "parse_user_trades",
@@ -498,6 +502,36 @@ def parse_position_risk(raw: bytes | str | list) -> list[PositionRisk]:
         )
         for m in _array(raw, ev)
     ]
+
+
+# GET /fapi/v1/positionSide/dual: USER_DATA, request weight 30 [BN "Get Current Position
+# Mode (USER_DATA)", developers.binance.com/docs/derivatives/usds-margined-futures/account/
+# rest-api/Get-Current-Position-Mode]; not in venue_protocols.md
+POSITION_MODE_WEIGHT = 30
+# How a user leaves hedge mode: the web UI, or POST /fapi/v1/positionSide/dual with
+# dualSidePosition "false" ([BN "Change Position Mode (TRADE)"], the same path as the
+# read); the venue refuses the switch while positions or open orders exist
+SWITCH_TO_ONE_WAY = (
+    "on Binance's futures page: settings, Position Mode, One-way Mode; or by the API: "
+    "POST /fapi/v1/positionSide/dual with dualSidePosition=false, which Binance refuses "
+    "while the account has open positions or orders"
+)
+
+
+def parse_position_mode(raw: bytes | str | dict) -> bool:
+    """Parses a `GET /fapi/v1/positionSide/dual` body: True if the account is in hedge mode.
+
+    [BN "Get Current Position Mode (USER_DATA)", developers.binance.com/docs/derivatives/
+    usds-margined-futures/account/rest-api/Get-Current-Position-Mode]: USER_DATA (signed),
+    request weight 30, the mode on every symbol: `{"dualSidePosition": true}` is Hedge
+    Mode, false One-way Mode. Not in venue_protocols.md; checked against that page.
+
+    Raises:
+        VenueProtocolError: not a JSON object, or `dualSidePosition` missing or not a
+            JSON boolean (a string "true" is malformed, not hedge mode).
+    """
+    m = raw if type(raw) is dict else _loads(raw)
+    return _bool(m, "dualSidePosition", "positionSide/dual")
 
 
 def parse_error(raw: bytes | str | dict) -> ErrorReply:

@@ -45,13 +45,13 @@ from decimal import Decimal, InvalidOperation
 from connector.bybit.marketdata import BybitInstrument, MarketData
 from connector.bybit.orders import CATEGORY, BybitOrders
 from connector.bybit.private import PrivateStream
-from connector.bybit.protocol import parse_instruments
+from connector.bybit.protocol import SWITCH_TO_ONE_WAY, parse_instruments, parse_position_mode
 from connector.bybit.rest import TRADE_OPS, BybitRest
 from connector.bybit.signing import Credentials
 from connector.bybit.trade import TradeStream
 from connector.clock import REMEASURE_S
 from connector.config import Config, path_field, rng
-from connector.errors import ConfigError, RequestFailed, VenueProtocolError
+from connector.errors import ConfigError, HedgeModeError, RequestFailed, VenueProtocolError
 from connector.order_entry import EntryVenue
 from connector.secrets import read_key_and_secret
 from connector.venue import Core
@@ -144,7 +144,9 @@ def preflight(cfg: Config) -> None:
 async def prepare(cfg: Config) -> Config:
     """`cfg` with each instrument's tick, lot, min qty and min notional from GET
     /v5/market/instruments-info. An instrument the venue does not list (or does not
-    trade), or a configured tick/lot that disagrees with the venue's, is a ConfigError."""
+    trade), or a configured tick/lot that disagrees with the venue's, is a ConfigError.
+    Then `check_account`: a refused key is a ConfigError, a hedge-mode symbol a
+    HedgeModeError, and the connector never starts."""
     c: BybitConfig = cfg.section
     insts = []
     async with BybitRest(c.rest_url, None, c.recv_window_ms, c.request_timeout_s) as rest:
@@ -183,7 +185,59 @@ async def prepare(cfg: Config) -> Config:
                                              min_qty=min_qty, min_notional=min_notional))  # fmt: skip
             log.info("%s: tick_size %g, lot_size %g, min_qty %g, min_notional %g "
                      "(instruments-info)", inst.symbol, tick, lot, min_qty, min_notional)  # fmt: skip
+    await check_account(cfg)
     return dataclasses.replace(cfg, instruments=tuple(insts))
+
+
+async def check_account(cfg: Config) -> None:
+    """Signed reads before shared memory exists, so that the connector never says it runs
+    on an account it cannot trade: GET /v5/position/list per instrument. A refusal means
+    our key, secret or clock is wrong (ConfigError naming them); hedge-mode legs
+    (positionIdx 1 and 2) mean every order without them is refused with 10001 "position
+    idx not match position mode" (HedgeModeError). Reads only: nothing is ordered or
+    cancelled before this."""
+    c: BybitConfig = cfg.section
+    hedged = []
+    async with BybitRest(c.rest_url, credentials(c, cfg.path), c.recv_window_ms,
+                         c.request_timeout_s) as rest:  # fmt: skip
+        try:
+            await rest.clock.measure()
+            for inst in cfg.instruments:
+                r = await rest.request("GET", "/v5/position/list",
+                                       {"category": CATEGORY, "symbol": inst.symbol},
+                                       signed=True)  # fmt: skip
+                if r.env is None or not r.env.ok:
+                    raise _refused(cfg, r)
+                try:
+                    if parse_position_mode(r.env.result):
+                        hedged.append(inst.symbol)
+                except VenueProtocolError as e:
+                    raise VenueProtocolError(f"GET /v5/position/list {inst.symbol}: {e}") from None
+        except RequestFailed as e:
+            raise ConfigError(
+                f"{cfg.path}: cannot check the account at {c.rest_url}: {e}"
+            ) from None
+    if hedged:
+        raise HedgeModeError("Bybit linear", "GET /v5/position/list shows hedge-mode legs, "
+                             f"positionIdx 1 and 2, for {', '.join(hedged)}",
+                             SWITCH_TO_ONE_WAY)  # fmt: skip
+    log.info("position mode: one-way (GET /v5/position/list: positionIdx 0)")
+
+
+def _refused(cfg: Config, r) -> Exception:
+    """A signed read the venue refused: a ConfigError naming the key and secret when the
+    key is what it refused (HTTP 401, KEY_REFUSED), else a VenueProtocolError."""
+    c: BybitConfig = cfg.section
+    code = r.env.ret_code if r.env is not None else None
+    if r.status == 401 or code in KEY_REFUSED:
+        what = KEY_REFUSED.get(code, "HTTP 401") if code else "HTTP 401"
+        secret_env, secret_file = c.secret_source()
+        secret = f"${secret_env}" if secret_env else secret_file
+        msg = r.env.ret_msg if r.env is not None else str(r.raw)[:200]
+        return ConfigError(f"{cfg.path}: {c.rest_url} refused our API key: {code} {what}: "
+                           f"{msg} (check ${c.api_key_env} and {secret}, and that the key may "
+                           f"trade linear contracts from this IP)")  # fmt: skip
+    return VenueProtocolError(f"GET /v5/position/list: HTTP {r.status} {str(r.raw)[:200]!r}")
 
 
 class BybitVenue(EntryVenue):
@@ -248,9 +302,10 @@ class BybitVenue(EntryVenue):
             await self._cancel_all_open(best_effort=True)
 
     async def _prepare(self) -> None:
+        # the key and the position mode were checked by `prepare` (check_account), before
+        # shared memory existed
         offset = await self.rest.clock.measure()
         log.info("venue clock offset %+d ms", offset)
-        await self._check_key()
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -268,25 +323,6 @@ class BybitVenue(EntryVenue):
             await self._stop.wait()
             # keep serving (shutdown cancels) until the connector cancels this task
             await asyncio.Event().wait()
-
-    async def _check_key(self) -> None:
-        """One signed read: the venue accepts our key, secret and clock."""
-        s = self.insts[0]
-        r = await self.rest.request("GET", "/v5/position/list",
-                                    {"category": CATEGORY, "symbol": s.symbol}, signed=True)  # fmt: skip
-        if r.env is not None and r.env.ok:
-            return
-        code = r.env.ret_code if r.env is not None else None
-        if r.status == 401 or code in KEY_REFUSED:
-            what = KEY_REFUSED.get(code, "HTTP 401") if code else "HTTP 401"
-            secret_env, secret_file = self.by.secret_source()
-            secret = f"${secret_env}" if secret_env else secret_file
-            msg = r.env.ret_msg if r.env is not None else str(r.raw)[:200]
-            raise ConfigError(f"{self.cfg.path}: {self.by.rest_url} refused our API key: "
-                              f"{code} {what}: {msg} (check ${self.by.api_key_env} and "
-                              f"{secret}, and that the key may trade linear contracts from "
-                              f"this IP)")  # fmt: skip
-        raise VenueProtocolError(f"GET /v5/position/list: HTTP {r.status} {str(r.raw)[:200]!r}")
 
     async def _housekeeping(self) -> None:
         next_sync = time.monotonic() + REMEASURE_S

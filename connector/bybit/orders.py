@@ -21,8 +21,11 @@ and the private stream's order, execution and position pushes (venue_protocols.m
 * `query`: GET /v5/order/realtime by orderLinkId, then /v5/order/history; `fills`:
   GET /v5/execution/list by orderLinkId (execId is the dedup id, the stream's); open
   orders: /v5/order/realtime per symbol, every page.
-* Positions from `position` pushes and GET /v5/position/list: size signed by side, the
-  hedge-mode legs (positionIdx 1 and 2) netted.
+* Positions from `position` pushes and GET /v5/position/list: size signed by side,
+  one-way (positionIdx 0). A hedge-mode symbol is refused before the connector starts
+  (client.check_account), and a reconcile that finds legs with positionIdx 1/2 (the mode
+  was switched since) stops the connector with the same HedgeModeError rather than trade
+  on it; legs that a push carries meanwhile are summed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import logging
 from connector import codes
 from connector.bybit import mapping
 from connector.bybit.protocol import (
+    HEDGE_LEGS,
+    SWITCH_TO_ONE_WAY,
     Execution,
     OrderUpdate,
     Position,
@@ -41,7 +46,7 @@ from connector.bybit.protocol import (
     parse_position_list,
 )
 from connector.bybit.rest import RATE_LIMITED, BybitRest, Reply
-from connector.errors import RequestFailed, VenueProtocolError
+from connector.errors import HedgeModeError, RequestFailed, VenueProtocolError
 from connector.lifecycle import Fill, Order, Refusal, VenueState
 from connector.order_entry import OrderEntry, base36, client_id_prefix
 from hftlive.constants import FILLED, LIMIT, NEW, NONE, PARTIALLY_FILLED
@@ -324,9 +329,15 @@ class BybitOrders:
             if r.env is None or not r.env.ok:
                 raise VenueProtocolError(f"GET /v5/position/list: HTTP {r.status} "
                                          f"{str(r.raw)[:200]!r}")  # fmt: skip
-            for p in parse_position_list(r.env.result):
-                if p.symbol == s.symbol:
-                    self._set_leg(s.idx, p.position_idx, p.signed_size)
+            ours = [p for p in parse_position_list(r.env.result) if p.symbol == s.symbol]
+            if any(p.position_idx in HEDGE_LEGS for p in ours):
+                # checked at start; switched since (possible with nothing open): every
+                # order would now get 10001 "position idx not match position mode"
+                raise HedgeModeError("Bybit linear", "GET /v5/position/list shows hedge-mode "
+                                     f"legs, positionIdx 1 and 2, for {s.symbol}",
+                                     SWITCH_TO_ONE_WAY)  # fmt: skip
+            for p in ours:
+                self._set_leg(s.idx, p.position_idx, p.signed_size)
             log.info("%s: account position %g (/v5/position/list)", s.symbol,
                      self.positions.get(s.idx, 0.0))  # fmt: skip
 

@@ -17,7 +17,7 @@ Entry points (venue_protocols.md section in brackets):
   plain `ret_code`s), its rate-limit header as `Limits`.
 * `parse_envelope(raw)` [§2.5]: a REST body `{"retCode","retMsg","result","time"}`; then
   `parse_instruments`, `parse_order_list`, `parse_execution_list`, `parse_position_list`
-  on its `result`.
+  on its `result`; `parse_position_mode` reads the position mode from the latter.
 
 Malformed input (bad JSON, a missing or wrongly typed field) raises `VenueProtocolError`
 naming the message and field; nothing else is raised.
@@ -31,6 +31,20 @@ from typing import Any
 import orjson
 
 from connector.errors import VenueProtocolError
+
+# §2.3 positionIdx: 0 one-way mode, 1 the buy side and 2 the sell side of a hedge-mode
+# ("both sides") position
+POSITION_IDX = (0, 1, 2)
+HEDGE_LEGS = (1, 2)
+# How a user leaves hedge mode: the web UI, or POST /v5/position/switch-mode with mode 0
+# ("Merged Single"; 3 is "Both Sides") and `symbol` or `coin` [BY v5/position/position-mode];
+# the venue refuses it while the symbol has a position or open orders (3P reports)
+SWITCH_TO_ONE_WAY = (
+    "on Bybit's derivatives trading page: the position mode setting, One-Way Mode; or by "
+    "the API: POST /v5/position/switch-mode with category=linear, the symbol (or "
+    "coin=USDT) and mode=0, which Bybit refuses while the symbol has a position or open "
+    "orders"
+)
 
 # §2.5: these retMsg values all mean success (with retCode 0)
 OK_MESSAGES = frozenset(("OK", "success", "SUCCESS", ""))
@@ -284,7 +298,10 @@ def _execution(m: Any, what: str) -> Execution:
 
 def _position(m: Any, what: str) -> Position:
     m = _obj(m, what)
-    idx = m.get("positionIdx", 0)
+    idx = m.get("positionIdx", 0)  # always sent (§2.3); absent read as one-way, as before
+    # the mode is read from it (parse_position_mode): anything but 0/1/2 is malformed
+    if type(idx) is not int or idx not in POSITION_IDX:
+        raise VenueProtocolError(f"{what}: field 'positionIdx' must be 0, 1 or 2, got {idx!r:.40}")
     size = _dec(m, "size", what)
     side = m.get("side") or ""
     if size and side not in ("Buy", "Sell"):
@@ -294,7 +311,7 @@ def _position(m: Any, what: str) -> Position:
         symbol=_str(m, "symbol", what),
         side=side,
         size=size,
-        position_idx=idx if isinstance(idx, int) else 0,
+        position_idx=idx,
         updated_ns=_ns(m, "updatedTime", what, ""),
     )
 
@@ -434,3 +451,21 @@ def parse_execution_list(result: Any) -> tuple[list[Execution], str]:
 def parse_position_list(result: Any) -> list[Position]:
     """`result` of GET /v5/position/list."""
     return [_position(m, "position list") for m in _result_list(result, "position list")]
+
+
+def parse_position_mode(result: Any) -> bool:
+    """`result` of GET /v5/position/list for one symbol: True if that symbol is in hedge
+    mode ("both sides"), False if one-way ("merged single").
+
+    Bybit has no v5 query of the position mode itself (only `POST /v5/position/switch-mode`
+    sets it, per symbol or per settle coin [BY v5/position/position-mode]); the position
+    list tells it: asked with `symbol` it returns that symbol's entries whether or not a
+    position is open (Bybit's "Get Position Info" page, as SDK docs quote it: "If symbol
+    passed, it returns data regardless of having position or not"), one with positionIdx
+    0 in one-way mode and two, positionIdx 1 (buy side) and 2 (sell side), in hedge mode
+    (§2.3). An empty list says nothing of a hedge and reads as one-way.
+
+    Raises:
+        VenueProtocolError: a malformed result, or a positionIdx other than 0/1/2.
+    """
+    return any(p.position_idx in HEDGE_LEGS for p in parse_position_list(result))

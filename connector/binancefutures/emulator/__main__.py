@@ -31,6 +31,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--secret-env", default=None, help="environment variable holding the secret")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start-paused", action="store_true", help="start with the market paused")
+    p.add_argument("--hedge-mode", action="store_true",
+                   help="the account is in hedge mode (dualSidePosition true; faults.hedge_mode)")  # fmt: skip
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--weight-limit", type=int, default=EmulatorConfig.weight_limit,
                    help="REQUEST_WEIGHT per minute (Binance: 2400)")  # fmt: skip
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         port=a.port,
         seed=a.seed,
         start_paused=a.start_paused,
+        hedge_mode=a.hedge_mode,
         weight_limit=a.weight_limit,
         orders_10s=a.orders_10s,
         orders_1m=a.orders_1m,

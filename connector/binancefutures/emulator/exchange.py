@@ -13,6 +13,12 @@ Per fill the user stream gets TRADE_LITE, ACCOUNT_UPDATE (m="ORDER", the positio
 ORDER_TRADE_UPDATE x=TRADE (§1.5). That relative order is not documented (UNCONFIRMED);
 clients must not depend on it. One-way mode (positionSide BOTH), cross margin, no margin
 checks; fees are charged in USDT and move the wallet balance with realized PnL.
+
+Hedge mode (`hedge_mode()` true, the `hedge_mode` switch) is emulated as far as a client
+can see it before trading: the mode read (`position_mode`), two legs per symbol in
+positionRisk, and -4061 for an order without positionSide LONG/SHORT [BN error codes:
+-4061 "Order's position side does not match user's setting."]. Orders on the legs are not
+emulated.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ class Account:
         balance: initial USDT wallet balance.
         maker_fee, taker_fee: fee rates (Binance VIP 0: 0.02 % / 0.05 %).
         seed: for generated client order ids.
+        hedge_mode: `() -> bool`, the account's position mode is hedge (read per request,
+            so a test can switch it).
     """
 
     def __init__(
@@ -67,8 +75,10 @@ class Account:
         maker_fee: float = 0.0002,
         taker_fee: float = 0.0005,
         seed: int = 1,
+        hedge_mode=lambda: False,
     ):
         self.markets = markets
+        self.hedge_mode = hedge_mode
         self.engines = {s: me.MatchingEngine(m.book, m.spec.step) for s, m in markets.items()}
         self.wallet = balance
         self.maker_fee, self.taker_fee = maker_fee, taker_fee
@@ -99,7 +109,15 @@ class Account:
         spec, sym = mkt.spec, mkt.spec.symbol
         side = ov.enum(p, "side", ov.SIDES, -1117)
         typ = ov.enum(p, "type", ov.TYPES, -1116)
-        if p.get("positionSide", "BOTH") != "BOTH":
+        # -4061: the positionSide must match the account's mode: BOTH (or none) in one-way
+        # mode, LONG or SHORT in hedge mode (§1.6 POST /fapi/v1/order)
+        position_side = p.get("positionSide", "BOTH")
+        if self.hedge_mode():
+            if position_side not in ("LONG", "SHORT"):
+                raise ApiError(-4061)
+            raise ApiError(-1000, "emulator: hedge-mode orders (positionSide LONG/SHORT) are "
+                                  "not emulated")  # fmt: skip
+        if position_side != "BOTH":
             raise ApiError(-4061)
         reduce_only = ov.flag(p, "reduceOnly")
         mark = self.mark_px(sym)
@@ -222,35 +240,48 @@ class Account:
         out = [self.orders[i].body(query=True) for s in syms for i in self.open_ids[s].values()]
         return out, []
 
+    def position_mode(self, p: dict[str, str], now_ms: int) -> tuple[dict, list[dict]]:
+        """GET /fapi/v1/positionSide/dual [BN "Get Current Position Mode (USER_DATA)"]:
+        true is hedge mode, false one-way mode, for every symbol."""
+        return {"dualSidePosition": bool(self.hedge_mode())}, []
+
     def position_risk(self, p: dict[str, str], now_ms: int) -> tuple[list, list[dict]]:
-        """GET /fapi/v2/positionRisk: one entry per symbol (one-way mode)."""
+        """GET /fapi/v2/positionRisk: one entry per symbol (positionSide BOTH) in one-way
+        mode; in hedge mode two, LONG (amount >= 0) and SHORT (amount <= 0) (§1.6)."""
         syms = [self.market(p).spec.symbol] if p.get("symbol") else list(self.markets)
         out = []
         for s in syms:
             pos, spec = self.positions[s], self.markets[s].spec
             mark = self.mark_px(s) or pos.entry_px
-            amt = pos.lots * spec.step
-            out.append(
-                {
-                    "entryPrice": f"{pos.entry_px:.8f}",
-                    "breakEvenPrice": f"{pos.entry_px:.8f}",
-                    "marginType": "cross",
-                    "isAutoAddMargin": "false",
-                    "isolatedMargin": "0.00000000",
-                    "leverage": "20",
-                    "liquidationPrice": "0",
-                    "markPrice": f"{mark:.8f}",
-                    "maxNotionalValue": "1000000",
-                    "positionAmt": spec.qty(pos.lots),
-                    "notional": f"{amt * mark:.8f}",
-                    "isolatedWallet": "0",
-                    "symbol": spec.upper,
-                    "unRealizedProfit": f"{(mark - pos.entry_px) * amt:.8f}",
-                    "positionSide": "BOTH",
-                    "updateTime": pos.update_ms,
-                }
-            )
+            if self.hedge_mode():
+                legs = [("LONG", max(pos.lots, 0)), ("SHORT", min(pos.lots, 0))]
+            else:
+                legs = [("BOTH", pos.lots)]
+            for side, lots in legs:
+                out.append(self._risk_entry(pos, spec, mark, side, lots))
         return out, []
+
+    @staticmethod
+    def _risk_entry(pos, spec, mark: float, side: str, lots: int) -> dict:
+        amt = lots * spec.step
+        return {
+            "entryPrice": f"{pos.entry_px:.8f}",
+            "breakEvenPrice": f"{pos.entry_px:.8f}",
+            "marginType": "cross",
+            "isAutoAddMargin": "false",
+            "isolatedMargin": "0.00000000",
+            "leverage": "20",
+            "liquidationPrice": "0",
+            "markPrice": f"{mark:.8f}",
+            "maxNotionalValue": "1000000",
+            "positionAmt": spec.qty(lots),
+            "notional": f"{amt * mark:.8f}",
+            "isolatedWallet": "0",
+            "symbol": spec.upper,
+            "unRealizedProfit": f"{(mark - pos.entry_px) * amt:.8f}",
+            "positionSide": side,
+            "updateTime": pos.update_ms,
+        }
 
     def user_trades(self, p: dict[str, str], now_ms: int) -> tuple[list, list[dict]]:
         """GET /fapi/v1/userTrades: `symbol`, optional `orderId`, `fromId`, `limit` (500,

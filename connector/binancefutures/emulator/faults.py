@@ -83,6 +83,14 @@ class Faults:
             FILLED update first). Held events with no successor go out `REORDER_HOLD_MS`
             late. Binance promises order on one connection and advises ordering by `E`
             (§1.5), whose ms ties leave the order of one request's events open.
+        hedge_mode: the account is in hedge mode (a setting, not a fault): GET
+            /fapi/v1/positionSide/dual answers `{"dualSidePosition": true}`, GET
+            /fapi/v2/positionRisk lists a LONG and a SHORT entry per symbol, and a new
+            order (REST and WS-API) without positionSide LONG or SHORT is refused with
+            -4061, as one with a positionSide other than BOTH is in one-way mode. Orders
+            with LONG/SHORT are refused too (-1000): hedge-mode positions are not
+            emulated. Set it before a client starts (Binance refuses a mode switch while
+            positions or orders are open; the emulator does not check that).
         ws_api_429: the next N WebSocket API requests get `status` 429 with error -1003
             and `error.data.retryAfter` (a ms timestamp, `retry_after_s` ahead), spot's
             WS-API shape (UNCONFIRMED for futures). As on REST, a request sent before
@@ -120,6 +128,7 @@ class Faults:
     dup_user_events: int = 0
     reorder_user_events: int = 0
     ws_api_429: int = 0
+    hedge_mode: bool = False
 
     def take(self, name: str) -> bool:
         """Consumes one unit of counter `name`; True if there was one."""

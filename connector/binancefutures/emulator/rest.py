@@ -60,6 +60,8 @@ ENDPOINTS = {
     ("POST", "/fapi/v1/listenKey"): Endpoint(USER_STREAM, 1, "emu.listen_key_new"),
     ("PUT", "/fapi/v1/listenKey"): Endpoint(USER_STREAM, 1, "emu.listen_key_keepalive"),
     ("DELETE", "/fapi/v1/listenKey"): Endpoint(USER_STREAM, 1, "emu.listen_key_delete"),
+    # [BN "Get Current Position Mode (USER_DATA)"]: weight 30 (not in the fact sheet)
+    ("GET", "/fapi/v1/positionSide/dual"): Endpoint(SIGNED, 30, "account.position_mode"),
     ("GET", "/fapi/v2/positionRisk"): Endpoint(SIGNED, 5, "account.position_risk"),
     ("GET", "/fapi/v3/positionRisk"): Endpoint(SIGNED, 5, "info.position_risk_v3"),
     ("GET", "/fapi/v2/account"): Endpoint(SIGNED, 5, "info.account_v2"),

@@ -76,6 +76,7 @@ class EmulatorConfig:
         speed: replay/synthetic speed factor (replay: 0 = no pacing).
         api_key, secret: the one account's credentials (HMAC secret or Ed25519 PEM).
         start_paused: start with the market paused (`faults.pause_market`).
+        hedge_mode: start with the account in hedge mode (`faults.hedge_mode`).
     """
 
     symbols: tuple[str, ...] = ("ethusdt",)
@@ -96,6 +97,7 @@ class EmulatorConfig:
     orders_1m: int = 1200
     ban_s: int = 120
     start_paused: bool = False
+    hedge_mode: bool = False
     synthetic_interval_ms: float = 100.0
 
 
@@ -118,7 +120,7 @@ class Emulator(EmulatorServer):
     def __init__(self, config: EmulatorConfig | None = None, **overrides):
         super().__init__()
         self.cfg = cfg = replace(config or EmulatorConfig(), **overrides)
-        self.faults = Faults(pause_market=cfg.start_paused)
+        self.faults = Faults(pause_market=cfg.start_paused, hedge_mode=cfg.hedge_mode)
         self.gate = Gate(
             cfg.api_key, cfg.secret, self.now_ms, cfg.weight_limit, cfg.orders_10s,
             cfg.orders_1m, cfg.ban_s,
@@ -153,7 +155,8 @@ class Emulator(EmulatorServer):
                 symbols, cfg.speed, paused, cfg.synthetic_interval_ms, seed=cfg.seed
             )
         self.markets = await asyncio.to_thread(self.source.prepare)
-        self.account = Account(self.markets, cfg.balance, cfg.maker_fee, cfg.taker_fee, cfg.seed)
+        self.account = Account(self.markets, cfg.balance, cfg.maker_fee, cfg.taker_fee, cfg.seed,
+                               hedge_mode=lambda: self.faults.hedge_mode)  # fmt: skip
         await self.serve()
 
     def _background(self) -> list:

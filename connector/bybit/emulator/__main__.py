@@ -33,6 +33,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--speed", type=float, default=1.0, help="market speed factor")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start-paused", action="store_true", help="start with the market paused")
+    p.add_argument("--hedge-mode", action="store_true",
+                   help="every symbol in hedge mode (positionIdx 1/2; faults.hedge_mode)")  # fmt: skip
     p.add_argument("--bench", choices=["orders"], default=None,
                    help="orders: stamp every order request (GET /_emulator/bench/orders)")
     p.add_argument("--log-level", default="INFO")
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             port=a.port,
             seed=a.seed,
             start_paused=a.start_paused,
+            hedge_mode=a.hedge_mode,
             stamp_orders=a.bench == "orders",
         )
         asyncio.run(_serve(cfg))

@@ -42,6 +42,13 @@ class BybitError(Exception):
         super().__init__(f"{code}: {self.msg}")
 
 
+# An order whose positionIdx does not fit the symbol's position mode (0 in one-way mode;
+# 1 or 2 in hedge mode). Not on Bybit's error page; the code and text are those real v5
+# replies carry as users report them: {"retCode":10001,"retMsg":"position idx not match
+# position mode"} [3P ccxt/ccxt#16952, #17105, #16750 (2023); sieblyio/bybit-api#363 (2024)]
+POSITION_IDX_MISMATCH = (10001, "position idx not match position mode")
+
+
 def params(what: str) -> BybitError:
     """A 10001 naming what is wrong."""
     return BybitError(10001, f"params error: {what}")

@@ -24,6 +24,11 @@ cycle: a crossing PostOnly shows only Cancelled, never New first, UNCONFIRMED),
 `execution` (every fill), `position`, `wallet` (after fills). Every create, amend and
 cancel pushes a `position` message, even with no change (§2.3).
 
+Hedge mode (`hedge_mode()` true, the `hedge_mode` switch) is emulated as far as a client
+sees it before trading: two legs per symbol in the position list (positionIdx 1 and 2),
+and 10001 "position idx not match position mode" for an order without positionIdx 1/2
+(errors.POSITION_IDX_MISMATCH). Orders on the legs are not emulated.
+
 One-way mode (positionIdx 0), USDT linear, cross margin at `leverage`: a new order needs
 `notional / leverage` of available balance (110007). Fees in USDT move the wallet with
 realized PnL. A Market order runs as an IOC sweep (no slippage band); its `price` is a
@@ -38,7 +43,7 @@ from collections import deque
 
 from connector import matching as me
 from connector.bybit.emulator import orders as ov
-from connector.bybit.emulator.errors import BybitError, params
+from connector.bybit.emulator.errors import POSITION_IDX_MISMATCH, BybitError, params
 from connector.bybit.emulator.orders import Order
 from connector.emulator_kit.book import SymbolMarket
 from connector.emulator_kit.position import Position
@@ -62,12 +67,15 @@ class Account:
         maker_fee, taker_fee: fee rates (Bybit VIP 0 linear: 0.02 % / 0.055 %).
         leverage: the margin rate of orders and positions.
         seed: for order and execution ids.
+        hedge_mode: `() -> bool`, every symbol is in hedge mode (read per request, so a
+            test can switch it).
     """
 
     def __init__(self, markets: dict[str, SymbolMarket], balance: float = 10_000.0,
                  maker_fee: float = 0.0002, taker_fee: float = 0.00055, leverage: int = 10,
-                 seed: int = 1):  # fmt: skip
+                 seed: int = 1, hedge_mode=lambda: False):  # fmt: skip
         self.markets = markets
+        self.hedge_mode = hedge_mode
         self.engines = {s: me.MatchingEngine(m.book, m.spec.step) for s, m in markets.items()}
         self.wallet = balance
         self.maker_fee, self.taker_fee, self.leverage = maker_fee, taker_fee, leverage
@@ -99,8 +107,14 @@ class Account:
         spec, sym = mkt.spec, mkt.spec.upper
         side = ov.enum(p, "side", ov.SIDES)
         typ = ov.enum(p, "orderType", ov.TYPES)
-        if p.get("positionIdx", 0) not in (0, "0"):
-            raise params("positionIdx must be 0 (one-way mode)")
+        # positionIdx must fit the mode: 0 (or none) one-way, 1/2 hedge [§2.5 create]
+        idx = p.get("positionIdx", 0)
+        if self.hedge_mode():
+            if idx not in (1, 2, "1", "2"):
+                raise BybitError(*POSITION_IDX_MISMATCH)
+            raise params("emulator: hedge-mode orders (positionIdx 1/2) are not emulated")
+        if idx not in (0, "0"):
+            raise BybitError(*POSITION_IDX_MISMATCH)
         reduce_only = ov.flag(p, "reduceOnly")
         if typ == "Limit":
             tif = ov.enum(p, "timeInForce", ov.TIFS, "GTC")
@@ -261,8 +275,23 @@ class Account:
             item = self.position_item(s, now_ms)
             item["avgPrice"] = item.pop("entryPrice")
             item.pop("seq", None)
-            items.append(item)
+            if self.hedge_mode():  # both sides: a buy leg and a sell leg (§2.3 positionIdx)
+                items.extend(self._hedge_legs(item))
+            else:
+                items.append(item)
         return {**self._page(p, items, 200, 20), "category": "linear"}
+
+    @staticmethod
+    def _hedge_legs(item: dict) -> list[dict]:
+        """A one-way list item as hedge mode's two legs: positionIdx 1 holds a long
+        position, 2 a short one; the other leg is flat."""
+        legs = []
+        for idx, side in ((1, "Buy"), (2, "Sell")):
+            leg = {**item, "positionIdx": idx}
+            if item["side"] != side:
+                leg.update(side="", size="0", positionValue="0", unrealisedPnl="0")
+            legs.append(leg)
+        return legs
 
     def wallet_balance(self, p: dict, now_ms: int) -> dict:
         if p.get("accountType") != "UNIFIED":

@@ -48,6 +48,14 @@ class Faults:
         drop_delta: the next N orderbook deltas are not sent; the venue's book applies them.
         pause_market: the market source stops (a quiet feed); sockets stay open.
         refuse_trade: new trade-WS connections are refused (HTTP 503) while set.
+        hedge_mode: every symbol is in hedge mode, "both sides" (a setting, not a fault):
+            GET /v5/position/list lists two legs per symbol, positionIdx 1 (buy side) and
+            2 (sell side), and a new order (REST or trade WS) without positionIdx 1 or 2
+            is refused with 10001 "position idx not match position mode", as one with a
+            positionIdx other than 0 is in one-way mode. Orders with 1 or 2 are refused
+            too (10001): hedge-mode positions are not emulated. Set it before a client
+            starts (Bybit refuses a mode switch while a position or orders are open; the
+            emulator does not check that).
 
     Actions: `disconnect` (public/private/trade/all), `snapshot: true` (a mid-stream
     snapshot on every orderbook topic), `restart: true` (the book service restarts: the
@@ -68,6 +76,7 @@ class Faults:
     drop_delta: int = 0
     pause_market: bool = False
     refuse_trade: bool = False
+    hedge_mode: bool = False
 
     def take(self, name: str) -> bool:
         """Consumes one unit of counter `name`; True if there was one."""

@@ -81,6 +81,7 @@ class EmulatorConfig:
         speed: market speed factor (replay: 0 = no pacing).
         api_key, secret: the one account's credentials.
         start_paused: start with `faults.pause_market` set.
+        hedge_mode: start with every symbol in hedge mode (`faults.hedge_mode`).
         ws_ping_interval_s: the server's WS protocol pings.
         stamp_orders: keep a wall-clock stamp of every order request (bench/bybit_order_path.py).
     """
@@ -98,6 +99,7 @@ class EmulatorConfig:
     taker_fee: float = 0.00055
     leverage: int = 10
     start_paused: bool = False
+    hedge_mode: bool = False
     synthetic_interval_ms: float = 100.0
     ws_ping_interval_s: float = 20.0
     stamp_orders: bool = False
@@ -118,7 +120,7 @@ class Emulator(EmulatorServer):
         bad = [s for s in cfg.symbols if not s or s != s.upper()]
         if bad:
             raise ValueError(f"symbols must be uppercase Bybit symbols, got {bad}")
-        self.faults = Faults(pause_market=cfg.start_paused)
+        self.faults = Faults(pause_market=cfg.start_paused, hedge_mode=cfg.hedge_mode)
         self.gate = Gate(Credentials(cfg.api_key, cfg.secret), self.now_ms)
         self.timers = Timers(
             ping_interval_s=cfg.ws_ping_interval_s, pong_timeout_s=600.0,
@@ -158,8 +160,9 @@ class Emulator(EmulatorServer):
         for mkt in self.markets.values():
             mkt.batches.clear()  # Binance's aggregated streams: not used here
         self.account = Account(
-            self.markets, cfg.balance, cfg.maker_fee, cfg.taker_fee, cfg.leverage, cfg.seed
-        )
+            self.markets, cfg.balance, cfg.maker_fee, cfg.taker_fee, cfg.leverage, cfg.seed,
+            hedge_mode=lambda: self.faults.hedge_mode,
+        )  # fmt: skip
         self.public = PublicHub(self.markets, self.faults, cfg.seed * 1_000_000, self.now_ms)
         self.public.requests = self.requests
         await self.serve()
