@@ -172,10 +172,19 @@ class Config:
     record: RecordConfig = field(default_factory=RecordConfig)
     venue: str = ""  # the registry name of the venue this config was loaded for
     section: Any = None  # that venue's `[venue]` section (its spec's dataclass), or None
+    # the tables of other venues' sections in the same file, as read (a venue that uses
+    # another's section builds and checks it itself: the sim's live source), by name
+    tables: dict[str, Any] = field(default_factory=dict)
 
 
 _SECTIONS = {"connector": ConnectorSection, "risk": RiskConfig, "metrics": MetricsConfig,
              "record": RecordConfig}  # fmt: skip
+
+
+def build_section(cls, data: Any, where: str, path: str):
+    """`data` (a TOML table) as the frozen dataclass `cls`, every key checked as a
+    section's are: unknown or missing keys, types and ranges (ConfigError naming them)."""
+    return _build(cls, data, where, path)
 
 
 def _build(cls, data: Any, where: str, path: str):
@@ -222,6 +231,18 @@ def _checked(f: dataclasses.Field, v: Any, key: str, path: str) -> Any:
             )
         v = str(p)
     return v
+
+
+def check_urls(path: str, where: str, section: Any, http: tuple[str, ...] = (),
+               ws: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Each key of `http` in `section` is an http(s) URL and each of `ws` a ws(s) one
+    (ConfigError naming the key `where.<key>` and the file)."""
+    for names, schemes in ((http, ("http://", "https://")), (ws, ("ws://", "wss://"))):
+        for name in names:
+            url = getattr(section, name)
+            if not url.startswith(schemes):
+                raise ConfigError(f"{path}: {where}.{name} must start with "
+                                  f"{' or '.join(schemes)}, got {url!r}")  # fmt: skip
 
 
 def load_config(path: str | Path, venue: str) -> Config:
@@ -281,7 +302,9 @@ def load_config(path: str | Path, venue: str) -> Config:
         a = _build(AlertRule, t, f"alerts[{i}]", p)
         _check_alert(a, f"alerts[{i}]", p)
         alerts.append(a)
-    cfg = Config(p, tuple(insts), venue=venue, section=section, alerts=tuple(alerts), **sections)
+    tables = {k: data[k] for k in registry.names() if k != venue and k in data}
+    cfg = Config(p, tuple(insts), venue=venue, section=section, alerts=tuple(alerts),
+                 tables=tables, **sections)  # fmt: skip
     if spec.check is not None:
         spec.check(cfg)
     return cfg

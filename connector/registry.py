@@ -4,7 +4,9 @@ here plus its folder; nothing else in the core names a venue.
 A venue's package exposes `SPEC`, a `VenueSpec`: the dataclass of its config section, the
 checks of a loaded config, an optional `prepare` step (tick and lot sizes from the venue,
 before shared memory exists), the factory `(cfg, core) -> Venue`, and optionally a capture
-decoder (`replay`) that lets the sim venue replay that venue's recorded traffic.
+decoder (`replay`) that lets the sim venue replay that venue's recorded traffic, and
+optionally its public market data (`public`, a `PublicMarket`) that lets the sim venue
+paper-trade on that venue's live market (`[sim] live = NAME`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,35 @@ VENUES: dict[str, tuple[str, str]] = {
     "binancefutures": ("connector.binancefutures", "Binance USD-M futures (REST + WebSockets)"),
     "bybit": ("connector.bybit", "Bybit v5 linear perpetuals (REST + WebSockets)"),
 }
+
+
+@dataclass(frozen=True)
+class PublicMarket:
+    """A venue's public market data, without keys: what the sim's live source runs.
+
+    The sim config's `[name]` table (the venue's own section name) is read with
+    `section`, which holds only the market-data keys; its defaults are the venue's real
+    public endpoints.
+
+    Attributes:
+        section: the frozen dataclass of those keys.
+        check: `(path, section, instruments) -> None`, ConfigError on what the client
+            cannot serve (a bad URL scheme, a symbol in the wrong case), or None.
+        instruments: `async (path, section, instruments) -> instruments`, the instruments
+            with the venue's tick, lot, min qty and min notional from its public
+            instrument list (a configured tick/lot that disagrees is a ConfigError).
+        book: the venue client's per-instrument book class (a RecordingBook subclass
+            taking `(idx, cfg)`), which the sim's instruments extend.
+        client: `(section, books, core, snapshot_interval_ms, on_trade, on_book) ->` an
+            object with `async run()`: the venue's own market-data client, publishing
+            through a Feed with those hooks (so the sim's engine sees every change).
+    """
+
+    section: type
+    instruments: Callable[..., Awaitable[Any]]
+    book: type
+    client: Callable[..., Any]
+    check: Callable[..., None] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +74,7 @@ class VenueSpec:
         factory: `(cfg, core) -> Venue`.
         capture: `(symbols) -> CaptureDecoder`, turning this venue's recorded traffic into
             feed updates for the sim's replay (connector.feed), or None.
+        public: the venue's keyless market data for the sim's live source, or None.
     """
 
     name: str
@@ -53,6 +85,7 @@ class VenueSpec:
     preflight: Callable[[Any], None] | None = None
     prepare: Callable[[Any], Awaitable[Any]] | None = None
     capture: Callable[..., Any] | None = None
+    public: PublicMarket | None = None
 
 
 def names() -> list[str]:

@@ -14,10 +14,11 @@ def _spec() -> VenueSpec:
         prepare,
     )
     from connector.binancefutures.feed import capture_decoder
+    from connector.binancefutures.public import PUBLIC
 
     return VenueSpec(name="binancefutures", section=BinanceFuturesConfig, factory=_factory,
                      section_required=True, check=check_config, preflight=preflight, prepare=prepare,
-                     capture=capture_decoder)  # fmt: skip
+                     capture=capture_decoder, public=PUBLIC)  # fmt: skip
 
 
 def __getattr__(name: str):

@@ -90,10 +90,7 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(
             f'{p}: {SECTION}.order_entry must be "rest" or "ws", got {c.order_entry!r}'
         )
-    if c.depth_interval_ms not in (0, 100, 250, 500):
-        raise ConfigError(f"{p}: {SECTION}.depth_interval_ms must be 0, 100, 250 or 500")
-    if c.snapshot_limit not in (5, 10, 20, 50, 100, 500, 1000):
-        raise ConfigError(f"{p}: {SECTION}.snapshot_limit must be one of 5..1000 (Binance's)")
+    check_market_keys(p, c, cfg.instruments)
     if not 0 < c.recv_window_ms <= 60_000:
         raise ConfigError(f"{p}: {SECTION}.recv_window_ms must be in 1..60000")
     if c.auto_cancel_s and not 1.0 <= c.auto_cancel_s <= 3600.0:
@@ -105,7 +102,16 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(
             f"{p}: {SECTION}.client_order_prefix must be 1-12 characters of [A-Za-z0-9._-]"
         )
-    for inst in cfg.instruments:
+
+
+def check_market_keys(p: str, c, instruments) -> None:
+    """The market-data keys of a `[binancefutures]` section (the full one, or the public
+    one the sim's live source reads) and the instruments' symbols."""
+    if c.depth_interval_ms not in (0, 100, 250, 500):
+        raise ConfigError(f"{p}: {SECTION}.depth_interval_ms must be 0, 100, 250 or 500")
+    if c.snapshot_limit not in (5, 10, 20, 50, 100, 500, 1000):
+        raise ConfigError(f"{p}: {SECTION}.snapshot_limit must be one of 5..1000 (Binance's)")
+    for inst in instruments:
         if inst.symbol != inst.symbol.lower():
             raise ConfigError(f"{p}: instrument symbols must be lowercase, got {inst.symbol!r}")
 
@@ -134,21 +140,30 @@ async def prepare(cfg: Config) -> Config:
     HedgeModeError, and the connector never starts.
     """
     c: BinanceFuturesConfig = cfg.section
-    async with RestClient(c.rest_url, None, c.recv_window_ms, c.request_timeout_s) as rest:
+    insts = await read_instruments(cfg.path, c.rest_url, c.request_timeout_s, cfg.instruments)
+    await check_account(cfg)
+    return dataclasses.replace(cfg, instruments=insts)
+
+
+async def read_instruments(path: str, rest_url: str, timeout_s: float,
+                           instruments: tuple) -> tuple:  # fmt: skip
+    """`instruments` with tick_size, lot_size, min_qty and min_notional from the public
+    GET /fapi/v1/exchangeInfo at `rest_url` (no key). A configured tick/lot that
+    disagrees with the venue's is a ConfigError (a stale config), and so is a symbol the
+    venue does not list."""
+    async with RestClient(rest_url, None, 5000, timeout_s) as rest:  # unsigned: no recvWindow
         try:
             r = await rest.request("GET", "/fapi/v1/exchangeInfo")
         except RequestFailed as e:
-            raise ConfigError(
-                f"{cfg.path}: cannot read exchangeInfo from {c.rest_url}: {e}"
-            ) from None
+            raise ConfigError(f"{path}: cannot read exchangeInfo from {rest_url}: {e}") from None
     if r.status != 200 or not isinstance(r.body, dict):
         raise VenueProtocolError(f"GET /fapi/v1/exchangeInfo: HTTP {r.status} {r.raw[:200]!r}")
     by_sym = {s.get("symbol", "").lower(): s for s in r.body.get("symbols", [])}
     insts = []
-    for inst in cfg.instruments:
+    for inst in instruments:
         s = by_sym.get(inst.symbol)
         if s is None:
-            raise ConfigError(f"{cfg.path}: {inst.symbol!r} is not listed by {c.rest_url}")
+            raise ConfigError(f"{path}: {inst.symbol!r} is not listed by {rest_url}")
         f = _filters(s)
         try:
             tick = float(Decimal(f["PRICE_FILTER"]["tickSize"]))
@@ -164,14 +179,13 @@ async def prepare(cfg: Config) -> Config:
         ):
             if mine and abs(mine - venue) > 1e-12 * venue:
                 raise ConfigError(
-                    f"{cfg.path}: {inst.symbol} {name} = {mine} but the venue's is {venue}"
+                    f"{path}: {inst.symbol} {name} = {mine} but the venue's is {venue}"
                 )
         insts.append(dataclasses.replace(inst, tick_size=tick, lot_size=lot, min_qty=min_qty,
                                          min_notional=min_notional))  # fmt: skip
         log.info("%s: tick_size %g, lot_size %g, min_qty %g, min_notional %g (exchangeInfo)",
                  inst.symbol, tick, lot, min_qty, min_notional)  # fmt: skip
-    await check_account(cfg)
-    return dataclasses.replace(cfg, instruments=tuple(insts))
+    return tuple(insts)
 
 
 async def check_account(cfg: Config) -> None:

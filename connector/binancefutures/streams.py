@@ -67,17 +67,20 @@ class MdInstrument(RecordingBook):
 
 class MarketData:
     """Market streams for every instrument; `run()` until cancelled. Frames go through
-    the venue's decoder (feed.BinanceDecoder) into the core's Feed."""
+    the venue's decoder (feed.BinanceDecoder) into the core's Feed. `on_trade`/`on_book`
+    are the Feed's hooks (the sim's engine paper-trading this market); with a hook, the
+    decoder's compiled direct-to-ring path is off and every level change is seen."""
 
     def __init__(self, bf, insts: list[MdInstrument], core, rest: RestClient,
-                 snapshot_interval_ms: int):  # fmt: skip
+                 snapshot_interval_ms: int, on_trade=None, on_book=None):  # fmt: skip
         self.bf = bf
         self.insts = insts
         self.core = core
         self.rest = rest
         self.snapshot_interval_s = snapshot_interval_ms / 1e3
         self._tg: asyncio.TaskGroup | None = None
-        self.feed = Feed(core, insts, on_need_snapshot=self._need_snapshot)
+        self.feed = Feed(core, insts, on_need_snapshot=self._need_snapshot,
+                         on_trade=on_trade, on_book=on_book)  # fmt: skip
         self.decoder = BinanceDecoder(insts, self.feed)
         depth = "depth" if bf.depth_interval_ms == 250 else f"depth@{bf.depth_interval_ms}ms"
         pub = [f"{s.symbol}@{n}" for s in insts for n in (depth, "bookTicker")]

@@ -8,10 +8,11 @@ from connector.registry import VenueSpec
 def _spec() -> VenueSpec:
     from connector.bybit.client import BybitConfig, _factory, check_config, preflight, prepare
     from connector.bybit.feed import capture_decoder
+    from connector.bybit.public import PUBLIC
 
     return VenueSpec(name="bybit", section=BybitConfig, factory=_factory, section_required=True,
                      check=check_config, preflight=preflight, prepare=prepare,
-                     capture=capture_decoder)  # fmt: skip
+                     capture=capture_decoder, public=PUBLIC)  # fmt: skip
 
 
 def __getattr__(name: str):

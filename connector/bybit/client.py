@@ -50,7 +50,7 @@ from connector.bybit.rest import TRADE_OPS, BybitRest
 from connector.bybit.signing import Credentials
 from connector.bybit.trade import TradeStream
 from connector.clock import REMEASURE_S
-from connector.config import Config, path_field, rng
+from connector.config import Config, check_urls, path_field, rng
 from connector.errors import ConfigError, HedgeModeError, RequestFailed, VenueProtocolError
 from connector.order_entry import EntryVenue
 from connector.secrets import read_key_and_secret
@@ -101,9 +101,7 @@ def check_config(cfg: Config) -> None:
     if c.order_entry not in ("ws", "rest"):
         raise ConfigError(f'{p}: {SECTION}.order_entry must be "ws" or "rest", '
                           f"got {c.order_entry!r}")  # fmt: skip
-    if c.depth not in DEPTHS:
-        raise ConfigError(f"{p}: {SECTION}.depth must be one of {DEPTHS} (Bybit's linear "
-                          f"depths), got {c.depth}")  # fmt: skip
+    check_market_keys(p, c, cfg.instruments)
     default_env = BybitConfig.__dataclass_fields__["secret_env"].default
     if c.secret_file and c.secret_env not in ("", default_env):
         raise ConfigError(f"{p}: {SECTION} needs exactly one of secret_env and secret_file")
@@ -117,13 +115,17 @@ def check_config(cfg: Config) -> None:
                                                  for ch in prefix):  # fmt: skip
         raise ConfigError(f"{p}: {SECTION}.client_order_prefix must be 1-12 characters of "
                           f"[A-Za-z0-9_-], got {prefix!r}")  # fmt: skip
-    for name in ("rest_url", "ws_public_url", "ws_private_url", "ws_trade_url"):
-        url = getattr(c, name)
-        schemes = ("http://", "https://") if name == "rest_url" else ("ws://", "wss://")
-        if not url.startswith(schemes):
-            raise ConfigError(f"{p}: {SECTION}.{name} must start with {' or '.join(schemes)}, "
-                              f"got {url!r}")  # fmt: skip
-    for inst in cfg.instruments:
+    check_urls(p, SECTION, c, http=("rest_url",),
+               ws=("ws_public_url", "ws_private_url", "ws_trade_url"))  # fmt: skip
+
+
+def check_market_keys(p: str, c, instruments) -> None:
+    """The market-data keys of a `[bybit]` section (the full one, or the public one the
+    sim's live source reads) and the instruments' symbols."""
+    if c.depth not in DEPTHS:
+        raise ConfigError(f"{p}: {SECTION}.depth must be one of {DEPTHS} (Bybit's linear "
+                          f"depths), got {c.depth}")  # fmt: skip
+    for inst in instruments:
         if inst.symbol != inst.symbol.upper():
             raise ConfigError(f"{p}: instrument symbols must be Bybit's uppercase symbols "
                               f"(BTCUSDT), got {inst.symbol!r}")  # fmt: skip
@@ -148,24 +150,35 @@ async def prepare(cfg: Config) -> Config:
     Then `check_account`: a refused key is a ConfigError, a hedge-mode symbol a
     HedgeModeError, and the connector never starts."""
     c: BybitConfig = cfg.section
+    insts = await read_instruments(cfg.path, c.rest_url, c.request_timeout_s, cfg.instruments)
+    await check_account(cfg)
+    return dataclasses.replace(cfg, instruments=insts)
+
+
+async def read_instruments(path: str, rest_url: str, timeout_s: float,
+                           instruments: tuple) -> tuple:  # fmt: skip
+    """`instruments` with tick, lot, min qty and min notional from the public GET
+    /v5/market/instruments-info at `rest_url` (no key). An instrument the venue does not
+    list (or does not trade), or a configured tick/lot that disagrees with the venue's,
+    is a ConfigError."""
     insts = []
-    async with BybitRest(c.rest_url, None, c.recv_window_ms, c.request_timeout_s) as rest:
-        for inst in cfg.instruments:
+    async with BybitRest(rest_url, None, 5000, timeout_s) as rest:  # unsigned: no recvWindow
+        for inst in instruments:
             try:
                 r = await rest.request("GET", "/v5/market/instruments-info",
                                        {"category": CATEGORY, "symbol": inst.symbol})  # fmt: skip
             except RequestFailed as e:
-                raise ConfigError(f"{cfg.path}: cannot read instruments-info from "
-                                  f"{c.rest_url}: {e}") from None  # fmt: skip
+                raise ConfigError(f"{path}: cannot read instruments-info from "
+                                  f"{rest_url}: {e}") from None  # fmt: skip
             if r.env is None or not r.env.ok:
                 raise VenueProtocolError(f"GET /v5/market/instruments-info {inst.symbol}: "
                                          f"HTTP {r.status} {str(r.raw)[:200]!r}")  # fmt: skip
             info = {i.symbol: i for i in parse_instruments(r.env.result)}.get(inst.symbol)
             if info is None:
-                raise ConfigError(f"{cfg.path}: {inst.symbol!r} is not a linear instrument "
-                                  f"listed by {c.rest_url}")  # fmt: skip
+                raise ConfigError(f"{path}: {inst.symbol!r} is not a linear instrument "
+                                  f"listed by {rest_url}")  # fmt: skip
             if info.status != "Trading":
-                raise ConfigError(f"{cfg.path}: {inst.symbol} is not trading at {c.rest_url} "
+                raise ConfigError(f"{path}: {inst.symbol} is not trading at {rest_url} "
                                   f"(status {info.status!r})")  # fmt: skip
             try:
                 tick, lot = float(Decimal(info.tick_size)), float(Decimal(info.qty_step))
@@ -179,14 +192,13 @@ async def prepare(cfg: Config) -> Config:
             for name, mine, venue in (("tick_size", inst.tick_size, tick),
                                       ("lot_size", inst.lot_size, lot)):  # fmt: skip
                 if mine and abs(mine - venue) > 1e-12 * venue:
-                    raise ConfigError(f"{cfg.path}: {inst.symbol} {name} = {mine} but the "
+                    raise ConfigError(f"{path}: {inst.symbol} {name} = {mine} but the "
                                       f"venue's is {venue}")  # fmt: skip
             insts.append(dataclasses.replace(inst, tick_size=tick, lot_size=lot,
                                              min_qty=min_qty, min_notional=min_notional))  # fmt: skip
             log.info("%s: tick_size %g, lot_size %g, min_qty %g, min_notional %g "
                      "(instruments-info)", inst.symbol, tick, lot, min_qty, min_notional)  # fmt: skip
-    await check_account(cfg)
-    return dataclasses.replace(cfg, instruments=tuple(insts))
+    return tuple(insts)
 
 
 async def check_account(cfg: Config) -> None:

@@ -64,6 +64,9 @@ class MarketData:
         insts: the instruments, by index (their symbols as Bybit spells them).
         core: the venue's Core.
         snapshot_interval_ms: how often the book snapshots for lagging bots are written.
+        on_trade, on_book: the Feed's hooks (the sim's engine paper-trading this market);
+            with a hook, the decoder's compiled direct-to-ring path is off and every level
+            change is seen.
 
     Attributes:
         pings_sent / pongs: application-level pings sent and answered (all connections).
@@ -72,7 +75,7 @@ class MarketData:
     """
 
     def __init__(self, section, insts: list[BybitInstrument], core: Core,
-                 snapshot_interval_ms: int):  # fmt: skip
+                 snapshot_interval_ms: int, on_trade=None, on_book=None):  # fmt: skip
         self.section = section
         self.insts = insts
         self.core = core
@@ -81,7 +84,8 @@ class MarketData:
             s.book_topic = book_topic(section.depth, s.symbol)
         self.url = section.ws_public_url
         self.topics = [t for s in insts for t in (s.book_topic, s.trade_topic)]
-        self.feed = Feed(core, insts, on_need_snapshot=self._need_snapshot)
+        self.feed = Feed(core, insts, on_need_snapshot=self._need_snapshot,
+                         on_trade=on_trade, on_book=on_book)  # fmt: skip
         self.decoder = BybitDecoder(insts, self.feed, depth=section.depth, on_reply=self._on_reply)
         self.decoder.compile()
         self._conn: MdConnection | None = None

@@ -1,7 +1,14 @@
-"""The simulated venue: a synthetic market or a replay of a capture, and a matching engine.
+"""The simulated venue: a synthetic market, a replay of a capture, or a real venue's live
+market (paper trading), and a matching engine.
 
 Config (`[sim]` in the connector TOML)::
 
+    live = ""                    a real venue whose live public market data is traded on
+                                 with simulated fills (connector.sim.live): its market-data
+                                 keys in that venue's own table (`[binancefutures]`,
+                                 `[bybit]`; defaults: its production public endpoints);
+                                 tick and lot sizes come from the venue. Not with `data`
+                                 or `clock = "replay"`
     data = ""                    a capture to replay (`<local ns> <raw JSON>` lines, .gz
                                  ok); "" = the synthetic market
     data_format = ""             whose wire format the capture holds (required with
@@ -42,6 +49,8 @@ from connector.registry import VenueSpec
 
 @dataclass(frozen=True)
 class SimConfig:
+    # a real venue whose live public market data is paper-traded on; "" = none
+    live: str = ""
     # a capture to replay (`<local ns> <raw JSON>` lines, .gz ok); "" = synthetic
     data: str = path_field("")
     data_format: str = ""  # the venue whose recorded traffic `data` holds
@@ -74,11 +83,13 @@ class SimConfig:
 
 def _check(cfg) -> None:
     p = cfg.path
+    sim = cfg.section
+    if sim.live:
+        _check_live(cfg)
     for i, inst in enumerate(cfg.instruments):
         for k in ("tick_size", "lot_size"):
-            if not getattr(inst, k) > 0:
+            if not getattr(inst, k) > 0 and not sim.live:  # live: from the venue
                 raise ConfigError(f"{p}: instruments[{i}].{k} must be > 0 for the sim venue")
-    sim = cfg.section
     from connector.sim import hbt
 
     hbt.check(cfg)
@@ -104,10 +115,43 @@ def _check(cfg) -> None:
                               f"capture decoder to replay")  # fmt: skip
 
 
+def _check_live(cfg) -> None:
+    from connector import registry
+    from connector.sim.live import live_section
+
+    p, sim = cfg.path, cfg.section
+    if sim.data:
+        raise ConfigError(f"{p}: sim.live and sim.data are two market sources: set one (live "
+                          f"paper-trades {sim.live!r}'s market, data replays a capture)")  # fmt: skip
+    if sim.clock == "replay":
+        raise ConfigError(f'{p}: sim.live runs on the wall clock: clock = "replay" needs a '
+                          f"capture (sim.data), not a live market")  # fmt: skip
+    live_section(cfg)  # the venue, its section's keys
+    for other in cfg.tables:
+        if other != sim.live and registry.spec(other).public is not None:
+            raise ConfigError(f"{p}: section [{other}] is not read: sim.live is "
+                              f"{sim.live!r}")  # fmt: skip
+
+
+async def _prepare(cfg):
+    """Live: each instrument's tick, lot and minimums from the venue's public instrument
+    list (a configured tick/lot that disagrees is a ConfigError), before shared memory."""
+    if not cfg.section.live:
+        return cfg
+    import dataclasses
+
+    from connector.sim.live import live_section
+
+    public, section = live_section(cfg)
+    insts = await public.instruments(cfg.path, section, cfg.instruments)
+    return dataclasses.replace(cfg, instruments=insts)
+
+
 def _factory(cfg, core):
     from connector.sim.venue import SimVenue
 
     return SimVenue(cfg, core)
 
 
-SPEC = VenueSpec(name="sim", section=SimConfig, factory=_factory, check=_check)
+SPEC = VenueSpec(name="sim", section=SimConfig, factory=_factory, check=_check,
+                 prepare=_prepare)  # fmt: skip

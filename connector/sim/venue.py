@@ -1,4 +1,5 @@
-"""The simulated venue: a synthetic market or a replay of a capture, plus a matching engine.
+"""The simulated venue: a synthetic market, a replay of a capture or a real venue's live
+market (connector.sim.live), plus a matching engine.
 
 Market data goes through the same path as a real venue's: each update is applied to the
 connector's authoritative book (hftlive.depth.DepthBook), published as one atomic batch of
@@ -29,6 +30,7 @@ from connector.matching import (
 )
 from connector.sim.exchange_view import ExchangeView
 from connector.sim.hbt import HbtMarket, make_exchange
+from connector.sim.live import live_section, paper_book, run_live
 from connector.sim.replay import run_lockstep, run_replay
 from connector.sim.synthetic import run_synthetic
 from connector.venue import Core, NewOrder, OrderReport, Venue
@@ -85,13 +87,17 @@ class SimVenue(Venue):
         # from its own reading of the capture (connector.sim.exchange_view), not through
         # the bots' books
         self.reads_ahead = self.lockstep is not None and self.sim.exchange != "default"
+        public = None
+        cls = SimInstrument if self.reads_ahead else WatchedInstrument
+        if self.sim.live:  # the venue client's books, watched by the engine
+            public, section = live_section(cfg)
+            cls = paper_book(public.book, WatchedInstrument)
         self.insts = []
         for i, c in enumerate(cfg.instruments):
             hbt = None
             if self.sim.exchange != "default":
                 ex = make_exchange(self.sim, c.tick_size, c.lot_size, f"{cfg.path}: sim")
                 hbt = HbtMarket(ex)
-            cls = SimInstrument if self.reads_ahead else WatchedInstrument
             self.insts.append(cls(i, c, fees, hbt))
         self.by_symbol = {s.symbol.lower(): s for s in self.insts}
         self._stop = asyncio.Event()
@@ -100,7 +106,13 @@ class SimVenue(Venue):
         self._positions = [0.0] * len(self.insts)  # the simulated account's, from its fills
         self._last_snapshot = 0.0
         self.rng = random.Random(self.sim.seed)
-        if self.reads_ahead:
+        self.live = None  # the venue's market-data client (live), publishing through its Feed
+        if public is not None:
+            self.live = public.client(section, self.insts, core,
+                                      cfg.connector.snapshot_interval_ms,
+                                      on_trade=self.on_trade, on_book=self.on_book)  # fmt: skip
+            self.feed = self.live.feed
+        elif self.reads_ahead:
             self.feed = Feed(core, self.insts)  # the bots' books only: nothing watches them
         else:
             self.feed = Feed(core, self.insts, on_trade=self.on_trade, on_book=self.on_book)
@@ -264,7 +276,9 @@ class SimVenue(Venue):
     async def run(self) -> None:
         # no session of its own to lose: the sim is connected from the start
         self.core.connected(True)
-        if self.lockstep is not None:
+        if self.live is not None:
+            await run_live(self, self.live)
+        elif self.lockstep is not None:
             await run_lockstep(self, self.sim.data, self.lockstep)
         elif self.sim.data:
             await run_replay(self, self.sim.data, self.sim.speed)
