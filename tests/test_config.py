@@ -232,6 +232,8 @@ def test_the_connector_started_elsewhere_finds_the_examples_capture(tmp_path):
 EXAMPLES = {
     "sim.toml": "sim",
     "replay.toml": "sim",
+    "paper_binance.toml": "sim",
+    "paper_bybit.toml": "sim",
     "binancefutures.toml": "binancefutures",
     "binancefutures_emulator.toml": "binancefutures",
     "bybit.toml": "bybit",
