@@ -1,6 +1,6 @@
 """The demo: a connector on the simulated venue plus the tutorial grid bot, ~40 seconds.
 
-    python -m hftlive.demo [--seconds 30] [--venue sim|binance|bybit]
+    python -m hftlive.demo [--seconds 30] [--venue sim|binance|bybit|paper]
 
 It trades for `--seconds` once the bot quotes, after numba has compiled the strategy
 (~5 s; ~25 s the first time, when hftlive's own functions are compiled and cached too).
@@ -16,7 +16,10 @@ the bot's elapse() returns 1, and the bot prints its summary.
 loopback Binance emulator (a fourth process speaking Binance's REST, streams, user data
 stream and matching): the path a live run takes, with the emulator's keys. `--venue
 bybit` does the same through the Bybit v5 connector and the loopback Bybit emulator
-(REST, public, private and trade WebSockets on one port).
+(REST, public, private and trade WebSockets on one port). `--venue paper` paper-trades:
+the sim connector on the Binance emulator's live market (`[sim] live`, its public streams
+and depth snapshots only, no key), every fill the sim's; on the real market the same
+config without the emulator's URLs is examples/paper_binance.toml.
 """
 
 from __future__ import annotations
@@ -83,8 +86,26 @@ secret_env = "HFTLIVE_DEMO_SECRET"
 order_entry = "ws"
 """
 
+# paper trading: the sim on the Binance emulator's market, which stands for the real one
+PAPER_CONFIG = """
+[[instruments]]
+symbol = "btcusdt"
+
+[risk]
+max_position = 0.05
+max_orders_per_second = 100
+
+[sim]
+live = "binancefutures"
+
+[binancefutures]
+rest_url = "{rest}"
+ws_public_url = "{ws_public}"
+ws_market_url = "{ws_market}"
+"""
+
 # each venue's name for the demo's instrument (Bybit's symbols are uppercase)
-SYMBOL = {"sim": "btcusdt", "binance": "btcusdt", "bybit": "BTCUSDT"}
+SYMBOL = {"sim": "btcusdt", "binance": "btcusdt", "bybit": "BTCUSDT", "paper": "btcusdt"}
 
 BOT_ID = 4242
 # measured on the 2-core machine (busy with other work): numba compiles the grid strategy
@@ -146,6 +167,15 @@ def start_venue(venue: str, name: str, tmp: str) -> tuple[list[subprocess.Popen]
     if "rest" not in urls:
         emu.kill()
         raise RuntimeError(f"the {label} emulator did not start")
+    if venue == "paper":
+        with open(cfg, "w") as f:
+            f.write(PAPER_CONFIG.format(**urls))
+        conn = subprocess.Popen(
+            [sys.executable, "-m", "connector", "--name", name, "--connector", "sim",
+             "--config", cfg, "--log-level", "WARNING"],
+        )  # fmt: skip
+        return [conn, emu], (f"the simulated venue paper-trading on the {label} emulator's "
+                             f"live market ({urls['rest']}; no key, every fill simulated)")
     with open(cfg, "w") as f:
         if venue == "bybit":
             f.write(BYBIT_DEMO_CONFIG.format(**urls))
@@ -197,13 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30.0, help="how long the demo trades")
     p.add_argument("--bot", metavar="CONNECTOR", help=argparse.SUPPRESS)
     p.add_argument("--record", default="demo_record.npz", help="where the bot writes its recording")
-    p.add_argument("--venue", choices=("sim", "binance", "bybit"), default="sim",
+    p.add_argument("--venue", choices=("sim", "binance", "bybit", "paper"), default="sim",
                    help="sim (default), binance or bybit: that venue's connector against its "
-                        "loopback emulator")  # fmt: skip
+                        "loopback emulator; paper: the sim paper-trading on the Binance "
+                        "emulator's market")  # fmt: skip
     p.add_argument("--qty", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    # Binance's minimum order notional for BTCUSDT is 100 USDT: 0.002 BTC at ~60,000
-    qty = args.qty or (0.002 if args.venue == "binance" else 0.001)
+    # Binance's minimum order notional for BTCUSDT is 100 USDT: 0.002 BTC at ~60,000 (the
+    # paper sim takes the venue's minimums too)
+    qty = args.qty or (0.002 if args.venue in ("binance", "paper") else 0.001)
     if args.bot:
         return run_bot(args.bot, args.record, qty, SYMBOL[args.venue])
 

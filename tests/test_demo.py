@@ -42,6 +42,21 @@ def test_demo_trades_through_the_binance_connector_and_emulator(tmp_path):
     assert (tmp_path / "r.npz").exists()
 
 
+def test_demo_paper_trades_on_the_binance_emulators_market(tmp_path):
+    """--venue paper: the sim connector on the Binance emulator's live market (public
+    streams and snapshots only): the grid bot's orders are filled by the sim's engine."""
+    r = subprocess.run(
+        [sys.executable, "-m", "hftlive.demo", "--seconds", "6", "--venue", "paper",
+         "--record", str(tmp_path / "r.npz")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "paper-trading on the Binance USD-M emulator's live market" in r.stdout
+    summary = r.stdout[r.stdout.index("bot summary: trades") :]
+    assert int(summary.split()[3].rstrip(",")) > 0  # the sim's engine filled it
+    assert (tmp_path / "r.npz").exists()
+
+
 def test_demo_trades_through_the_bybit_connector_and_emulator(tmp_path):
     """The grid bot on Bybit's connector and emulator: it fills, and its bursts of orders
     are throttled by the connector, never refused by the venue with 10006."""
