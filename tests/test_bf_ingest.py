@@ -31,18 +31,15 @@ from connector.binancefutures._ingest import (
 from connector.binancefutures.feed import OUT_EVENTS, BinanceDecoder
 from connector.binancefutures.protocol import DepthUpdate, parse_stream
 from connector.binancefutures.streams import MdInstrument
-from connector.config import ConnectorSection, InstrumentConfig
-from connector.core import ConnectorCore
+from connector.config import InstrumentConfig
 from connector.errors import VenueProtocolError
 from connector.feed import Feed
-from connector.shmserver import ShmServer
 from hftlive.constants import ERR_BOOK_RESYNC
-from hftlive.layout import MD_WRITE_SEQ, event_dtype
-from tests.conftest import RecordingRouter
+from hftlive.layout import event_dtype
+from tests.ingest_pipeline import RingPipeline
 
 CAPTURE = Path(__file__).resolve().parents[2] / "shared/data/binancefutures/ethusdt_20240808.gz"
 ETH = InstrumentConfig("ethusdt", 0.01, 0.001)
-RING = 1 << 17
 
 
 @functools.cache
@@ -55,45 +52,19 @@ def capture() -> tuple[tuple[int, bytes], ...]:
         )
 
 
-class CheckedCore(ConnectorCore):
-    """The connector's core without its rings for compiled publishers: every batch goes
-    through `publish`, so the decoder takes the checked path for every frame."""
-
-    def direct_rings(self):
-        return None
-
-
-class Pipeline:
+class Pipeline(RingPipeline):
     """A decoder, its book and a real ShmServer, as MarketData wires them (no sockets)."""
 
     def __init__(self, tag: str, direct: bool):
-        cfg = ConnectorSection(md_capacity=RING, snapshot_capacity=8192)
-        self.shm = ShmServer(f"bfing{tag}{os.getpid()}", "binancefutures", [ETH], cfg)
-        self.router = RecordingRouter()
-        self.core = (ConnectorCore if direct else CheckedCore)(self.shm, self.router, [ETH])
+        super().__init__(f"bfing{tag}{os.getpid()}", "binancefutures", ETH, direct)
         self.inst = MdInstrument(0, ETH)
         self.snapshots_asked = 0
         self.feed = Feed(self.core, [self.inst], on_need_snapshot=self._asked)
         self.decoder = BinanceDecoder([self.inst], self.feed)
         self.decoder.compile()
-        self.v = self.shm.md[0]
 
     def _asked(self, _s) -> None:
         self.snapshots_asked += 1
-
-    @property
-    def seq(self) -> int:
-        return int(self.v.words[MD_WRITE_SEQ])
-
-    def events(self, lo: int, hi: int) -> np.ndarray:
-        return self.v.ring[np.arange(lo, hi) & (RING - 1)]
-
-    def levels(self):
-        d = self.inst.book
-        return d.bid_levels(100_000), d.ask_levels(100_000)
-
-    def close(self) -> None:
-        self.shm.close()
 
 
 @pytest.fixture

@@ -17,33 +17,20 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 import pytest
 
 from connector.bybit import market as M
 from connector.bybit._ingest import Y_SYNC
 from connector.bybit.feed import OUT_EVENTS, BybitDecoder
 from connector.bybit.marketdata import BybitInstrument
-from connector.config import ConnectorSection, InstrumentConfig
-from connector.core import ConnectorCore
+from connector.config import InstrumentConfig
 from connector.feed import Feed
-from connector.shmserver import ShmServer
 from hftlive.constants import ERR_BOOK_RESYNC
-from hftlive.layout import MD_WRITE_SEQ
 from tests import bybit_stream
 from tests.bybit_stream import SYMBOL
-from tests.conftest import RecordingRouter
+from tests.ingest_pipeline import RingPipeline
 
 ETH = InstrumentConfig(SYMBOL, 0.01, 0.001)
-RING = 1 << 17
-
-
-class CheckedCore(ConnectorCore):
-    """The connector's core without its rings for compiled publishers: every frame takes
-    the checked path."""
-
-    def direct_rings(self):
-        return None
 
 
 class Batches:
@@ -65,36 +52,21 @@ class Batches:
             self.seen.append(events[:n].tobytes())
 
 
-class Pipeline:
+class Pipeline(RingPipeline):
     """A decoder, its book and a real ShmServer, as MarketData wires them (no sockets)."""
 
     def __init__(self, tag: str, direct: bool, depth: int = 50):
-        cfg = ConnectorSection(md_capacity=RING, snapshot_capacity=8192)
-        self.shm = ShmServer(f"bying{tag}{os.getpid()}", "bybit", [ETH], cfg)
-        self.router = RecordingRouter()
         self.batches = Batches()
-        core = ConnectorCore if direct else CheckedCore
-        self.core = core(self.shm, self.router, [ETH], recorder=self.batches)
+        super().__init__(f"bying{tag}{os.getpid()}", "bybit", ETH, direct,
+                         recorder=self.batches)  # fmt: skip
         self.inst = BybitInstrument(0, ETH, depth)
         self.asked = 0
         self.feed = Feed(self.core, [self.inst], on_need_snapshot=self._asked)
         self.decoder = BybitDecoder([self.inst], self.feed, depth=depth)
         self.decoder.compile()
-        self.v = self.shm.md[0]
 
     def _asked(self, _s) -> None:
         self.asked += 1
-
-    @property
-    def seq(self) -> int:
-        return int(self.v.words[MD_WRITE_SEQ])
-
-    def events(self, lo: int, hi: int) -> np.ndarray:
-        return self.v.ring[np.arange(lo, hi) & (RING - 1)]
-
-    def levels(self):
-        d = self.inst.book
-        return d.bid_levels(100_000), d.ask_levels(100_000)
 
     def state(self):
         """Everything a frame may change besides the ring."""
@@ -103,9 +75,6 @@ class Pipeline:
                 self.inst.exch_ts, self.inst.local_ts, self.decoder.gaps, self.asked,
                 list(self.router.told), int(self.shm.ctl.instruments["n_bad_messages"][0]),
                 int(self.shm.ctl.instruments["n_resyncs"][0]), len(self.batches.seen))  # fmt: skip
-
-    def close(self) -> None:
-        self.shm.close()
 
 
 @pytest.fixture
