@@ -343,14 +343,14 @@ MAX_SKIPS = 8
 
 @nb.njit(cache=True)
 def _news(p_cursor, p_md_ws, p_resp_w, p_resp_r):
-    """EV_NEWS if a market ring or a response ring has something the bot has not read."""
+    """EV_NEWS if a market ring or a response ring has something the bot has not read
+    (each ring's write and read words XORed together: no branch per ring)."""
+    news = 0
     for a in range(len(p_md_ws)):
-        if load_at(p_md_ws[a]) != load_at(p_cursor + 8 * a):
-            return EV_NEWS
+        news |= load_at(p_md_ws[a]) ^ load_at(p_cursor + 8 * a)
     for c in range(len(p_resp_w)):
-        if load_at(p_resp_w[c]) != load_at(p_resp_r[c]):
-            return EV_NEWS
-    return 0
+        news |= load_at(p_resp_w[c]) ^ load_at(p_resp_r[c])
+    return EV_NEWS * (news != 0)
 
 
 @nb.njit(cache=True)
@@ -361,16 +361,17 @@ def _over(p_sig, p_ctrl):
 
 
 @nb.njit(cache=True)
+def _due(p_ctrl, now_tsc, clock, deadline):
+    """EV_HOUSE if housekeeping is due (by the TSC), EV_TIME if the bot's clock (the wall's
+    TSC or a replay's ns) reached `deadline`."""
+    return (EV_HOUSE * (now_tsc >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC))
+            | EV_TIME * (clock >= deadline))  # fmt: skip
+
+
+@nb.njit(cache=True)
 def _events(ev, p_sig, p_ctrl, now_tsc, clock, deadline):
-    """`ev` with EV_HOUSE, EV_END and EV_TIME added where they hold (the bot's clock,
-    the wall's TSC or a replay's ns, against `deadline`; housekeeping by the TSC)."""
-    if now_tsc >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC):
-        ev |= EV_HOUSE
-    if _over(p_sig, p_ctrl):
-        ev |= EV_END
-    if clock >= deadline:
-        ev |= EV_TIME
-    return ev
+    """`ev` with EV_HOUSE, EV_END and EV_TIME added where they hold (_due; the run's end)."""
+    return ev | _due(p_ctrl, now_tsc, clock, deadline) | EV_END * _over(p_sig, p_ctrl)
 
 
 @nb.njit(cache=True)
@@ -503,29 +504,17 @@ def wait_begin(p_sig, p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, tpn, elapse
             # the last reading is past the deadline: the time is up, no need to read again
             store_at(p_ctrl + 8 * C_SKIPS, skips + 1)
             store_at(p_ctrl + 8 * C_LAST_TSC, deadline)
-            return _poll_once(p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, seen,
-                              deadline), deadline  # fmt: skip
+            return (_news(p_cursor, p_md_ws, p_resp_w, p_resp_r)
+                    | _due(p_ctrl, seen, seen, deadline)), deadline
         now = rdtsc()
     else:
         now = rdtsc()
         deadline = now + np.int64(duration * tpn)
-    ev = _poll_once(p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, now, deadline)
+    # wait_spin's poll, once (the run's end was checked above)
+    ev = _news(p_cursor, p_md_ws, p_resp_w, p_resp_r) | _due(p_ctrl, now, now, deadline)
     if ev != 0:
         _returned(p_ctrl, ev, now, deadline, tpn)
     return ev, deadline
-
-
-@nb.njit(cache=True)
-def _poll_once(p_ctrl, p_cursor, p_md_ws, p_resp_w, p_resp_r, now, deadline):
-    """wait_spin's poll without a branch per ring, at clock reading `now` (the run's end is
-    checked by the caller): EV_NEWS, EV_HOUSE, EV_TIME bits."""
-    news = 0
-    for a in range(len(p_md_ws)):
-        news |= load_at(p_md_ws[a]) ^ load_at(p_cursor + 8 * a)
-    for c in range(len(p_resp_w)):
-        news |= load_at(p_resp_w[c]) ^ load_at(p_resp_r[c])
-    return (EV_NEWS * (news != 0) | EV_HOUSE * (now >= load_at(p_ctrl + 8 * C_HOUSEKEEP_TSC))
-            | EV_TIME * (now >= deadline))  # fmt: skip
 
 
 HOUSEKEEP_NS = 50_000_000  # how often a waiting bot beats its heartbeat and checks its connectors
