@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -29,31 +31,22 @@ def test_demo_runs_and_trades(tmp_path):
     assert lines.index(compiling[-1]) < lines.index(status[0])
 
 
-def test_demo_trades_through_the_binance_connector_and_emulator(tmp_path):
+@pytest.mark.parametrize("venue, what", [
+    ("binance", "Binance USD-M connector against the loopback emulator"),
+    # the sim on the Binance emulator's live market (public streams and snapshots only):
+    # the grid bot's orders are filled by the sim's engine
+    ("paper", "paper-trading on the Binance USD-M emulator's live market"),
+])
+def test_demo_trades_through_binance_or_paper_trades_on_its_emulator(tmp_path, venue, what):
     r = subprocess.run(
-        [sys.executable, "-m", "hftlive.demo", "--seconds", "4", "--venue", "binance",
+        [sys.executable, "-m", "hftlive.demo", "--seconds", "6", "--venue", venue,
          "--record", str(tmp_path / "r.npz")],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "Binance USD-M connector against the loopback emulator" in r.stdout
+    assert what in r.stdout
     summary = r.stdout[r.stdout.index("bot summary: trades") :]
     assert int(summary.split()[3].rstrip(",")) > 0  # it traded through the whole stack
-    assert (tmp_path / "r.npz").exists()
-
-
-def test_demo_paper_trades_on_the_binance_emulators_market(tmp_path):
-    """--venue paper: the sim connector on the Binance emulator's live market (public
-    streams and snapshots only): the grid bot's orders are filled by the sim's engine."""
-    r = subprocess.run(
-        [sys.executable, "-m", "hftlive.demo", "--seconds", "6", "--venue", "paper",
-         "--record", str(tmp_path / "r.npz")],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "paper-trading on the Binance USD-M emulator's live market" in r.stdout
-    summary = r.stdout[r.stdout.index("bot summary: trades") :]
-    assert int(summary.split()[3].rstrip(",")) > 0  # the sim's engine filled it
     assert (tmp_path / "r.npz").exists()
 
 
