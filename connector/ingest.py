@@ -34,7 +34,7 @@ from connector.errors import UsageError
 from connector.levels import _P10, _decimal, level_pair
 from hftlive._sys import void_ptr_at
 from hftlive.constants import BUY_EVENT, DEPTH_EVENT, EXCH_EVENT, LOCAL_EVENT, SELL_EVENT
-from hftlive.depth import depth_clear, update_ask, update_bid
+from hftlive.depth import depth_clear, put_event, update_ask, update_bid
 from hftlive.ipc import RT_COLS
 from hftlive.layout import D_WORDS, DF_WORDS, event_dtype
 
@@ -271,18 +271,13 @@ def apply_levels_at(tab, inst, out, lo, nb_, na_, exch_ts, local_ts):
     ak = nb.carray(void_ptr_at(tab[inst, I_AK]), (cap,), np.int64)
     av = nb.carray(void_ptr_at(tab[inst, I_AV]), (cap,), np.float64)
     for k in range(lo, lo + nb_ + na_):
-        e = out[k]
+        px, qty = out[k].px, out[k].qty
         if k < lo + nb_:
-            update_bid(di, df, bk, bv, ak, av, e.px, e.qty, exch_ts)
-            e.ev = _BID_DEPTH
+            update_bid(di, df, bk, bv, ak, av, px, qty, exch_ts)
+            put_event(out, k, _BID_DEPTH, exch_ts, local_ts, px, qty)
         else:
-            update_ask(di, df, bk, bv, ak, av, e.px, e.qty, exch_ts)
-            e.ev = _ASK_DEPTH
-        e.exch_ts = exch_ts
-        e.local_ts = local_ts
-        e.order_id = 0
-        e.ival = 0
-        e.fval = 0.0
+            update_ask(di, df, bk, bv, ak, av, px, qty, exch_ts)
+            put_event(out, k, _ASK_DEPTH, exch_ts, local_ts, px, qty)
 
 
 @nb.njit(cache=True)
