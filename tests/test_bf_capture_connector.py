@@ -83,7 +83,7 @@ def _tick(px: str) -> int:
     return int(t)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, boundscheck=True)
 def _walk(di, bk, bv, ak, av, n, out):
     """Top `n` levels per side read as a strategy reads them: from the best tick outward,
     tick by tick, with qty_at_tick (ht_get). out[0] bids, out[1] asks: rows (tick, qty)."""

@@ -36,7 +36,7 @@ def conn():
         c.close()
 
 
-@njit
+@njit(boundscheck=True)
 def wait_for_error(hbt, timeout_ns):
     """What njit code sees of the first error, waiting for it at most timeout_ns."""
     waited = 0

@@ -133,7 +133,7 @@ def test_full_side_drops_the_farthest_levels_first():
     assert book.di[D_DROPPED] == 200 - len(kept) - book.di[D_N_BID]
 
 
-@njit
+@njit(boundscheck=True)
 def _record_backtest_depth(hbt, out):
     i = 0
     while i < out.shape[0] and hbt.elapse(100_000_000) == 0:

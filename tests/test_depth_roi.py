@@ -44,7 +44,7 @@ def _ours(tick, lot, lb_tick, ub_tick):
     return ROIVectorMarketDepth(di, df, bids, asks)
 
 
-@njit
+@njit(boundscheck=True)
 def _apply_until(d, events, j, ts):
     """Apply events[j:] with local_ts <= ts to the ROI depth d; returns the next j."""
     while j < events.shape[0] and events[j].local_ts <= ts:
@@ -54,7 +54,7 @@ def _apply_until(d, events, j, ts):
     return j
 
 
-@njit
+@njit(boundscheck=True)
 def _hashmap_until(di, df, bk, bv, ak, av, events, j, ts):
     while j < events.shape[0] and events[j].local_ts <= ts:
         e = events[j]
@@ -239,7 +239,7 @@ def test_the_dispatch_picks_each_depths_functions_from_python_and_njit():
     book = DepthBook(1.0, 0.1, 64)
     hm = (book.di, book.df, book.bk, book.bv, book.ak, book.av)
 
-    @njit
+    @njit(boundscheck=True)
     def both(r, h):
         a = depth_event((r.di, r.df, r.bids, r.asks), BID | DEPTH_EVENT, 120.0, 1.0, 1)
         b = depth_event(h, BID | DEPTH_EVENT, 120.0, 1.0, 1)

@@ -290,7 +290,7 @@ def test_slow_reader_resyncs_from_the_snapshot(make_connector):
         hbt.close()
 
 
-@njit
+@njit(boundscheck=True)
 def _two_steps_around_busy_work(hbt, d, busy_ns, out):
     """elapse(d); then the strategy works busy_ns without calling the bot; elapse(d) again.
     out: each elapse's return code and how long each call took (ns, the bot's clock)."""
@@ -324,7 +324,7 @@ def test_elapse_counts_its_duration_from_the_last_wait_return(connector):
         hbt.close()
 
 
-@njit
+@njit(boundscheck=True)
 def _elapse_steps(hbt, d, n, slack_ticks, out):
     """n calls of elapse(d), each checked against the rule of the bot's time (botfn.
     wait_begin, CADENCE_NS, MAX_SKIPS), from the bot's control words and the TSC read just

@@ -17,7 +17,7 @@ GTX = 1
 LIMIT = 0
 
 
-@njit
+@njit(boundscheck=True)
 def quoter(hbt, recorder, away_ticks, every, lifecycle):
     """Every `every` steps of 100 ms: cancels its quotes, then quotes one buy and one sell
     `away_ticks` from the touch (so the market seldom reaches them); records every step.
@@ -55,7 +55,7 @@ def quoter(hbt, recorder, away_ticks, every, lifecycle):
 QUOTER = "tests.test_fidelity:quoter"
 
 
-@njit
+@njit(boundscheck=True)
 def silent(hbt, recorder):
     """Never records a step."""
     while hbt.elapse(100_000_000) == 0:

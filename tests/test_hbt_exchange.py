@@ -153,7 +153,7 @@ REC = np.dtype([("ts", "i8"), ("oid", "i8"), ("status", "i8"), ("req", "i8"),
                 ("exec_price_tick", "i8"), ("maker", "i8"), ("exch_ts", "i8")])  # fmt: skip
 
 
-@njit
+@njit(boundscheck=True)
 def _snapshot(hbt, last, out, n, record):
     values = hbt.orders(0).values()
     while values.has_next():
@@ -180,7 +180,7 @@ def _snapshot(hbt, last, out, n, record):
     return n
 
 
-@njit
+@njit(boundscheck=True)
 def _run_hbt(hbt, script, end_ts, out, codes, state):
     last = np.full((len(script) + 2, 6), -1.0)
     n = 0

@@ -43,7 +43,7 @@ response_latency_ns = 2_000_000
 """
 
 
-@njit
+@njit(boundscheck=True)
 def _strategy(hbt, out, steps):
     """Quotes at the touch, waits for responses, modifies and cancels on a schedule. Per
     step: 0 the clock after the step's elapse, 1-2 the touch, 3 the position (1e-3), 4 open
@@ -170,7 +170,7 @@ response_latency_ns = 1_000_000
 """
 
 
-@njit
+@njit(boundscheck=True)
 def _bid_then_cancel(hbt, out):
     """Keeps one post-only bid at the best bid under the same id, cancels it as soon as it
     is acked, and places it again once it ended. Per order: 0 how it ended (status), 1 the
@@ -187,6 +187,8 @@ def _bid_then_cancel(hbt, out):
                 n += 1
                 placed = False
                 hbt.clear_inactive_orders(0)
+                if n == out.shape[0]:
+                    break  # out is full: the submit below would write row n, past its end
             elif o.status in (2, 3, 4) and out[n, 1] == 0:
                 out[n, 1] = o.req  # ended with a request still in flight
         d = hbt.depth(0)

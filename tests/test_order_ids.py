@@ -75,7 +75,7 @@ def test_any_uint64_id_from_python_and_bad_ids_get_13(conn):
         hbt.close()
 
 
-@njit
+@njit(boundscheck=True)
 def _submit_from_njit(hbt, big, negative, fraction):
     return (
         hbt.submit_buy_order(0, big, PX, QTY, GTX, LIMIT, False),

@@ -75,7 +75,7 @@ def test_constants_are_exported_with_hftbacktests_values():
         assert getattr(hftlive, name) == getattr(ho, name), name
 
 
-@njit
+@njit(boundscheck=True)
 def lifecycle(hbt, out):
     """Walks reference §1.4 and writes what it observes; runs unchanged on both."""
     k = 0

@@ -374,7 +374,7 @@ def test_connector_with_an_unwritable_record_dir_exits_with_the_reason(tmp_path)
     assert "record.dir" in p.stderr and "afile/sub: cannot write there: Not a directory" in p.stderr
 
 
-@njit
+@njit(boundscheck=True)
 def _orders_then_record(hbt, rec, n):
     """Waits for a book, then n times: a far bid submitted, its response awaited, recorded."""
     while not (hbt.depth(0).best_bid > 0):

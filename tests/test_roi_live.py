@@ -25,7 +25,7 @@ TICK, LOT = 0.01, 0.001
 ROI = (2499.80, 2500.20)  # the sim's ethusdt sits at 2500 with 30 levels a side: ~20 inside
 
 
-@njit
+@njit(boundscheck=True)
 def _read_vectors(hbt, n_steps, out):
     """Per 20 ms step: the best ticks as the depth says and as a scan of bid_depth /
     ask_depth finds them, the levels in each vector, and the ROI members' consistency."""

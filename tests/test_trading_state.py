@@ -86,7 +86,7 @@ def _bot(name: str, bot_id: int, errors: list):
             .error_handler(errors.append).build())  # fmt: skip
 
 
-@numba.njit
+@numba.njit(boundscheck=True)
 def _njit_state(hbt):
     return hbt.trading_state  # what a strategy reads in its loop
 
