@@ -38,6 +38,17 @@ Taken with a bounded wait (`LOCK_TIMEOUT_S`): after that a warning names the fil
 holder, and the process goes on without the lock from then on rather than hang (a holder
 stuck that long is stopped or broken; a dead one releases it with its last fd).
 
+Crash safety: numba's `save` writes the index before the data. A process stopped between
+the two (SIGKILL, a second Ctrl-C, a supervisor's stop timeout during a first compile after
+an upgrade) leaves an index naming a data file that holds nothing new: after a source
+change the index starts afresh and numbers its files from 1 again, so the file it names
+holds the previous source's machine code (the bytecode part of the key does not see a
+changed constant), which every later process loads and runs. `install()` puts `_save`
+in its place, which writes the data file first and the index last: a process stopped in
+between leaves an index that does not name the new file, and the next process compiles
+again. (A process stopped inside one write leaves at most a stray temp file: each file
+is written to a temp name, then `os.replace`d.)
+
 `HFTLIVE_CACHE_LOCK_TRACE=<file>`: each outermost acquire and release appends a line
 `<pid> <acquire|release> <CLOCK_MONOTONIC ns> <what>` to that file, written while the lock
 is held (tests check the turns with it).
@@ -49,6 +60,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import itertools
 import logging
 import os
 import tempfile
@@ -240,9 +252,28 @@ def _locked(method, what: str):
     return wrapper
 
 
+def _save(self, key, data):
+    """numba's `IndexDataCacheFile.save` with its two writes in the crash-safe order: the
+    new entry's data file, then the index that names it (see the module's docstring)."""
+    overloads = self._load_index()
+    data_name = overloads.get(key)
+    if data_name is not None:  # the index already names it: replace the data, index as is
+        self._save_data(data_name, data)
+        return
+    existing = set(overloads.values())
+    data_name = next(n for n in map(self._data_name, itertools.count(1)) if n not in existing)
+    self._save_data(data_name, data)
+    overloads[key] = data_name
+    self._save_index(overloads)
+
+
+_SAVE_NEEDS = ("_load_index", "_save_index", "_save_data", "_data_name")
+
+
 def install() -> bool:
-    """Puts numba's cache file I/O under the lock (idempotent); False, with a warning, if
-    this numba's cache has not the shape this was written for (numba 0.6x)."""
+    """Puts numba's cache file I/O under the lock, with `save` in the crash-safe order
+    (idempotent); False, with a warning, if this numba's cache has not the shape this was
+    written for (numba 0.6x)."""
     try:
         from numba.core.caching import IndexDataCacheFile
     except ImportError:
@@ -255,6 +286,13 @@ def install() -> bool:
         log.warning("numba's IndexDataCacheFile has no %s(): its cache is not locked across "
                     "processes", ", ".join(missing))  # fmt: skip
         return False
+    if not getattr(IndexDataCacheFile.save, "_hftlive_cache_lock", False):
+        if all(callable(getattr(IndexDataCacheFile, n, None)) for n in _SAVE_NEEDS):
+            IndexDataCacheFile.save = _save
+        else:
+            log.warning("numba's IndexDataCacheFile has not the private methods %s: its own "
+                        "save() stays, which a process killed while saving can leave naming "
+                        "stale machine code", ", ".join(_SAVE_NEEDS))  # fmt: skip
     for name in names:
         method = getattr(IndexDataCacheFile, name)
         if not getattr(method, "_hftlive_cache_lock", False):

@@ -258,3 +258,57 @@ def test_the_lock_file_is_tied_to_the_cache(tmp_path):
     env = dict(os.environ)
     env.pop("NUMBA_CACHE_DIR", None)  # numba writes beside each source: one lock per user
     assert _lock_path_in(env).endswith(f"-{os.getuid()}.lock")
+
+
+STALE_TOY = """import numba as nb
+
+
+@nb.njit(cache=True)
+def f(x):
+    return x + {k}
+"""
+
+KILLED_MID_SAVE = """
+import os, sys
+{imports}
+from numba.core.caching import IndexDataCacheFile as Cache
+
+def stop_after(write):
+    def stopped(self, *a, **k):
+        write(self, *a, **k)
+        os._exit(9)  # as a SIGKILL between the save's two writes: no cleanup, no flush
+    return stopped
+
+Cache._save_index = stop_after(Cache._save_index)
+Cache._save_data = stop_after(Cache._save_data)
+import stale_toy
+stale_toy.f(1)
+"""
+
+
+def _run_toy(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_a_process_killed_between_a_saves_two_writes_leaves_no_stale_code(tmp_path):
+    """After a source change numba numbers a function's data files from 1 again; its own
+    save writes the index (naming `f.1.nbc`) before the data, so a process killed between
+    the two left an index that names the old source's machine code, which every later
+    process ran (here: x + 1 where the source says x + 22; numba 0.68 without hftlive
+    does). hftlive's save writes the data first: the killed save leaves nothing named."""
+    src = tmp_path / "src"
+    src.mkdir()
+    toy = src / "stale_toy.py"
+    env = _env(tmp_path, PYTHONPATH=os.pathsep.join([str(src), str(ROOT)]))
+    call = "import hftlive, stale_toy; print(stale_toy.f(1))"
+    toy.write_text(STALE_TOY.format(k=1))
+    r = _run_toy(call, env)
+    assert (r.returncode, r.stdout.strip()) == (0, "2"), r.stderr[-3000:]
+    toy.write_text(STALE_TOY.format(k=22))  # the same line, another size: another stamp
+    st = toy.stat()
+    os.utime(toy, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    r = _run_toy(KILLED_MID_SAVE.format(imports="import hftlive"), env)
+    assert r.returncode == 9, r.stderr[-3000:]  # stopped after its first write
+    r = _run_toy(call, env)
+    assert (r.returncode, r.stdout.strip()) == (0, "23"), r.stderr[-3000:]
