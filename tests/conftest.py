@@ -16,6 +16,31 @@ ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = ROOT.parent / "shared" / "data" / "binancefutures" / "ethusdt_20240808.gz"
 _names = itertools.count()
 
+
+
+def _pad_hftbacktests_event_order() -> None:
+    """Under NUMBA_BOUNDSCHECK=1 (every compiled function checks its indexing: the suite's
+    sweep for out-of-bounds reads and writes in our compiled code, connectors included, as
+    they inherit the environment), hftbacktest's `correct_event_order` fails: it reads
+    its index arrays at len(data) before testing the bound, a read it then ignores. Its
+    callers get it with both index arrays padded by one, which changes nothing else."""
+    import hftbacktest.data
+    import numpy as np
+    from hftbacktest.data import validation
+    from hftbacktest.data.utils import binancefutures
+
+    theirs = validation.correct_event_order
+
+    def padded(data, sorted_exch_index, sorted_local_index):
+        return theirs(data, np.append(sorted_exch_index, 0), np.append(sorted_local_index, 0))
+
+    for module in (hftbacktest.data, validation, binancefutures):
+        module.correct_event_order = padded
+
+
+if os.environ.get("NUMBA_BOUNDSCHECK") == "1":
+    _pad_hftbacktests_event_order()
+
 SIM_CONFIG = """
 [[instruments]]
 symbol = "btcusdt"
