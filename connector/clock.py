@@ -12,6 +12,7 @@ The venue supplies only `fetch_ms`: an async call returning the venue's clock in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ class VenueClock:
         self.offset_ms = 0  # venue clock minus local clock
         self.measured = 0  # how many times it was measured
         self._busy = False
+        self._task: asyncio.Task | None = None  # remeasure_soon's, held: see there
 
     def now_ms(self) -> int:
         """Venue-clock milliseconds."""
@@ -57,6 +59,17 @@ class VenueClock:
         self.measured += 1
         return self.offset_ms
 
+    def remeasure_soon(self, why: str) -> None:
+        """`remeasure(why)` in a task of its own, for a reply handler that cannot wait for
+        it. The clock holds the task: the event loop keeps only a weak reference to a task,
+        and one nobody holds can be collected before it ends. A re-measure already
+        running, or already asked for, makes this a no-op."""
+        if self._busy or (self._task is not None and not self._task.done()):
+            return
+        self._task = asyncio.get_running_loop().create_task(self.remeasure(why),
+                                                            name="venue-clock-remeasure")
+        self._task.add_done_callback(_log_unexpected)
+
     async def remeasure(self, why: str) -> None:
         """Re-measures at once (once at a time), e.g. after a timestamp-window refusal;
         a failure is logged, the old offset kept."""
@@ -72,3 +85,10 @@ class VenueClock:
             log.error("%s: venue clock offset could not be re-measured: %s", why, e)
         finally:
             self._busy = False
+
+
+def _log_unexpected(task: asyncio.Task) -> None:
+    """What remeasure() does not expect (a bug, not a venue that did not answer) is logged
+    with its traceback when its task ends, rather than by asyncio whenever it is collected."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("venue clock re-measure failed", exc_info=task.exception())

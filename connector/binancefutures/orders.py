@@ -28,7 +28,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from connector import codes
@@ -276,8 +275,7 @@ class BinanceOrders:
         if isinstance(resp, ErrorReply):
             if resp.code == OUTSIDE_RECV_WINDOW:
                 # our clock and the venue's drifted apart faster than the periodic re-measure
-                asyncio.get_running_loop().create_task(
-                    self.rest.resync_clock(f"order {o.client_id}: -1021"))  # fmt: skip
+                self.rest.clock.remeasure_soon(f"order {o.client_id}: -1021")
             return refusal(resp.code, resp.msg)
         o.venue_id = resp.order_id
         return state_of(resp, self.insts[o.inst])

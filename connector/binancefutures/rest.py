@@ -82,10 +82,6 @@ class RestClient:
         """Measures the venue clock offset with GET /fapi/v1/time; returns it (ms)."""
         return await self.clock.measure()
 
-    async def resync_clock(self, why: str) -> None:
-        """Re-measures the offset now (once at a time), e.g. after a -1021 reply."""
-        await self.clock.remeasure(why)
-
     # ------------------------------------------------------------------ requests
     def blocked_for(self) -> float:
         """Seconds left of a venue-imposed pause (429/418 Retry-After), 0 if none."""

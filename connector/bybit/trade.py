@@ -72,8 +72,7 @@ class _Codec:
         if path is not None:
             self.rest.limits.on_reply(path, r.limits, r.ret_code, self.rest.now_ms())
         if r.ret_code == OUTSIDE_RECV_WINDOW:
-            asyncio.get_running_loop().create_task(
-                self.rest.clock.remeasure(f"{NAME} {r.op}: 10002"))  # fmt: skip
+            self.rest.clock.remeasure_soon(f"{NAME} {r.op}: 10002")
         if r.ret_code == RESTARTING:
             self.restarting = True
         if not r.req_id:
