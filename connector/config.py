@@ -2,7 +2,7 @@
 
 Every key is checked: an unknown key (a typo) or a missing required key is a ConfigError
 naming the key and the file. Every number has a valid range, declared once on its field
-(`rng(...)`) and checked in `_build` (so venue sections built with `_build` get it too):
+(`rng(...)`) and checked in `build_section` (so venue sections built with it get it too):
 a value outside it, NaN or an infinity is a ConfigError naming the key, the file and the
 range, because a limit that quietly accepts `nan` or `-1` is a limit switched off.
 Paths (`path_field(...)`) are resolved against the config file's folder at load time,
@@ -184,10 +184,6 @@ _SECTIONS = {"connector": ConnectorSection, "risk": RiskConfig, "metrics": Metri
 def build_section(cls, data: Any, where: str, path: str):
     """`data` (a TOML table) as the frozen dataclass `cls`, every key checked as a
     section's are: unknown or missing keys, types and ranges (ConfigError naming them)."""
-    return _build(cls, data, where, path)
-
-
-def _build(cls, data: Any, where: str, path: str):
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: [{where}] must be a table, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -276,11 +272,11 @@ def load_config(path: str | Path, venue: str) -> Config:
         raise ConfigError(f"{p}: instruments must be a non-empty array of [[instruments]] tables")
     insts = []
     for i, t in enumerate(raw_insts):
-        insts.append(_build(InstrumentConfig, t, f"instruments[{i}]", p))
+        insts.append(build_section(InstrumentConfig, t, f"instruments[{i}]", p))
     syms = [i.symbol for i in insts]
     if len(set(syms)) != len(syms):
         raise ConfigError(f"{p}: instruments lists a symbol twice: {syms}")
-    sections = {k: _build(cls, data.get(k, {}), k, p) for k, cls in _SECTIONS.items()}
+    sections = {k: build_section(cls, data.get(k, {}), k, p) for k, cls in _SECTIONS.items()}
     c = sections["connector"]
     for k in ("md_capacity", "req_capacity", "resp_capacity"):
         v = getattr(c, k)
@@ -293,13 +289,13 @@ def load_config(path: str | Path, venue: str) -> Config:
     if spec.section is not None:
         if spec.section_required and venue not in data:
             raise ConfigError(f"{p}: missing section [{venue}]")
-        section = _build(spec.section, data.get(venue, {}), venue, p)
+        section = build_section(spec.section, data.get(venue, {}), venue, p)
     raw_alerts = data.get("alerts", [])
     if not isinstance(raw_alerts, list):
         raise ConfigError(f"{p}: alerts must be an array of [[alerts]] tables")
     alerts = []
     for i, t in enumerate(raw_alerts):
-        a = _build(AlertRule, t, f"alerts[{i}]", p)
+        a = build_section(AlertRule, t, f"alerts[{i}]", p)
         _check_alert(a, f"alerts[{i}]", p)
         alerts.append(a)
     tables = {k: data[k] for k in registry.names() if k != venue and k in data}
