@@ -30,7 +30,7 @@ import time
 from bench._common import EXIT_NOT_VALID, FIGURES_ENV, ROOT, figure
 
 BENCHES = ["feed_latency", "strategy_calls", "startup", "bf_ingest", "bf_order_path",
-           "bybit_ingest", "bybit_order_path"]
+           "bybit_ingest", "bybit_order_path", "signing"]
 QUICK = {"strategy_calls": ["--quick"]}  # the scripts with a quick path, and its arguments
 TIMEOUT_S = 120  # each script is built to finish well within this on 2 cores
 # every figure each script reports: (name, unit)
@@ -54,6 +54,7 @@ FIGURES = {
                          ("bybit_order_path_rest_p99_us", "us"),
                          ("bybit_order_path_ws_median_us", "us"),
                          ("bybit_order_path_ws_p99_us", "us")],
+    "signing": [("sign_hmac_ws_us", "us"), ("sign_ed25519_ws_us", "us")],
 }  # fmt: skip
 
 

@@ -138,3 +138,23 @@ def test_non_ed25519_pem_is_refused():
     )
     with pytest.raises(ConfigError, match="Ed25519"):
         Credentials(API_KEY, pem)
+
+
+def test_the_query_is_urlencodes_byte_for_byte_with_or_without_its_shortcut():
+    """signing._query skips urlencode's quoting when nothing needs it: for every name and
+    value, safe or not, the text is urlencode's (what was signed is what is sent)."""
+    import random
+    from urllib.parse import urlencode
+
+    from connector.binancefutures.signing import _query
+
+    rng = random.Random(5)
+    alphabet = "AZaz09_.~-" + " +&=/:%?#\u00e9\u20ac\"'"
+    cases = [[("newClientOrderId", "hl:run/1"), ("price", "2500.00")], [("a", "")], [],
+             [("symbol", "ETHUSDT"), ("quantity", "0.010"), ("timeInForce", "GTX")]]  # fmt: skip
+    for _ in range(2000):
+        cases.append([("".join(rng.choices(alphabet, k=rng.randint(1, 6))),
+                       "".join(rng.choices(alphabet, k=rng.randint(0, 8))))
+                      for _ in range(rng.randint(1, 4))])  # fmt: skip
+    for items in cases:
+        assert _query(items) == urlencode(items), items

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
@@ -104,6 +105,19 @@ def _items(params: Mapping[str, object] | Iterable[tuple[str, object]]) -> list[
     return out
 
 
+# quote_plus leaves these as they are (RFC 3986 unreserved); urlencode escapes the rest
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _query(items: list[tuple[str, str]]) -> str:
+    """`urlencode(items)`, byte for byte, without its per-character quoting when no name or
+    value needs any (an order's params never do: symbols, decimals, enums, client ids of
+    `[.A-Za-z0-9_-]`): half of an HMAC-signed order's cost went into urlencode."""
+    if _UNRESERVED.fullmatch("".join([k + v for k, v in items])):
+        return "&".join([f"{k}={v}" for k, v in items])
+    return urlencode(items)
+
+
 def sign_payload(secret: str | Credentials, payload: str) -> str:
     """Signature of a raw totalParams string (query + body, concatenated directly)."""
     return _as_credentials(secret).sign(payload)
@@ -131,7 +145,7 @@ def sign_params(
     if recv_window_ms is not None:
         items.append(("recvWindow", str(int(recv_window_ms))))
     items.append(("timestamp", str(int(timestamp_ms))))
-    query = urlencode(items)
+    query = _query(items)
     creds = _as_credentials(secret)
     sig = creds.sign(query)
     if creds.kind != "HMAC":
@@ -162,5 +176,5 @@ def sign_ws_params(
     if recv_window_ms is not None:
         out["recvWindow"] = int(recv_window_ms)
     texts += [(k, str(out[k])) for k in ("apiKey", "timestamp", "recvWindow") if k in out]
-    out["signature"] = creds.sign(urlencode(sorted(texts)))
+    out["signature"] = creds.sign(_query(sorted(texts)))
     return out
