@@ -655,15 +655,19 @@ def test_a_failing_adapter_cancels_every_open_order_before_the_connector_exits(
     async def main():
         cfg = await prepare(load_config(cfg_path, "binancefutures"))
         conn = Connector(name, "binancefutures", cfg)
-        ready = asyncio.Event()
+        started, ready = asyncio.Event(), asyncio.Event()
 
         async def failing_md():
+            started.set()
             await ready.wait()
             raise VenueProtocolError("injected adapter bug")
 
         conn.venue.md.run = failing_md
         task = asyncio.create_task(conn.run())
-        await asyncio.sleep(1.0)  # started: cancel_all_on_start has run
+        # the venue starts its market data once cancel_all_on_start has run (_serve)
+        md_up = asyncio.ensure_future(started.wait())
+        await asyncio.wait({md_up, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        assert md_up.done(), f"the venue did not start its market data: {task}"
         # an order resting on the venue (placed by anyone on the account)
         from connector.binancefutures.signing import sign_params
 
