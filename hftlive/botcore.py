@@ -147,6 +147,29 @@ _DISPATCH_ADDR = ctypes.cast(_dispatch, ctypes.c_void_p).value
 
 
 @nb.njit(inline="always")
+def _asset(self, asset_no):
+    """`asset_no` as an index into the bot's per-asset arrays, or IndexError. Unchecked, a
+    strategy written for more instruments than this bot registered read another region of
+    memory as its position (0.0, say) or latencies; hftbacktest's backtester crashes.
+    Not for the members that return a jitclass (depth, state_values, orders): a raise
+    there makes numba count a reference to it on every call (depth(0).best_bid 0.7 ->
+    18.5 ns); they use _past_end_if_negative."""
+    a = np.int64(asset_no)
+    if a < 0 or a >= self.cursor.shape[0]:
+        raise IndexError("asset_no is not one of this bot's assets (0 .. num_assets - 1)")
+    return a
+
+
+@nb.njit(inline="always")
+def _past_end_if_negative(self, asset_no):
+    """`asset_no` as an index into a per-asset tuple, whose own getitem raises IndexError
+    past its end; a negative one, which a tuple takes from its end (-1: the last asset),
+    is made one past the end."""
+    a = np.int64(asset_no)
+    return a if a >= 0 else self.cursor.shape[0]
+
+
+@nb.njit(inline="always")
 def _now(self):
     """The bot's clock: the wall clock, or the replay's (connector.lockstep)."""
     return f.now_ns(self.ls[0], self.ts)
@@ -313,16 +336,16 @@ class _LiveBotBase:
     # ----------------------------------------------------------------- market data
 
     def depth(self, asset_no):
-        return self.depths[np.int64(asset_no)]
+        return self.depths[_past_end_if_negative(self, asset_no)]
 
     def position(self, asset_no):
-        return self.state[np.int64(asset_no)].position
+        return self.state[_asset(self, asset_no)].position
 
     def state_values(self, asset_no):
-        return self.states[np.int64(asset_no)]
+        return self.states[_past_end_if_negative(self, asset_no)]
 
     def last_trades(self, asset_no):
-        a = np.int64(asset_no)
+        a = _asset(self, asset_no)
         return self.trades[a, : self.trade_n[a, N_USED]]
 
     def clear_last_trades(self, asset_no):
@@ -333,16 +356,16 @@ class _LiveBotBase:
             self.trade_n[a, N_USED] = 0
 
     def orders(self, asset_no):
-        return self.order_dicts[np.int64(asset_no)]
+        return self.order_dicts[_past_end_if_negative(self, asset_no)]
 
     def feed_latency(self, asset_no):
-        a = np.int64(asset_no)
+        a = _asset(self, asset_no)
         if self.latency[a, L_HAS_FEED] == 0:
             return None
         return (self.latency[a, L_FEED_EXCH], self.latency[a, L_FEED_LOCAL])
 
     def order_latency(self, asset_no):
-        a = np.int64(asset_no)
+        a = _asset(self, asset_no)
         if self.latency[a, L_HAS_ORDER] == 0:
             return None
         return (

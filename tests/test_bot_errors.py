@@ -83,3 +83,46 @@ def test_a_build_the_connector_does_not_answer_leaves_nothing_behind(conn):
         b.build()  # nobody acknowledges the slot: the connector's loop is not running
     assert list_segments(f"hftlive.{name}.bot.") == []
     assert [s[0] for s in conn.server.active_slots()] == []
+
+
+@njit(boundscheck=True)
+def _read_asset(hbt, what, a):
+    """One of the per-asset reads a strategy makes, of asset `a`."""
+    if what == 0:
+        return hbt.position(a)
+    if what == 1:
+        return hbt.depth(a).best_bid
+    if what == 2:
+        return hbt.state_values(a).balance
+    if what == 3:
+        return float(len(hbt.orders(a)))
+    if what == 4:
+        return float(hbt.last_trades(a).shape[0])
+    if what == 5:
+        return 1.0 if hbt.feed_latency(a) is None else 0.0
+    return 1.0 if hbt.order_latency(a) is None else 0.0
+
+
+READS = ["position", "depth", "state_values", "orders", "last_trades", "feed_latency",
+         "order_latency"]  # fmt: skip
+
+
+@pytest.mark.parametrize("what", range(len(READS)), ids=READS)
+def test_reading_an_asset_the_bot_did_not_register_is_an_index_error(conn, what):
+    """A strategy backtested on two instruments and run on a bot that registered one: its
+    reads of the second are an IndexError, from njit code and from Python, not another
+    region of memory read as a position of 0.0 (as position, the latencies and
+    last_trades did); the bot's own asset reads as before."""
+    hbt = conn.build_bot()
+    try:
+        assert hbt.num_assets == 1
+        _read_asset(hbt, what, 0)
+        # depth, state_values and orders index a tuple (numba's own IndexError message)
+        says = "not one of this bot's assets" if what in (0, 4, 5, 6) else "out of range"
+        for a in (1, 5, -1):
+            with pytest.raises(IndexError, match=says):
+                _read_asset(hbt, what, a)
+            with pytest.raises(IndexError, match=says):
+                getattr(hbt, READS[what])(a)
+    finally:
+        hbt.close()
