@@ -1,9 +1,9 @@
-"""The demo: a connector on the simulated venue plus the tutorial grid bot, ~40 seconds.
+"""The demo: a connector on the simulated venue plus the tutorial grid bot, ~35 seconds.
 
     python -m hftlive.demo [--seconds 30] [--venue sim|binance|bybit|paper]
 
 It trades for `--seconds` once the bot quotes, after numba has compiled the strategy
-(~5 s; ~25 s the first time, when hftlive's own functions are compiled and cached too).
+(a few s; ~20 s the first time, when hftlive's own functions are compiled and cached too).
 
 No network, no keys. Three processes, as in production: the connector (python -m
 connector ... --connector sim), the bot (this module with --bot), and this one, which
@@ -111,7 +111,7 @@ BOT_ID = 4242
 # measured on the 2-core machine (busy with other work): numba compiles the grid strategy
 # on every run (~12 s) and, on the first run after an install, hftlive's cached functions
 # too (~38 s); the whole demo takes ~50 s, ~70 s the first time
-COMPILE_NOTE = "numba: ~5 s, ~25 s on the first run"
+COMPILE_NOTE = "numba: a few s, ~20 s on the first run"
 LINE_EVERY_S = 5.0  # not a terminal (a file, a pipe): one whole status line this often
 # the sim venue's synthetic market stamps each event 1 ms before it "receives" it, so its
 # feed latency is a constant of the simulation, not a measurement
