@@ -57,9 +57,29 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SharedMemoryError, ValueError) as e:
         print(f"connector: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        # a ConfigError raised while running (e.g. HedgeModeError: the account was switched
+        # to hedge mode) comes out of the venue's TaskGroup inside an ExceptionGroup
+        found = _config_error_in(e)
+        if found is None:
+            raise
+        print(f"connector: error: {found}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _config_error_in(e: BaseException) -> ConfigError | None:
+    """`e` if it is a ConfigError, else the first one inside it if it is an exception
+    group (a TaskGroup's), else None."""
+    if isinstance(e, ConfigError):
+        return e
+    for inner in getattr(e, "exceptions", ()):
+        found = _config_error_in(inner)
+        if found is not None:
+            return found
+    return None
 
 
 if __name__ == "__main__":

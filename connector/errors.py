@@ -77,15 +77,19 @@ class HedgeModeError(ConfigError):
         evidence: what the venue said, e.g. "GET /fapi/v1/positionSide/dual:
             dualSidePosition=true".
         how_to_switch: the venue's way to switch to one-way mode (its web UI and API).
+        running: found while the connector ran (the mode was switched since its start),
+            not before it started: it stops, cancelling what it had open.
     """
 
-    def __init__(self, venue: str, evidence: str, how_to_switch: str):
+    def __init__(self, venue: str, evidence: str, how_to_switch: str, running: bool = False):
+        done = ("it stopped, cancelling what it had open" if running
+                else "it sent no order and no cancel")  # fmt: skip
         super().__init__(
             f"the {venue} account is in hedge mode ({evidence}). hftlive trades one-way "
             f"positions (one signed position per instrument), as hftbacktest does, and "
             f"every order would be refused on a hedge-mode account. Switch the account to "
             f"one-way mode ({how_to_switch}) and start the connector again; it does not "
-            f"change the mode itself, and it sent no order and no cancel."
+            f"change the mode itself, and {done}."
         )
         self.venue = venue
         self.evidence = evidence

@@ -705,6 +705,41 @@ def test_a_refused_key_is_a_clear_config_error(tmp_path, emu):
     assert "not-the-secret" not in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_switch_to_hedge_mode_while_running_stops_the_connector(tmp_path, emu):
+    """Binance switches the position mode only with no position and no open order, so it
+    can happen while a connector runs idle; from then on every order is refused with -4061.
+    The refusal reaches the bot; the connector then reads the mode (within a housekeeping
+    pass), finds hedge mode, and stops as it would have at start: exit 2, one line saying
+    so and how to switch back, and the bot's run ends."""
+    conn = BfConnector(tmp_path, emu)
+    errors = []
+    hbt = None
+    try:
+        hbt = _bot(conn, errors)
+        _wait(hbt, lambda: _synced(hbt), what="a synced book")
+        px = round(hbt.depth(0).best_bid - 5.0, 2)
+        assert hbt.submit_buy_order(0, 1, px, 0.02, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(1).status == NEW  # one-way mode: it trades
+        assert hbt.cancel(0, 1, True) == 0
+        emu.faults(hedge_mode=True)
+        assert hbt.submit_buy_order(0, 2, px, 0.02, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(2).status == EXPIRED and errors[-1].code == -4061
+        wait_until(lambda: conn.proc.poll() is not None, 60.0, "the connector to stop")
+        wait_until(lambda: hbt.elapse(10_000_000) != 0, 30.0, "the bot's run to end")
+    finally:
+        if hbt is not None:
+            hbt.close()
+        conn.stop()
+    text = conn.text()
+    assert conn.proc.returncode == 2, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("connector: error: the Binance USD-M futures account is in hedge mode")
+    assert "switched while the connector ran" in last and "one-way" in last
+    seen = emu.control("/_emulator/requests")["requests"]
+    assert seen.get("GET /fapi/v1/positionSide/dual") == 2  # at start, and after the -4061
+    assert not list(Path("/dev/shm").glob(f"hftlive.{conn.name}.*"))
+
+
 def test_a_hedge_mode_account_is_refused_before_the_connector_starts(tmp_path, emu):
     """An account in hedge mode (dualSidePosition true) would refuse every order with
     -4061: the connector reads GET /fapi/v1/positionSide/dual before it creates shared

@@ -421,6 +421,43 @@ def test_a_refused_key_is_a_clear_config_error(tmp_path, emu):
     conn.stop()
 
 
+def test_a_switch_to_hedge_mode_while_running_stops_the_connector(tmp_path, emu):
+    """Bybit switches a symbol's mode only with nothing open, so it can happen while a
+    connector runs idle; from then on every order is refused with 10001. The refusal
+    reaches the bot; the connector then reads the position list (within a housekeeping
+    pass), finds hedge-mode legs, and stops as it would have at start: exit 2, one line
+    saying so and how to switch back, and the bot's run ends."""
+    conn = BybitConnector(tmp_path, emu)
+    errors: list = []
+    hbt = None
+    try:
+        hbt = bot(conn, emu, errors)
+        ready(hbt, conn)
+        px = far_bid(hbt, emu)
+        qty = qty_for(emu, px)
+        assert hbt.submit_buy_order(0, 1, px, qty, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(1).status == NEW  # one-way mode: it trades
+        assert hbt.cancel(0, 1, True) == 0
+        reads = emu.requests("GET /v5/position/list")
+        emu.faults(hedge_mode=True)
+        assert hbt.submit_buy_order(0, 2, px, qty, GTX, LIMIT, True) == 0
+        assert hbt.orders(0).get(2).status == EXPIRED
+        assert [e.code for e in errors if e.kind == ERR_ORDER] == [10001]
+        wait_until(lambda: conn.proc.poll() is not None, 60.0, "the connector to stop")
+        wait_until(lambda: hbt.elapse(10_000_000) != 0, 30.0, "the bot's run to end")
+    finally:
+        if hbt is not None:
+            hbt.close()
+        conn.stop()
+    text = conn.text()
+    assert conn.proc.returncode == 2, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("connector: error: the Bybit linear account is in hedge mode")
+    assert "orders are refused with 10001" in last and "positionIdx 1 and 2" in last
+    assert emu.requests("GET /v5/position/list") == reads + 1  # the one re-read of the mode
+    assert not list(Path("/dev/shm").glob(f"hftlive.{conn.name}.*"))
+
+
 def test_a_hedge_mode_account_is_refused_before_the_connector_starts(tmp_path, emu):
     """A hedge-mode symbol (position list legs positionIdx 1 and 2) would refuse every
     order with 10001: the connector reads the position list before it creates shared

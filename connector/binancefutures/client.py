@@ -199,23 +199,29 @@ async def check_account(cfg: Config) -> None:
     async with RestClient(c.rest_url, creds, c.recv_window_ms, c.request_timeout_s) as rest:
         try:
             await rest.sync_time()
-            r = await rest.request("GET", "/fapi/v1/positionSide/dual", {}, signed=True,
-                                   weight=POSITION_MODE_WEIGHT)  # fmt: skip
+            r = await rest.request(*POSITION_MODE_READ, signed=True, weight=POSITION_MODE_WEIGHT)
         except RequestFailed as e:
             raise ConfigError(
                 f"{cfg.path}: cannot check the account at {c.rest_url}: {e}"
             ) from None
     if r.status != 200:
         raise _refused(cfg, "GET /fapi/v1/positionSide/dual", r.status, r.raw)
-    try:
-        hedge = parse_position_mode(r.body if isinstance(r.body, dict) else r.raw)
-    except VenueProtocolError as e:
-        raise VenueProtocolError(f"GET /fapi/v1/positionSide/dual: {e}") from None
-    if hedge:
+    if _hedge_mode(r):
         raise HedgeModeError("Binance USD-M futures",
                              "GET /fapi/v1/positionSide/dual says dualSidePosition=true",
                              SWITCH_TO_ONE_WAY)  # fmt: skip
     log.info("position mode: one-way (GET /fapi/v1/positionSide/dual)")
+
+
+POSITION_MODE_READ = ("GET", "/fapi/v1/positionSide/dual", {})
+
+
+def _hedge_mode(r) -> bool:
+    """A 200 reply of POSITION_MODE_READ: whether the account is in hedge mode."""
+    try:
+        return parse_position_mode(r.body if isinstance(r.body, dict) else r.raw)
+    except VenueProtocolError as e:
+        raise VenueProtocolError(f"GET /fapi/v1/positionSide/dual: {e}") from None
 
 
 def _refused(cfg: Config, what: str, status: int, raw: bytes) -> Exception:
@@ -331,12 +337,38 @@ class BinanceFuturesVenue(EntryVenue):
         while True:
             await asyncio.sleep(SETTLE_EVERY_S)
             self.orders.entry.settle(SETTLE_EVERY_S)
+            if self.orders.mode_suspect:
+                self.orders.mode_suspect = False
+                await self._recheck_position_mode()
             if time.monotonic() >= next_sync:  # the clock offset drifts slowly; re-measure
                 next_sync = time.monotonic() + 300.0
                 try:
                     await self.rest.sync_time()
                 except RequestFailed as e:
                     log.warning("clock offset refresh failed: %s", e)
+
+    async def _recheck_position_mode(self) -> None:
+        """After a -4061 refusal: the mode read again (weight 30). Hedge mode (switched
+        while we ran; Binance allows it only with no position and no open order) stops the
+        connector with HedgeModeError, as at start, rather than have every order refused;
+        a read that fails is logged, and the next -4061 asks again."""
+        try:
+            r = await self.rest.request(*POSITION_MODE_READ, signed=True,
+                                        weight=POSITION_MODE_WEIGHT)  # fmt: skip
+            if r.status != 200:
+                raise VenueProtocolError(f"HTTP {r.status} {r.raw[:200]!r}")
+            hedge = _hedge_mode(r)
+        except (RequestFailed, VenueProtocolError) as e:
+            log.warning("an order was refused with -4061; the position mode could not be "
+                        "read: %s", e)  # fmt: skip
+            return
+        if hedge:
+            raise HedgeModeError("Binance USD-M futures", "orders are refused with -4061 and "
+                                 "GET /fapi/v1/positionSide/dual says dualSidePosition=true: "
+                                 "the mode was switched while the connector ran",
+                                 SWITCH_TO_ONE_WAY, running=True)  # fmt: skip
+        log.warning("an order was refused with -4061, but GET /fapi/v1/positionSide/dual says "
+                    "one-way mode")  # fmt: skip
 
     async def _auto_cancel_heartbeat(self) -> None:
         """Keeps the venue's auto-cancel countdown from running out while we are alive."""

@@ -22,7 +22,8 @@
   venue's limits, counted the moment they are admitted.
 * Positions come from positionRisk and ACCOUNT_UPDATE, one-way (positionSide BOTH): a
   hedge-mode account is refused before the connector starts (client.check_account), and a
-  reconcile that finds LONG/SHORT legs (the mode was switched since) stops the connector
+  reconcile that finds LONG/SHORT legs, or a -4061 refusal after which the venue's
+  housekeeping reads the mode as hedge (the mode was switched since), stops the connector
   with the same HedgeModeError rather than trade on it.
 """
 
@@ -58,6 +59,9 @@ from hftlive.layout import REQ_CANCEL, REQ_MODIFY, REQ_SUBMIT
 log = logging.getLogger(__name__)
 
 OUTSIDE_RECV_WINDOW = -1021
+# "Order's position side does not match user's setting": an order without positionSide
+# LONG/SHORT on a hedge-mode account (Binance's error codes, -4061)
+POSITION_SIDE_MISMATCH = -4061
 # request weight of each order request, REST and WS-API alike (§1.6, §1.7); place and
 # modify count against the ORDERS limits instead
 _WEIGHT = {REQ_SUBMIT: 0, REQ_MODIFY: 0, REQ_CANCEL: 1}
@@ -166,6 +170,9 @@ class BinanceOrders:
         self.rest_orders = RestOrders(rest)
         self.transport = transport or self.rest_orders
         self.user_ready = False  # the user data stream is connected (set by UserStream)
+        # a -4061 came back: the account may have been switched to hedge mode while we ran
+        # (the venue's housekeeping reads the mode, and stops the connector if so)
+        self.mode_suspect = False
         self.entry = OrderEntry(core, self)
         self._legs: dict[tuple[int, str], float] = {}  # (inst, positionSide) -> amount
         self.positions: dict[int, float] = {}  # inst -> the account's position (venue's)
@@ -276,6 +283,8 @@ class BinanceOrders:
             if resp.code == OUTSIDE_RECV_WINDOW:
                 # our clock and the venue's drifted apart faster than the periodic re-measure
                 self.rest.clock.remeasure_soon(f"order {o.client_id}: -1021")
+            elif resp.code == POSITION_SIDE_MISMATCH:
+                self.mode_suspect = True
             return refusal(resp.code, resp.msg)
         o.venue_id = resp.order_id
         return state_of(resp, self.insts[o.inst])
@@ -318,7 +327,7 @@ class BinanceOrders:
         if hedged:
             raise HedgeModeError("Binance USD-M futures", "GET /fapi/v2/positionRisk lists "
                                  f"LONG/SHORT legs for {', '.join(hedged)}",
-                                 SWITCH_TO_ONE_WAY)  # fmt: skip
+                                 SWITCH_TO_ONE_WAY, running=True)  # fmt: skip
         for p in risks:
             self._set_leg(self.by_symbol[p.symbol].idx, p.position_side, p.position_amt)
         for s in self.insts:

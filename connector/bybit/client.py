@@ -341,6 +341,9 @@ class BybitVenue(EntryVenue):
         while True:
             await asyncio.sleep(SETTLE_EVERY_S)
             self.orders.entry.settle(SETTLE_EVERY_S)
+            if self.orders.mode_suspect:
+                self.orders.mode_suspect = False
+                await self.orders.check_position_mode()
             if time.monotonic() >= next_sync:  # the offset drifts slowly; re-measure
                 next_sync = time.monotonic() + REMEASURE_S
                 await self.rest.clock.remeasure("periodic")

@@ -23,9 +23,10 @@ and the private stream's order, execution and position pushes (venue_protocols.m
   orders: /v5/order/realtime per symbol, every page.
 * Positions from `position` pushes and GET /v5/position/list: size signed by side,
   one-way (positionIdx 0). A hedge-mode symbol is refused before the connector starts
-  (client.check_account), and a reconcile that finds legs with positionIdx 1/2 (the mode
-  was switched since) stops the connector with the same HedgeModeError rather than trade
-  on it; legs that a push carries meanwhile are summed.
+  (client.check_account), and a reconcile that finds legs with positionIdx 1/2, or a
+  10001 refusal after which the venue's housekeeping reads them (check_position_mode;
+  the mode was switched since), stops the connector with the same HedgeModeError rather
+  than trade on it; legs that a push carries meanwhile are summed.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ log = logging.getLogger(__name__)
 CATEGORY = "linear"
 STREAM_WAIT_S = 1.0  # how long an accepted request waits for the order's push
 INTERNAL_ERROR = 10016  # "server error": the request may have executed
+# "params error": among others, an order without positionIdx 1/2 on a hedge-mode symbol
+# ("position idx not match position mode", users' reports: UNCONFIRMED); so any 10001
+# makes the venue's housekeeping read the mode (check_position_mode)
+PARAMS_ERROR = 10001
 _OPS = {REQ_SUBMIT: "order.create", REQ_MODIFY: "order.amend", REQ_CANCEL: "order.cancel"}
 _PATHS = {REQ_SUBMIT: "/v5/order/create", REQ_MODIFY: "/v5/order/amend",
           REQ_CANCEL: "/v5/order/cancel"}  # fmt: skip
@@ -108,6 +113,7 @@ class BybitOrders:
         self.rest = rest
         self.trade = trade
         self.private_ready = False  # the private stream is up and reconciled
+        self.mode_suspect = False  # a 10001 came back: the mode may have been switched
         self.entry = OrderEntry(core, self)
         self._legs: dict[tuple[int, int], float] = {}  # (inst, positionIdx) -> signed size
         self.positions: dict[int, float] = {}  # inst -> the account's position
@@ -208,6 +214,8 @@ class BybitOrders:
         if env.ret_code != 0:
             if env.ret_code == RATE_LIMITED:
                 log.warning("order %s: 10006 too many visits", o.client_id)
+            elif env.ret_code == PARAMS_ERROR:
+                self.mode_suspect = True
             return refusal(env.ret_code, env.ret_msg)
         if isinstance(env.result, dict) and env.result.get("orderId"):
             o.venue_id = env.result["orderId"]
@@ -321,21 +329,37 @@ class BybitOrders:
         self._legs[(inst, idx)] = size
         self.positions[inst] = sum(v for (i, _), v in self._legs.items() if i == inst)
 
+    async def _one_way_positions(self, s, why: str = "") -> list[Position]:
+        """GET /v5/position/list for `s`: its legs. Hedge-mode legs (positionIdx 1/2):
+        HedgeModeError. The mode was checked at start; a switch since (possible with
+        nothing open) makes every order get 10001 "position idx not match position mode"."""
+        r = await self.rest.request("GET", "/v5/position/list",
+                                    {"category": CATEGORY, "symbol": s.symbol},
+                                    signed=True)  # fmt: skip
+        if r.env is None or not r.env.ok:
+            raise VenueProtocolError(f"GET /v5/position/list: HTTP {r.status} "
+                                     f"{str(r.raw)[:200]!r}")  # fmt: skip
+        ours = [p for p in parse_position_list(r.env.result) if p.symbol == s.symbol]
+        if any(p.position_idx in HEDGE_LEGS for p in ours):
+            raise HedgeModeError("Bybit linear", f"{why}GET /v5/position/list shows "
+                                 f"hedge-mode legs, positionIdx 1 and 2, for {s.symbol}",
+                                 SWITCH_TO_ONE_WAY, running=True)  # fmt: skip
+        return ours
+
+    async def check_position_mode(self) -> None:
+        """After a 10001 refusal: each symbol's mode read again (its legs are left to the
+        private stream). Hedge mode stops the connector with HedgeModeError, as at start;
+        a read that fails is logged, and the next 10001 asks again."""
+        try:
+            for s in self.insts:
+                await self._one_way_positions(s, "orders are refused with 10001 and ")
+        except (RequestFailed, VenueProtocolError) as e:
+            log.warning("an order was refused with 10001; the position mode could not be "
+                        "read: %s", e)  # fmt: skip
+
     async def fetch_positions(self) -> None:
         for s in self.insts:
-            r = await self.rest.request("GET", "/v5/position/list",
-                                        {"category": CATEGORY, "symbol": s.symbol},
-                                        signed=True)  # fmt: skip
-            if r.env is None or not r.env.ok:
-                raise VenueProtocolError(f"GET /v5/position/list: HTTP {r.status} "
-                                         f"{str(r.raw)[:200]!r}")  # fmt: skip
-            ours = [p for p in parse_position_list(r.env.result) if p.symbol == s.symbol]
-            if any(p.position_idx in HEDGE_LEGS for p in ours):
-                # checked at start; switched since (possible with nothing open): every
-                # order would now get 10001 "position idx not match position mode"
-                raise HedgeModeError("Bybit linear", "GET /v5/position/list shows hedge-mode "
-                                     f"legs, positionIdx 1 and 2, for {s.symbol}",
-                                     SWITCH_TO_ONE_WAY)  # fmt: skip
+            ours = await self._one_way_positions(s)
             for p in ours:
                 self._set_leg(s.idx, p.position_idx, p.signed_size)
             log.info("%s: account position %g (/v5/position/list)", s.symbol,
