@@ -125,6 +125,22 @@ def wait_session(hbt, name: str, timeout: float = 10.0) -> None:
         view.close()
 
 
+def wait_connector_ends_run(proc: subprocess.Popen, hbt, timeout: float = 60.0) -> None:
+    """The connector process `proc` exits by itself within `timeout` s, and then the run of
+    its bot `hbt` ends (elapse returns non-zero)."""
+    wait_until(lambda: proc.poll() is not None, timeout, "the connector to stop")
+    wait_until(lambda: hbt.elapse(10_000_000) != 0, 30.0, "the bot's run to end")
+
+
+def exit_error(proc: subprocess.Popen, text: str) -> str:
+    """What `python -m connector` said it stopped for, its exit status checked to be 2
+    (a ConfigError): its output's last line, without the "connector: error: " prefix."""
+    assert proc.returncode == 2, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("connector: error: "), text[-3000:]
+    return last.removeprefix("connector: error: ")
+
+
 def stop_process(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
     """Sends `sig`, waits up to `timeout`, kills if need be; returns the exit code."""
     if proc.poll() is None:

@@ -39,7 +39,13 @@ from hftlive.constants import REJECT_POST_ONLY, REJECT_UNKNOWN_ORDER
 from hftlive.monitor import ConnectorView
 from hftlive.shm import SharedMemoryError
 from tests.conftest import book_synced as _synced
-from tests.conftest import stop_process, wait_session, wait_until
+from tests.conftest import (
+    exit_error,
+    stop_process,
+    wait_connector_ends_run,
+    wait_session,
+    wait_until,
+)
 from tests.conftest import wait_bot as _wait
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -724,17 +730,14 @@ def test_a_switch_to_hedge_mode_while_running_stops_the_connector(tmp_path, emu)
         emu.faults(hedge_mode=True)
         assert hbt.submit_buy_order(0, 2, px, 0.02, GTX, LIMIT, True) == 0
         assert hbt.orders(0).get(2).status == EXPIRED and errors[-1].code == -4061
-        wait_until(lambda: conn.proc.poll() is not None, 60.0, "the connector to stop")
-        wait_until(lambda: hbt.elapse(10_000_000) != 0, 30.0, "the bot's run to end")
+        wait_connector_ends_run(conn.proc, hbt)
     finally:
         if hbt is not None:
             hbt.close()
         conn.stop()
-    text = conn.text()
-    assert conn.proc.returncode == 2, text[-3000:]
-    last = text.strip().splitlines()[-1]
-    assert last.startswith("connector: error: the Binance USD-M futures account is in hedge mode")
-    assert "switched while the connector ran" in last and "one-way" in last
+    why = exit_error(conn.proc, conn.text())
+    assert why.startswith("the Binance USD-M futures account is in hedge mode")
+    assert "switched while the connector ran" in why and "one-way" in why
     seen = emu.control("/_emulator/requests")["requests"]
     assert seen.get("GET /fapi/v1/positionSide/dual") == 2  # at start, and after the -4061
     assert not list(Path("/dev/shm").glob(f"hftlive.{conn.name}.*"))

@@ -38,7 +38,15 @@ from hftlive.constants import (
     REJECT_POST_ONLY,
     REJECT_RATE_LIMITED,
 )
-from tests.conftest import book_synced, stop_process, wait_bot, wait_session, wait_until
+from tests.conftest import (
+    book_synced,
+    exit_error,
+    stop_process,
+    wait_bot,
+    wait_connector_ends_run,
+    wait_session,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # These run against the Bybit emulator (connector/bybit/emulator) as child processes.
@@ -443,17 +451,14 @@ def test_a_switch_to_hedge_mode_while_running_stops_the_connector(tmp_path, emu)
         assert hbt.submit_buy_order(0, 2, px, qty, GTX, LIMIT, True) == 0
         assert hbt.orders(0).get(2).status == EXPIRED
         assert [e.code for e in errors if e.kind == ERR_ORDER] == [10001]
-        wait_until(lambda: conn.proc.poll() is not None, 60.0, "the connector to stop")
-        wait_until(lambda: hbt.elapse(10_000_000) != 0, 30.0, "the bot's run to end")
+        wait_connector_ends_run(conn.proc, hbt)
     finally:
         if hbt is not None:
             hbt.close()
         conn.stop()
-    text = conn.text()
-    assert conn.proc.returncode == 2, text[-3000:]
-    last = text.strip().splitlines()[-1]
-    assert last.startswith("connector: error: the Bybit linear account is in hedge mode")
-    assert "orders are refused with 10001" in last and "positionIdx 1 and 2" in last
+    why = exit_error(conn.proc, conn.text())
+    assert why.startswith("the Bybit linear account is in hedge mode")
+    assert "orders are refused with 10001" in why and "positionIdx 1 and 2" in why
     assert emu.requests("GET /v5/position/list") == reads + 1  # the one re-read of the mode
     assert not list(Path("/dev/shm").glob(f"hftlive.{conn.name}.*"))
 
