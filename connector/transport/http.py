@@ -18,7 +18,6 @@ signed. Messages never carry a query string (it may hold a signature).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,7 +91,7 @@ class HttpSession:
             async with self.session.request(method, url, headers=headers, data=body) as resp:
                 raw = await resp.read()
                 return Response(resp.status, resp.headers, raw)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestFailed(f"{what}: no reply within {self.timeout_s} s",
                                 sent=True) from None  # fmt: skip
         except aiohttp.ClientConnectorError as e:
