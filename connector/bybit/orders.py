@@ -37,11 +37,11 @@ import logging
 from connector import codes
 from connector.bybit import mapping
 from connector.bybit.protocol import (
-    HEDGE_LEGS,
     SWITCH_TO_ONE_WAY,
     Execution,
     OrderUpdate,
     Position,
+    hedge_legs_in,
     parse_execution_list,
     parse_order_list,
     parse_position_list,
@@ -340,7 +340,7 @@ class BybitOrders:
             raise VenueProtocolError(f"GET /v5/position/list: HTTP {r.status} "
                                      f"{str(r.raw)[:200]!r}")  # fmt: skip
         ours = [p for p in parse_position_list(r.env.result) if p.symbol == s.symbol]
-        if any(p.position_idx in HEDGE_LEGS for p in ours):
+        if hedge_legs_in(ours):
             raise HedgeModeError("Bybit linear", f"{why}GET /v5/position/list shows "
                                  f"hedge-mode legs, positionIdx 1 and 2, for {s.symbol}",
                                  SWITCH_TO_ONE_WAY, running=True)  # fmt: skip

@@ -468,4 +468,9 @@ def parse_position_mode(result: Any) -> bool:
     Raises:
         VenueProtocolError: a malformed result, or a positionIdx other than 0/1/2.
     """
-    return any(p.position_idx in HEDGE_LEGS for p in parse_position_list(result))
+    return hedge_legs_in(parse_position_list(result))
+
+
+def hedge_legs_in(positions: list[Position]) -> bool:
+    """Whether `positions` (one symbol's) hold hedge-mode legs, positionIdx 1 or 2."""
+    return any(p.position_idx in HEDGE_LEGS for p in positions)
