@@ -108,9 +108,9 @@ ws_market_url = "{ws_market}"
 SYMBOL = {"sim": "btcusdt", "binance": "btcusdt", "bybit": "BTCUSDT", "paper": "btcusdt"}
 
 BOT_ID = 4242
-# measured on the 2-core machine (busy with other work): numba compiles the grid strategy
-# on every run (~12 s) and, on the first run after an install, hftlive's cached functions
-# too (~38 s); the whole demo takes ~50 s, ~70 s the first time
+# measured on the 2-core machine, idle: numba compiles the grid strategy on every run
+# (under 5 s) and, on the first run after an install, hftlive's cached functions too
+# (15-20 s in all); the whole demo takes ~36 s, ~50 s the first time
 COMPILE_NOTE = "numba: a few s, ~20 s on the first run"
 LINE_EVERY_S = 5.0  # not a terminal (a file, a pipe): one whole status line this often
 # the sim venue's synthetic market stamps each event 1 ms before it "receives" it, so its
